@@ -1,0 +1,277 @@
+"""pytest integration: options, parametrization, device-aware timing and the JSON contract.
+
+pytest-benchmark stays the harness (calibration, rounds, statistics, storage, compare); this
+plugin only chooses what runs, prepares each call outside the timed region and enriches the JSON
+through pytest-benchmark's hooks. Registered by the repository's root conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+# Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
+# before torch._inductor reads its config.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import torch
+from pytest_benchmark.utils import get_tag
+
+from perf_core import clock, core
+from perf_core.workload import (
+    DEFAULT_PRESET,
+    DEVICES,
+    DTYPE_BYTES,
+    KERNELS,
+    PRESETS,
+    TOKEN_COUNTS,
+    VARIANTS,
+    Workload,
+)
+
+PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
+SELECTION_KEY = pytest.StashKey["Selection"]()
+
+# option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
+OPTIONS = {
+    "tokens": (",".join(map(str, TOKEN_COUNTS)), "comma-separated token counts"),
+    "kernels": (",".join(KERNELS), f"comma-separated kernels ({', '.join(KERNELS)})"),
+    "variants": (",".join(VARIANTS), f"comma-separated variants ({', '.join(VARIANTS)})"),
+    "device": ("auto", "cpu, cuda, or auto (cuda when available)"),
+    "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
+    "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
+    "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
+    "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: a workload and a variant (eager or compiled)."""
+
+    workload: Workload
+    variant: str
+    preset: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.workload.kernel}-{self.variant}-{self.workload.n_tokens}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What this run measures, parsed and validated from the options before any work."""
+
+    tokens: tuple[int, ...]
+    kernels: tuple[str, ...]
+    variants: tuple[str, ...]
+    device: str
+    dtype: str
+    preset: str
+    threads: int
+
+    def cases(self) -> list[Case]:
+        shape = PRESETS[self.preset].with_dtype(self.dtype)
+        return [
+            Case(shape.workload(kernel, n, self.device), variant, self.preset)
+            for kernel in self.kernels
+            for variant in self.variants
+            for n in self.tokens
+        ]
+
+
+def _split(option: str, raw: str) -> list[str]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"--{option}: needs at least one value")
+    return items
+
+
+def _positive_int(option: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--{option}: {text!r} is not a positive integer")
+    return int(text)
+
+
+def _choices(option: str, raw: str, allowed: tuple[str, ...] | dict) -> tuple[str, ...]:
+    values = _split(option, raw)
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"--{option}: unknown value {value!r}; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(values))
+
+
+def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
+    """Validate raw option strings; raises ValueError with a one-line message naming the bad value."""
+    device = raw["device"].strip() or "auto"
+    if device == "auto":
+        device = "cuda" if cuda_available else "cpu"
+    (device,) = _choices("device", device, DEVICES)
+    if device == "cuda" and not cuda_available:
+        raise ValueError("--device: 'cuda' was asked for but CUDA is not available on this machine")
+    preset = raw["preset"].strip() or DEFAULT_PRESET[device]
+    _choices("preset", preset, PRESETS)
+    dtype = raw["dtype"].strip() or PRESETS[preset].dtype
+    _choices("dtype", dtype, DTYPE_BYTES)
+    tokens = tuple(sorted({_positive_int("tokens", t) for t in _split("tokens", raw["tokens"])}))
+    return Selection(
+        tokens=tokens,
+        kernels=_choices("kernels", raw["kernels"], KERNELS),
+        variants=_choices("variants", raw["variants"], VARIANTS),
+        device=device,
+        dtype=dtype,
+        preset=preset,
+        threads=_positive_int("threads", raw["threads"].strip()),
+    )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perf_core", "per-token latency benchmarks")
+    for name, (default, help_text) in OPTIONS.items():
+        group.addoption(f"--{name}", dest=f"perf_{name}", default=None, help=f"{help_text} (ini: perf_{name})")
+        parser.addini(f"perf_{name}", help_text, default=default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = {name: config.getoption(f"perf_{name}") or config.getini(f"perf_{name}") for name in OPTIONS}
+    try:
+        selection = parse_selection(raw, torch.cuda.is_available())
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    torch.set_num_threads(selection.threads)
+    config.stash[SELECTION_KEY] = selection
+    # The history is the point of the suite: every timed run is saved, raw rounds included, the same
+    # as --benchmark-autosave --benchmark-save-data. Set here rather than in addopts so that runs
+    # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
+    if raw["autosave"].strip().lower() in ("1", "true", "yes") and not config.getoption("benchmark_disable"):
+        config.option.benchmark_autosave = config.option.benchmark_autosave or get_tag()
+        config.option.benchmark_save_data = True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "perf_case" in metafunc.fixturenames:
+        cases = metafunc.config.stash[SELECTION_KEY].cases()
+        metafunc.parametrize("perf_case", cases, ids=[case.id for case in cases])
+
+
+@pytest.fixture(scope="session")
+def perf_peaks(pytestconfig: pytest.Config) -> clock.Peaks | None:
+    """The device's measured matmul rate and copy bandwidth, once per run (None when not timing)."""
+    if pytestconfig.getoption("benchmark_disable"):
+        return None
+    selection = pytestconfig.stash[SELECTION_KEY]
+    peaks = clock.measure_peaks(selection.device, selection.dtype)
+    pytestconfig.stash[PEAKS_KEY] = peaks
+    return peaks
+
+
+@pytest.fixture
+def perf_benchmark(benchmark, perf_case: Case):
+    """pytest-benchmark's fixture with a clock that is right for the case's device."""
+    # pytest-benchmark reads the timer before and after each round; on CUDA it must drain the
+    # queue first (see perf_core.clock). The fixture has no public setter, hence the attribute.
+    benchmark._timer = clock.timer_for(perf_case.workload.device)
+    return benchmark
+
+
+@contextlib.contextmanager
+def failures_reported(case: Case) -> Iterator[None]:
+    """Turn compile failures and out-of-memory errors into one clear failure of this benchmark only."""
+    try:
+        yield
+        return
+    except core.CompileFailed as error:
+        message = str(error)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()  # so the next token count starts from a clean cache
+        w = case.workload
+        message = f"out of memory in {case.id}: {w.n_tokens} tokens, batch {w.batch}, d_model {w.d_model}, {w.dtype}"
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
+
+
+def extra_info(case: Case, call: core.PreparedCall, median_s: float | None, peaks: clock.Peaks | None) -> dict:
+    """The per-benchmark fields of the JSON contract (see the README)."""
+    w = case.workload
+    info = {
+        "kernel": w.kernel,
+        "variant": case.variant,
+        "n_tokens": w.n_tokens,
+        "preset": case.preset,
+        "d_model": w.d_model,
+        "n_heads": w.n_heads,
+        "batch": w.batch,
+        "dtype": w.dtype,
+        "device": w.device,
+        "flops": w.flops,
+        "bytes": w.bytes,
+        "per_token_s": None if median_s is None else median_s / w.n_tokens,
+        "floor_s": None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
+    }
+    if call.flags is not None:
+        info["compile_s"] = call.compile_s
+        info["compile_flags"] = call.flags.as_dict()
+    return info
+
+
+def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
+    """Prepare (compile, check, warm up), time under a recompile guard, record the contract fields."""
+    with failures_reported(case):
+        call = core.prepare(case.workload, case.variant)
+        with core.no_recompiles():
+            benchmark(call.fn)
+        median_s = benchmark.stats.stats.median if benchmark.stats else None
+        benchmark.extra_info.update(extra_info(case, call, median_s, peaks))
+        if case.workload.device == "cuda" and median_s is not None:
+            latency_s = clock.isolated_latency_s(call.fn, torch.cuda.synchronize)
+            benchmark.extra_info.update(latency_s=latency_s, latency_per_token_s=latency_s / case.workload.n_tokens)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    selection = config.stash[SELECTION_KEY]
+    machine_info.update(
+        torch_version=torch.__version__,
+        device=selection.device,
+        device_name=clock.device_name(selection.device),
+        num_threads=torch.get_num_threads(),
+        cuda_version=torch.version.cuda if selection.device == "cuda" else None,
+    )
+    peaks = config.stash.get(PEAKS_KEY, None)
+    if peaks is not None:
+        machine_info.update(peaks.as_dict())
+
+
+def _format_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3f} {unit}"
+    return f"{seconds / 1e-9:.1f} ns"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """A per-token table beside pytest-benchmark's per-call one."""
+    session = getattr(config, "_benchmarksession", None)
+    rows = [b for b in (session.benchmarks if session else []) if b.extra_info.get("per_token_s")]
+    if not rows:
+        return
+    terminalreporter.section("per-token latency (median per call / tokens)")
+    header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}"
+    terminalreporter.write_line(header)
+    for bench in sorted(
+        rows, key=lambda b: (b.extra_info["kernel"], b.extra_info["variant"], b.extra_info["n_tokens"])
+    ):
+        info = bench.extra_info
+        n = info["n_tokens"]
+        floor = info.get("floor_s")
+        ratio = f"{info['per_token_s'] * n / floor:.1f}" if floor else "-"
+        name = f"{info['kernel']}-{info['variant']}-{n}"
+        terminalreporter.write_line(
+            f"{name:<28}{_format_s(bench.stats.median):>14}{_format_s(info['per_token_s']):>14}"
+            f"{_format_s(floor / n if floor else None):>14}{ratio:>9}"
+        )

@@ -1,0 +1,66 @@
+"""The clock's logic, checked on the CPU with a fake asynchronous device."""
+
+import pytest
+
+from perf_core import clock
+
+
+class FakeDevice:
+    """Launches return at once and queue work; only sync() lets device time pass."""
+
+    def __init__(self, seconds_per_call: float) -> None:
+        self.now = 0.0
+        self.pending = 0.0
+        self.syncs = 0
+        self.seconds_per_call = seconds_per_call
+
+    def launch(self) -> None:
+        self.now += 1e-6  # the host-side launch cost
+        self.pending += self.seconds_per_call
+
+    def sync(self) -> None:
+        self.syncs += 1
+        self.now += self.pending
+        self.pending = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+
+def run_round(timer, fn, iterations: int) -> float:
+    """What pytest-benchmark's runner does: read the timer, call fn `iterations` times, read again."""
+    start = timer()
+    for _ in range(iterations):
+        fn()
+    return timer() - start
+
+
+def test_unsynchronized_host_clock_sees_only_the_launches():
+    device = FakeDevice(seconds_per_call=1e-3)
+    assert run_round(device.clock, device.launch, 100) == pytest.approx(100e-6)
+
+
+def test_synchronized_timer_sees_the_device_work_and_syncs_once_per_round_boundary():
+    device = FakeDevice(seconds_per_call=1e-3)
+    timer = clock.synchronized_timer(device.sync, device.clock)
+    assert run_round(timer, device.launch, 100) == pytest.approx(100 * 1e-3 + 100e-6)
+    assert device.syncs == 2  # not one per call: back-to-back calls keep the device busy
+
+
+def test_isolated_latency_syncs_around_every_call():
+    device = FakeDevice(seconds_per_call=1e-3)
+    latency = clock.isolated_latency_s(device.launch, device.sync, calls=10, clock=device.clock)
+    assert latency == pytest.approx(1e-3 + 1e-6)
+    assert device.syncs == 20
+
+
+def test_cpu_timer_is_the_plain_host_clock():
+    import time
+
+    assert clock.timer_for("cpu") is time.perf_counter
+
+
+def test_peaks_are_measured_and_positive_on_the_cpu():
+    peaks = clock.measure_peaks("cpu", "float32")
+    assert peaks.flops_per_s > 1e8 and peaks.bytes_per_s > 1e8
+    assert set(peaks.as_dict()) == {"peak_flops_per_s", "copy_bytes_per_s", "peak_dtype"}

@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from perf_core import core, kernels
+from perf_core.core import CompileFailed, CompileFlags
+from perf_core.workload import Workload
+
+
+def small(kernel: str, n_tokens: int = 8) -> Workload:
+    return Workload(kernel, n_tokens=n_tokens, d_model=32, n_heads=4)
+
+
+@pytest.mark.parametrize("kernel", ["attention", "matmul"])
+def test_inputs_are_seeded_and_never_zero(kernel):
+    (_, x1), (_, x2) = kernels.build(small(kernel), seed=3), kernels.build(small(kernel), seed=3)
+    torch.testing.assert_close(x1, x2)
+    assert x1.abs().min() > 0 or x1.count_nonzero() == x1.numel()
+    assert not torch.equal(x1, kernels.build(small(kernel), seed=4)[1])
+
+
+def test_attention_block_is_causal():
+    module, x = kernels.build(small("attention"), seed=0)
+    changed = x.clone()
+    changed[:, -1] += 1.0  # only the last token differs
+    with torch.no_grad():
+        a, b = module(x), module(changed)
+    torch.testing.assert_close(a[:, :-1], b[:, :-1])  # earlier tokens cannot see it
+    assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+def test_mismatch_fails_with_the_error_size():
+    w = small("matmul")
+    expected = torch.ones(2, 3)
+    with pytest.raises(AssertionError, match=r"compiled matmul-8 differs from eager: .*Greatest absolute difference"):
+        core.check_close(expected + 0.5, expected, w)
+
+
+def test_compiled_call_matches_eager_and_records_its_flags():
+    flags = CompileFlags()
+    call = core.prepare(small("attention"), "compiled", flags)
+    assert call.flags == flags and call.compile_s > 0
+    module, x = kernels.build(small("attention"))
+    with torch.no_grad():
+        torch.testing.assert_close(call.fn(), module(x), rtol=1e-4, atol=1e-4)
+
+
+def test_eager_call_has_no_compile_time():
+    call = core.prepare(small("matmul"), "eager")
+    assert call.compile_s is None and call.flags is None
+
+
+def test_recompile_inside_the_timed_region_raises():
+    compiled = core.compile_module(kernels.Matmul(32), CompileFlags())
+    with torch.no_grad():
+        compiled(torch.randn(1, 8, 32))
+        with core.no_recompiles(), pytest.raises(RuntimeError, match=r"[Rr]ecompil"):
+            compiled(torch.randn(1, 16, 32))  # a new static shape would need a new graph
+
+
+def test_same_shape_inside_the_guard_runs():
+    compiled = core.compile_module(kernels.Matmul(32), CompileFlags())
+    with torch.no_grad():
+        compiled(torch.randn(1, 8, 32))
+        with core.no_recompiles():
+            compiled(torch.randn(1, 8, 32))
+
+
+def test_compile_failure_names_the_workload_and_the_flags():
+    with pytest.raises(CompileFailed, match=r"torch.compile failed for matmul-8 .*backend='no-such-backend'"):
+        core.prepare(small("matmul"), "compiled", CompileFlags(backend="no-such-backend"))

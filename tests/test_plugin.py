@@ -1,0 +1,116 @@
+"""The suite as a user runs it: ids, options, saved JSON, and failures that stay local."""
+
+import json
+
+import pytest
+
+from perf_core.plugin import OPTIONS, parse_selection
+
+FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
+
+
+def raw_options(**overrides: str) -> dict[str, str]:
+    return {name: default for name, (default, _) in OPTIONS.items()} | overrides
+
+
+def test_default_selection_is_the_full_cpu_suite():
+    selection = parse_selection(raw_options(), cuda_available=False)
+    assert selection.device == "cpu" and selection.preset == "cpu-small" and selection.threads == 1
+    cases = selection.cases()
+    assert len(cases) == 24
+    assert "attention-compiled-128" in [case.id for case in cases]
+
+
+def test_gpu_is_chosen_automatically_with_its_preset():
+    selection = parse_selection(raw_options(), cuda_available=True)
+    assert (selection.device, selection.preset, selection.dtype) == ("cuda", "llama-7b", "bfloat16")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("tokens", "16,0", "--tokens: '0' is not a positive integer"),
+        ("tokens", "16,abc", "--tokens: 'abc' is not a positive integer"),
+        ("tokens", "-4", "--tokens: '-4' is not a positive integer"),
+        ("kernels", "matmul,conv", "--kernels: unknown value 'conv'"),
+        ("variants", "jit", "--variants: unknown value 'jit'"),
+        ("dtype", "int8", "--dtype: unknown value 'int8'"),
+        ("device", "tpu", "--device: unknown value 'tpu'"),
+        ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
+        ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
+        ("threads", "0", "--threads: '0' is not a positive integer"),
+    ],
+)
+def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, value, message):
+    result = suite.runpytest_subprocess(f"--{option}={value}", "--benchmark-disable")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    error_lines = [line for line in result.stderr.lines if line.strip()]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr.str()
+    assert "collected" not in result.stdout.str()
+
+
+def test_ini_file_sets_defaults_and_the_command_line_wins(suite):
+    suite.makeini("[pytest]\nperf_kernels = attention\nperf_tokens = 16\n")
+    result = suite.runpytest_subprocess("--collect-only", "-q")
+    assert "test_latency.py::test_latency[attention-eager-16]" in result.stdout.str()
+    assert "matmul" not in result.stdout.str()
+    result = suite.runpytest_subprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
+    assert result.stdout.lines[0] == "test_latency.py::test_latency[matmul-compiled-16]"
+
+
+def test_timed_run_is_saved_with_the_contract_fields(suite):
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+    result.assert_outcomes(passed=4)
+    assert "per-token latency" in result.stdout.str()
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    run = json.loads(saved.read_text())
+    machine = run["machine_info"]
+    assert {"torch_version", "device_name", "num_threads", "cuda_version"} <= machine.keys()
+    assert machine["num_threads"] == 1 and machine["cuda_version"] is None
+    assert machine["peak_flops_per_s"] > 0 and machine["copy_bytes_per_s"] > 0
+    by_name = {bench["param"]: bench for bench in run["benchmarks"]}
+    assert set(by_name) == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16", "matmul-compiled-32"}
+    compiled = by_name["matmul-compiled-32"]
+    info = compiled["extra_info"]
+    assert {"kernel", "variant", "n_tokens", "per_token_s", "flops", "bytes", "floor_s", "compile_s"} <= info.keys()
+    assert info["per_token_s"] == pytest.approx(compiled["stats"]["median"] / 32)
+    assert info["compile_flags"] == {"backend": "inductor", "mode": None, "fullgraph": True, "dynamic": False}
+    assert len(compiled["stats"]["data"]) == compiled["stats"]["rounds"]  # raw rounds are kept
+    assert "compile_s" not in by_name["matmul-eager-16"]["extra_info"]
+
+
+def test_disabled_run_checks_every_case_once_and_saves_nothing(suite):
+    result = suite.runpytest_subprocess("--benchmark-disable", *FAST)
+    result.assert_outcomes(passed=4)
+    assert not list(suite.path.glob(".benchmarks/**/*.json"))
+
+
+def test_compile_failure_fails_only_that_benchmark_and_the_run_is_still_saved(suite):
+    suite.makeconftest(
+        """
+import pytest, torch
+
+pytest_plugins = ["perf_core.plugin"]
+
+real_compile = torch.compile
+
+def compile_that_breaks_at_32_tokens(module, **flags):
+    compiled = real_compile(module, **flags)
+    def call(x):
+        if x.shape[1] == 32:
+            raise RuntimeError("inductor exploded")
+        return compiled(x)
+    return call
+
+torch.compile = compile_that_breaks_at_32_tokens
+"""
+    )
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*_ test_latency?matmul-compiled-32? _*", "torch.compile failed for matmul-32 *inductor exploded"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    names = {bench["param"] for bench in json.loads(saved.read_text())["benchmarks"]}
+    assert names == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16"}

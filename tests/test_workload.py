@@ -1,0 +1,45 @@
+import pytest
+
+from perf_core.workload import PRESETS, Workload
+
+
+def test_matmul_cost_model_counts_one_weight_read_and_two_flops_per_multiply_add():
+    w = Workload("matmul", n_tokens=16, d_model=64, n_heads=4, dtype="bfloat16")
+    assert w.flops == 2 * 16 * 64 * 64
+    assert w.bytes == (64 * 64 + 2 * 16 * 64) * 2
+
+
+def test_attention_cost_model_adds_causal_attention_to_four_projections():
+    w = Workload("attention", n_tokens=4, d_model=8, n_heads=2)
+    projections = 4 * 2 * 4 * 8 * 8
+    causal = 2 * 2 * (4 * 5 // 2) * 8  # QK^T and PV over the 10 (query, key) pairs a causal mask keeps
+    assert w.flops == projections + causal
+    assert w.bytes == (4 * 8 * 8 + 2 * 4 * 8) * 4
+
+
+def test_floor_is_the_slower_of_compute_and_memory():
+    w = Workload("matmul", n_tokens=16, d_model=64, n_heads=4)
+    assert w.floor_s(peak_flops=w.flops, bandwidth=1e30) == pytest.approx(1.0)
+    assert w.floor_s(peak_flops=1e30, bandwidth=w.bytes / 2) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kernel", "conv", "unknown kernel 'conv'"),
+        ("dtype", "int8", "unknown dtype 'int8'"),
+        ("device", "tpu", "unknown device 'tpu'"),
+        ("n_tokens", 0, "n_tokens must be a positive integer, got 0"),
+        ("n_tokens", 1.5, "n_tokens must be a positive integer, got 1.5"),
+        ("n_heads", 3, "not divisible by n_heads 3"),
+    ],
+)
+def test_bad_workload_is_refused_with_the_bad_value_named(field, value, message):
+    fields = {"kernel": "matmul", "n_tokens": 16, "d_model": 64, "n_heads": 4} | {field: value}
+    with pytest.raises(ValueError, match=message):
+        Workload(**fields)
+
+
+def test_gpu_preset_is_a_llama_7b_attention_layer_in_bf16():
+    w = PRESETS["llama-7b"].workload("attention", 128, "cuda")
+    assert (w.d_model, w.n_heads, w.head_dim, w.dtype, w.batch) == (4096, 32, 128, "bfloat16", 1)
