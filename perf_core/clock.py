@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from perf_core.history import cpu_name
 from perf_core.workload import DTYPE_BYTES
 
 
@@ -101,13 +102,5 @@ def measure_peaks(device: str, dtype: str) -> Peaks:
 
 
 def device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        from cpuinfo import get_cpu_info  # pytest-benchmark's own dependency
-
-        return get_cpu_info().get("brand_raw") or "cpu"
-    except Exception:  # noqa: BLE001 - cpuinfo shells out and can fail in sandboxes
-        import platform
-
-        return platform.processor() or "cpu"
+    """GPU name on CUDA, the CPU's brand string otherwise (the machine fingerprint's first part)."""
+    return torch.cuda.get_device_name() if device == "cuda" else cpu_name()

@@ -1,0 +1,223 @@
+"""`perf-core ab`: the pull-request gate. Base and head measured on this machine, interleaved.
+
+Run-to-run drift on shared machines is several percent, so comparing against a file saved on
+another day or runner proves nothing. Each side is checked out into its own temporary git worktree
+(its own code, its own plugin), and the suite runs as separate processes in the order
+A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call is one sample;
+gate.decide compares the two sides' samples. Worktrees are removed on success, failure and Ctrl-C;
+the user's checkout is never modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from perf_core import gate, history
+from perf_core.history import HistoryError
+
+DEFAULT_PAIRS = 5
+# Short timing per run: the gate's power comes from many independent runs, not long ones.
+RUN_OPTIONS = [
+    "--benchmark-only",
+    "--benchmark-max-time=0.3",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "perf_autosave=false",
+]
+
+
+class SideError(HistoryError):
+    """A problem with one side (bad commit, suite failure, missing results); exit code 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", help="base commit or ref (e.g. origin/main)")
+    parser.add_argument(
+        "head", nargs="?", help="head commit or ref (default: the working tree, uncommitted changes included)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=DEFAULT_PAIRS, help=f"runs per side, interleaved (default {DEFAULT_PAIRS})"
+    )
+    parser.add_argument("--kernel", help="comma-separated kernels (default: all)")
+    parser.add_argument("--variant", default="compiled", help="comma-separated variants (default: compiled)")
+    parser.add_argument("--tokens", help="comma-separated token counts (default: the suite's)")
+    parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
+    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown to this file")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: here)")
+    parser.add_argument("--pytest-args", default="", help="extra arguments for each suite run, as one string")
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if result.returncode:
+        raise SideError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"git {args[0]} failed")
+    return result.stdout.strip()
+
+
+def resolve(repo: Path, base: str, head: str | None) -> tuple[str, str, str]:
+    """(base sha, head sha, head label). The working tree's changes become a commit object via
+    `git stash create`, which touches neither the index nor the files."""
+    try:
+        top = git(repo, "rev-parse", "--show-toplevel")
+    except SideError:
+        raise SideError(f"{repo.resolve()} is not a git repository") from None
+    shas = []
+    for side, ref in (("base", base), ("head", head or "HEAD")):
+        try:
+            shas.append(git(Path(top), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"))
+        except SideError:
+            raise SideError(f"{side}: {ref!r} is not a commit in {top}") from None
+    dirty = bool(git(Path(top), "status", "--porcelain", "--untracked-files=no"))
+    if head is None:
+        stash = git(Path(top), "stash", "create") if dirty else ""
+        return shas[0], stash or shas[1], "working tree" + (" (uncommitted changes)" if stash else "")
+    if dirty and head == "HEAD":
+        raise SideError(
+            "head: the working tree has uncommitted changes but HEAD names the last commit; commit them, or leave HEAD out to measure the working tree"
+        )
+    return shas[0], shas[1], head
+
+
+@contextmanager
+def worktrees(repo: Path, shas: dict[str, str]) -> Iterator[dict[str, Path]]:
+    """Temporary detached worktrees, removed whatever happens (KeyboardInterrupt included)."""
+    root = Path(tempfile.mkdtemp(prefix="perf-core-ab-"))
+    made: dict[str, Path] = {}
+    try:
+        for side, sha in shas.items():
+            path = root / side
+            git(repo, "worktree", "add", "--detach", "--quiet", str(path), sha)
+            made[side] = path
+        yield made
+    finally:
+        for path in made.values():
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(path)], capture_output=True)
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def schedule(pairs: int) -> list[tuple[str, int]]:
+    """A B B A A B B A ...: each side goes first in half of the pairs."""
+    order = []
+    for pair in range(pairs):
+        sides = ("base", "head") if pair % 2 == 0 else ("head", "base")
+        order += [(side, pair + 1) for side in sides]
+    return order
+
+
+def selection_args(args: argparse.Namespace) -> list[str]:
+    chosen = {"kernels": args.kernel, "variants": args.variant, "tokens": args.tokens}
+    return [f"--{name}={value}" for name, value in chosen.items() if value]
+
+
+def run_side(tree: Path, out: Path, args: list[str], side: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(tree), TORCHINDUCTOR_COMPILE_THREADS="1")
+    command = [sys.executable, "-m", "pytest", *RUN_OPTIONS, f"--benchmark-json={out}", *args]
+    result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    if result.returncode or not out.exists():
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        cause = next(
+            (line for line in reversed(lines) if "Error" in line or "FAILED" in line), lines[-1] if lines else ""
+        )
+        raise SideError(f"{side}: the suite failed (exit {result.returncode}): {cause.strip()}")
+
+
+def collect(files: dict[str, list[Path]]) -> dict[str, list[history.Run]]:
+    runs = {side: [history.parse_run(path, path.read_text()) for path in paths] for side, paths in files.items()}
+    names = {side: set.intersection(*(set(run.results) for run in side_runs)) for side, side_runs in runs.items()}
+    for side, other in (("head", "base"), ("base", "head")):
+        missing = names[other] - names[side]
+        if missing:
+            raise SideError(f"{side}: results are missing benchmarks the {other} has: {', '.join(sorted(missing))}")
+    return runs
+
+
+def decide_all(runs: dict[str, list[history.Run]], threshold: float, alpha: float) -> list[tuple[gate.Verdict, int]]:
+    verdicts = []
+    reference = runs["base"][0].results
+    names = sorted(reference, key=lambda n: (reference[n].kernel, reference[n].variant, reference[n].n_tokens))
+    for name in names:
+        base = [run.results[name].median_s for run in runs["base"]]
+        head = [run.results[name].median_s for run in runs["head"]]
+        verdicts.append((gate.decide(name, base, head, threshold, alpha), reference[name].n_tokens))
+    return verdicts
+
+
+def markdown(verdicts: list[tuple[gate.Verdict, int]], title: str) -> str:
+    from perf_core.cli import verdict_rows
+
+    header, rows = verdict_rows(verdicts, {v.name: "runs" for v, _ in verdicts})
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    regressions = [v.name for v, _ in verdicts if v.verdict == "regression"]
+    lines += [
+        "",
+        f"**{len(regressions)} regression(s)**: {', '.join(regressions)}" if regressions else "No regression.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    from perf_core.cli import (
+        EXIT_OK,
+        EXIT_REGRESSION,
+        UsageError,
+        check_writable,
+        print_table,
+        verdict_rows,
+        write_atomic,
+    )
+
+    if args.pairs < 4:
+        # Mann-Whitney's smallest two-sided p with n runs a side is 2 / C(2n, n): 0.1 at n = 3.
+        raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
+    if args.markdown:
+        check_writable(args.markdown)
+    repo = args.repo
+    base_sha, head_sha, head_label = resolve(repo, args.base, args.head)
+    top = Path(git(repo, "rev-parse", "--show-toplevel"))
+    out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    extra = selection_args(args) + args.pytest_args.split()
+    order = schedule(args.pairs)
+    files: dict[str, list[Path]] = {"base": [], "head": []}
+    print(
+        f"ab: base {args.base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {args.pairs} pairs -> {out}",
+        file=sys.stderr,
+    )
+    started = time.monotonic()
+    with worktrees(top, {"base": base_sha, "head": head_sha}) as trees:
+        for done, (side, pair) in enumerate(order):
+            path = out / f"{side}-{pair:02d}.json"
+            run_side(trees[side], path, extra, side)
+            files[side].append(path)
+            elapsed = time.monotonic() - started
+            left = elapsed / (done + 1) * (len(order) - done - 1)
+            print(
+                f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
+                file=sys.stderr,
+            )
+    verdicts = decide_all(collect(files), args.threshold, args.alpha)
+    title = f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side"
+    print(title)
+    print_table(*verdict_rows(verdicts, {v.name: "runs" for v, _ in verdicts}))
+    report = markdown(verdicts, title)
+    if args.markdown:
+        write_atomic(args.markdown, lambda temporary: temporary.write_text(report))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(report)
+    return EXIT_REGRESSION if any(v.verdict == "regression" for v, _ in verdicts) else EXIT_OK

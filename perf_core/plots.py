@@ -1,0 +1,137 @@
+"""Figures: the per-token curve (one line per commit) and the trend across commits.
+
+Both take plain data (history.Point lists) and return a matplotlib Figure; saving is the CLI's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: also what CI and the GPU machines have
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from perf_core.history import Point
+
+UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
+
+
+def unit_for(seconds: Sequence[float]) -> tuple[str, float]:
+    """The unit that reads best for these values: the largest one the biggest value reaches."""
+    top = max(seconds, default=1.0)
+    for name, scale in UNITS:
+        if top >= scale:
+            return name, scale
+    return UNITS[-1]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One commit's per-token latency across token counts, for one kernel/variant panel."""
+
+    label: str
+    tokens: tuple[int, ...]
+    per_token_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str  # e.g. "attention / compiled"
+    curves: tuple[Curve, ...]  # oldest first
+    floor_per_token_s: tuple[tuple[int, float], ...] = ()  # (tokens, floor seconds per token)
+
+
+def _grid(count: int) -> tuple[int, int]:
+    columns = 1 if count == 1 else 2
+    return (count + columns - 1) // columns, columns
+
+
+def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> Figure:
+    """Latency per Token against Number of Tokens: round markers, a solid line, the area shaded."""
+    rows, columns = _grid(len(panels))
+    fig, axes = plt.subplots(rows, columns, figsize=(6.4 * columns, 4.2 * rows), squeeze=False)
+    values = [v for panel in panels for curve in panel.curves for v in curve.per_token_s]
+    unit, scale = unit_for(values)
+    colours = plt.get_cmap("Blues")
+    for ax, panel in zip(axes.flat, panels):
+        count = len(panel.curves)
+        for i, curve in enumerate(panel.curves):
+            # Newest commit in full blue; older ones fade, so the latest reads first.
+            colour = colours(0.95 - 0.55 * (count - 1 - i) / max(count - 1, 1)) if count > 1 else "tab:blue"
+            y = [v / scale for v in curve.per_token_s]
+            ax.plot(curve.tokens, y, marker="o", linestyle="-", color=colour, label=curve.label, zorder=3)
+            ax.fill_between(curve.tokens, y, 0, color=colour, alpha=0.18 if count == 1 else 0.08, zorder=2)
+        if panel.floor_per_token_s:
+            tokens, floor = zip(*panel.floor_per_token_s)
+            ax.plot(tokens, [f / scale for f in floor], linestyle="--", color="0.35", label="floor (cost model)")
+        ax.set_xscale("log", base=2)
+        ticks = sorted({n for curve in panel.curves for n in curve.tokens})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(n) for n in ticks])
+        ax.set_ylim(bottom=0)
+        ax.set_title(panel.title)
+        ax.set_xlabel("Number of Tokens")
+        ax.set_ylabel(f"Latency per Token ({unit})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}\n{metric_label}", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class TrendLine:
+    label: str  # e.g. "128 tokens"
+    points: tuple[Point | None, ...]  # one per commit on the x axis; None where the benchmark is absent
+    changes: tuple[tuple[int, float], ...] = ()  # (commit index, relative change)
+
+
+def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]], title: str) -> Figure:
+    """Per-token latency across commits, one panel per kernel/variant, one line per token count."""
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(8.0, 0.18 * len(commits) + 4), 3.6 * len(panels)), squeeze=False
+    )
+    x_all = range(len(commits))
+    step = max(1, len(commits) // 40)  # at most ~40 labels on the axis
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        values = [p.per_token_s for line in lines for p in line.points if p]
+        unit, scale = unit_for(values)
+        colours = plt.get_cmap("viridis")
+        for i, line in enumerate(lines):
+            colour = colours(i / max(len(lines) - 1, 1))
+            xs = [x for x, p in zip(x_all, line.points) if p]
+            ps = [p for p in line.points if p]
+            y = [p.per_token_s / scale for p in ps]
+            err = [[(p.per_token_s - p.low_s) / scale for p in ps], [(p.high_s - p.per_token_s) / scale for p in ps]]
+            ax.errorbar(
+                xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
+            )
+            for index, change in line.changes:
+                point = line.points[index]
+                ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
+                ax.annotate(
+                    f"{change:+.1%}",
+                    (index, point.per_token_s / scale),
+                    textcoords="offset points",
+                    xytext=(4, 8),
+                    color="tab:red",
+                    fontsize="small",
+                )
+        ax.set_title(name)
+        ax.set_ylabel(f"Latency per Token ({unit})")
+        ax.set_xticks(list(x_all)[::step])
+        ax.set_xticklabels(list(commits)[::step], rotation=60, ha="right", fontsize="x-small")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", ncol=min(len(lines), 6), loc="upper left")
+    axes.flat[-1].set_xlabel("commit (oldest to newest; interval: IQR of the rounds)")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,111 @@
+"""Check the suite's figures against independent timers, case by case, in one process.
+
+For each case it runs the real suite (pytest-benchmark through perf_core's plugin) on that case
+alone, then times the same call with references:
+  - steady state: torch.utils.benchmark.Timer.blocked_autorange median (it synchronises CUDA);
+  - on CUDA, isolated-call latency: a plain loop that synchronises after every call;
+  - on CUDA, triton.testing.do_bench median, shown for context only: it flushes the L2 cache
+    before every call, so it reads slower wherever the weights would otherwise stay in L2.
+Each ratio is suite / reference. Exit 1 when a checked ratio is off by more than --tolerance.
+
+    python scripts/check_timer.py --kernels matmul --variants eager --tokens 16 --tolerance 0.10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.utils.benchmark as torch_benchmark
+
+from perf_core import clock, core
+from perf_core.plugin import OPTIONS, parse_selection
+
+SUITE = Path(__file__).resolve().parent.parent / "tests" / "test_latency.py"
+
+
+def suite_figures(case_args: list[str]) -> dict:
+    """Run the suite on one case in this process; return that benchmark's JSON entry."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "run.json"
+        args = [str(SUITE), "-q", "-p", "no:warnings", "--benchmark-only", f"--benchmark-json={out}"]
+        args += ["-o", "perf_autosave=false", *case_args]
+        if pytest.main(args) != 0:
+            raise SystemExit(f"the suite failed on {case_args}")
+        (bench,) = json.loads(out.read_text())["benchmarks"]
+        return bench
+
+
+def plain_loop_latency_s(fn, calls: int = 200) -> float:
+    samples = []
+    for _ in range(calls):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("tokens", "kernels", "variants", "device", "dtype", "preset", "threads"):
+        parser.add_argument(f"--{name}", default=OPTIONS[name][0])
+    parser.add_argument("--tolerance", type=float, default=0.05, help="largest |ratio - 1| allowed (default 0.05)")
+    args = parser.parse_args()
+    raw = {name: getattr(args, name, "") or default for name, (default, _) in OPTIONS.items()}
+    selection = parse_selection(raw, torch.cuda.is_available())
+    torch.set_num_threads(selection.threads)
+    cuda = selection.device == "cuda"
+    device_label = clock.device_name(selection.device)
+    print(f"device: {device_label}, torch {torch.__version__}, threads {selection.threads}", flush=True)
+
+    rows, worst = [], 0.0
+    for case in selection.cases():
+        w = case.workload
+        case_args = [f"--{name}={getattr(selection, name)}" for name in ("device", "dtype", "preset", "threads")]
+        case_args += [f"--kernels={w.kernel}", f"--variants={case.variant}", f"--tokens={w.n_tokens}"]
+        bench = suite_figures(case_args)
+        call = core.prepare(w, case.variant)
+        timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
+        reference = timer.blocked_autorange(min_run_time=1.0).median
+        row = {"case": case.id, "suite_s": bench["stats"]["median"], "timer_s": reference}
+        row["steady_ratio"] = row["suite_s"] / reference
+        checked = [row["steady_ratio"]]
+        if cuda:
+            import triton.testing
+
+            row["suite_latency_s"] = bench["extra_info"]["latency_s"]
+            row["loop_latency_s"] = plain_loop_latency_s(call.fn)
+            row["latency_ratio"] = row["suite_latency_s"] / row["loop_latency_s"]
+            row["do_bench_s"] = triton.testing.do_bench(call.fn, return_mode="median") / 1e3
+            checked.append(row["latency_ratio"])
+        worst = max([worst, *(abs(r - 1) for r in checked)])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    print(f"\n{device_label}: suite vs references (medians, us)")
+    header = f"{'case':<26}{'suite':>10}{'Timer':>10}{'ratio':>8}"
+    if cuda:
+        header += f"{'isolated':>10}{'loop':>10}{'ratio':>8}{'do_bench':>10}"
+    print(header)
+    for row in rows:
+        line = f"{row['case']:<26}{row['suite_s'] * 1e6:>10.2f}{row['timer_s'] * 1e6:>10.2f}{row['steady_ratio']:>8.3f}"
+        if cuda:
+            line += f"{row['suite_latency_s'] * 1e6:>10.2f}{row['loop_latency_s'] * 1e6:>10.2f}"
+            line += f"{row['latency_ratio']:>8.3f}{row['do_bench_s'] * 1e6:>10.2f}"
+        print(line)
+    verdict = "within" if worst <= args.tolerance else "OUTSIDE"
+    print(f"largest deviation {worst:.1%}: {verdict} the {args.tolerance:.0%} tolerance")
+    return 0 if worst <= args.tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
