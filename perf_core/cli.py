@@ -116,15 +116,16 @@ def check_writable(path: Path) -> None:
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
     check_writable(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=path.suffix)
-    os.close(handle)
+    temporary = None
     try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=path.suffix)
+        os.close(handle)
         write(Path(temporary))
         os.replace(temporary, path)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
-        if os.path.exists(temporary):
+        if temporary and os.path.exists(temporary):
             os.unlink(temporary)
 
 

@@ -110,7 +110,11 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
             xs = [x for x, p in zip(x_all, line.points) if p]
             ps = [p for p in line.points if p]
             y = [p.per_token_s / scale for p in ps]
-            err = [[(p.per_token_s - p.low_s) / scale for p in ps], [(p.high_s - p.per_token_s) / scale for p in ps]]
+            # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
+            err = [
+                [max(p.per_token_s - p.low_s, 0) / scale for p in ps],
+                [max(p.high_s - p.per_token_s, 0) / scale for p in ps],
+            ]
             ax.errorbar(
                 xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
             )

@@ -1,0 +1,136 @@
+"""Synthetic histories in pytest-benchmark's JSON format, as the suite saves them.
+
+Used by the tests and by scripts/bench_cli.py. Times follow the suite's shape: a fixed cost per
+call shared by the tokens, plus a cost per token.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+TOKENS = (16, 32, 64, 128, 256, 512)
+NAMES = tuple(f"{k}-{v}-{n}" for k in ("attention", "matmul") for v in ("eager", "compiled") for n in TOKENS)
+MACHINE = {
+    "device_name": "Test CPU 9000",
+    "torch_version": "2.13.0+cpu",
+    "num_threads": 1,
+    "cuda_version": None,
+    "python_version": "3.11.7",
+}
+
+
+def call_seconds(name: str) -> float:
+    kernel, _, tokens = name.split("-")
+    n = int(tokens)
+    return (100e-6 + n * 8e-6) if kernel == "attention" else (20e-6 + n * 1.2e-6)
+
+
+def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: int, noise: float) -> dict:
+    kernel, variant, tokens = name.split("-")
+    data = (median * (1 + noise * rng.standard_normal(rounds))).tolist()
+    median = float(np.median(data))
+    q1, q3 = (float(q) for q in np.percentile(data, [25, 75]))
+    return {
+        "group": None,
+        "name": f"test_latency[{name}]",
+        "fullname": f"tests/test_latency.py::test_latency[{name}]",
+        "params": {"perf_case": name},
+        "param": name,
+        "extra_info": {
+            "kernel": kernel,
+            "variant": variant,
+            "n_tokens": int(tokens),
+            "per_token_s": median / int(tokens),
+            "flops": 1,
+            "bytes": 1,
+            "floor_s": median * 0.6,
+        },
+        "options": {"timer": "perf_counter", "max_time": 1.0, "min_rounds": 5},
+        "stats": {
+            "min": min(data),
+            "max": max(data),
+            "mean": float(np.mean(data)),
+            "stddev": float(np.std(data)),
+            "rounds": rounds,
+            "median": median,
+            "iqr": q3 - q1,
+            "q1": q1,
+            "q3": q3,
+            "iqr_outliers": 0,
+            "stddev_outliers": 0,
+            "outliers": "0;0",
+            "ld15iqr": min(data),
+            "hd15iqr": max(data),
+            "ops": 1 / median,
+            "total": sum(data),
+            "data": data,
+            "iterations": 1,
+        },
+    }
+
+
+def run_document(
+    commit: str,
+    when: datetime,
+    factors: dict[str, float] | None = None,
+    seed: int = 0,
+    rounds: int = 50,
+    noise: float = 0.02,
+    names: tuple[str, ...] = NAMES,
+    machine: dict | None = None,
+    dirty: bool = False,
+) -> dict:
+    """One run's JSON; `factors` multiplies chosen benchmarks' medians (a regression, say)."""
+    rng = np.random.default_rng(seed)
+    factors = factors or {}
+    return {
+        "machine_info": dict(MACHINE if machine is None else machine),
+        "commit_info": {
+            "id": commit,
+            "time": when.isoformat(),
+            "dirty": dirty,
+            "project": "perf-core",
+            "branch": "main",
+        },
+        "benchmarks": [
+            benchmark_entry(name, call_seconds(name) * factors.get(name, 1.0), rng, rounds, noise) for name in names
+        ],
+        "datetime": (when + timedelta(minutes=5)).isoformat(),
+        "version": "5.3.1",
+    }
+
+
+def write_run(storage: Path, number: int, document: dict) -> Path:
+    folder = storage / "Linux-CPython-3.11-64bit"
+    folder.mkdir(parents=True, exist_ok=True)
+    commit = document["commit_info"]["id"]
+    path = folder / f"{number:04d}_{commit}_20261126_000000.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def commit_sha(i: int) -> str:
+    return f"{i:07x}" + "a" * 33
+
+
+def write_history(
+    storage: Path, commits: int, step_at: int | None = None, step: float = 1.08, noise: float = 0.03, rounds: int = 50
+) -> list[Path]:
+    """`commits` runs, one per commit; from commit `step_at` on every benchmark is `step` times slower.
+
+    Each commit's level carries `noise` (relative) on top of the round-to-round jitter.
+    """
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rng = np.random.default_rng(12345)
+    paths = []
+    for i in range(commits):
+        level = (step if step_at is not None and i >= step_at else 1.0) * (1 + noise * rng.standard_normal())
+        document = run_document(
+            commit_sha(i), start + timedelta(hours=i), {n: level for n in NAMES}, seed=i, rounds=rounds, noise=0.01
+        )
+        paths.append(write_run(storage, i + 1, document))
+    return paths

@@ -1,0 +1,185 @@
+"""The history reader and the perf-core commands over synthetic pytest-benchmark files."""
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from synthetic import MACHINE, commit_sha, run_document, write_history, write_run
+
+from perf_core import history
+from perf_core.cli import main
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def snapshot(storage: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(storage.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    return tmp_path / ".benchmarks"
+
+
+def perf_core(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_runs_are_ordered_by_commit_time_and_a_commits_runs_are_pooled(storage):
+    write_run(storage, 1, run_document(commit_sha(2), T0 + timedelta(hours=2), seed=1))
+    write_run(storage, 2, run_document(commit_sha(1), T0 + timedelta(hours=1), seed=2))
+    write_run(storage, 3, run_document(commit_sha(2), T0 + timedelta(hours=2), {"matmul-eager-16": 1.1}, seed=3))
+    runs = history.load_runs(history.find_files(storage))
+    groups = history.by_commit(runs)
+    assert [commit for commit, _ in groups] == [commit_sha(1)[:7], commit_sha(2)[:7]]
+    assert len(groups[1][1]) == 2
+    point = history.pool(*groups[1], "matmul-eager-16")
+    assert point.runs == 2
+    assert point.low_s < point.per_token_s < point.high_s
+
+
+def test_dirty_runs_are_marked(storage):
+    write_run(storage, 1, run_document(commit_sha(1), T0, dirty=True))
+    (run,) = history.load_runs(history.find_files(storage))
+    assert run.short == commit_sha(1)[:7] + "+dirty"
+
+
+def test_plot_draws_the_latest_run_by_default_and_svg_on_request(storage, tmp_path, capsys):
+    write_history(storage, 3)
+    code, out, err = perf_core(capsys, "plot", "--storage", storage, "-o", tmp_path / "curve.png", "--json")
+    assert code == 0, err
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plotted = json.loads(out)
+    assert {row["commit"] for row in plotted} == {commit_sha(2)[:7]} and len(plotted) == 24
+    code, _, _ = perf_core(
+        capsys, "plot", "--storage", storage, "--last", "2", "-o", tmp_path / "c.svg", "--kernel", "matmul"
+    )
+    assert code == 0 and (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_named_commits(storage, tmp_path, capsys):
+    write_history(storage, 4)
+    args = ["plot", "--storage", storage, "--commit", commit_sha(0)[:7], "--commit", commit_sha(2)[:9], "--json"]
+    code, out, _ = perf_core(capsys, *args, "-o", tmp_path / "c.png")
+    assert code == 0
+    assert {row["commit"] for row in json.loads(out)} == {commit_sha(0)[:7], commit_sha(2)[:7]}
+
+
+def test_trend_finds_an_8_percent_step_at_its_commit(storage, tmp_path, capsys):
+    write_history(storage, 60, step_at=37, step=1.08, noise=0.03)
+    code, out, err = perf_core(capsys, "trend", "--storage", storage, "--kernel", "attention", "-o", tmp_path / "t.png")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 12  # every attention benchmark steps at the same commit
+    for line in lines:
+        assert f" at {commit_sha(37)[:7]} (2026-01-02)" in line and ": +" in line
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_trend_reports_nothing_on_a_flat_history(storage, tmp_path, capsys):
+    write_history(storage, 60, noise=0.03)
+    code, out, _ = perf_core(capsys, "trend", "--storage", storage, "-o", tmp_path / "t.png", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["changes"] == [] and len(result["series"]) == 24
+
+
+def test_compare_flags_a_regression_with_exit_1(storage, capsys):
+    write_run(storage, 1, run_document(commit_sha(1), T0, seed=1, rounds=200))
+    slower = {"attention-compiled-128": 1.2}
+    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), slower, seed=2, rounds=200))
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
+    assert code == 1
+    (row,) = [line for line in out.splitlines() if line.startswith("attention-compiled-128 ")]
+    assert "REGRESSION" in row
+    assert sum("REGRESSION" in line for line in out.splitlines()) == 1
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--json")
+    (verdict,) = [row for row in json.loads(out) if row["name"] == "attention-compiled-128"]
+    assert code == 1 and verdict["ratio"] == pytest.approx(1.2, abs=0.01) and verdict["unit"] == "rounds"
+
+
+def test_compare_same_code_finds_nothing(storage, capsys):
+    write_run(storage, 1, run_document(commit_sha(1), T0, seed=1, rounds=200))
+    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), seed=2, rounds=200))
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--json")
+    assert code == 0
+    assert {row["verdict"] for row in json.loads(out)} == {"unchanged"}
+
+
+def test_mixed_machines_are_refused_naming_them_unless_one_is_chosen(storage, tmp_path, capsys):
+    write_run(storage, 1, run_document(commit_sha(1), T0))
+    write_run(storage, 2, run_document(commit_sha(2), T0, machine=MACHINE | {"device_name": "NVIDIA H100 80GB HBM3"}))
+    code, _, err = perf_core(capsys, "plot", "--storage", storage, "-o", tmp_path / "p.png")
+    assert code == 2
+    assert "2 machines" in err and "Test CPU 9000" in err and "NVIDIA H100" in err and len(err.splitlines()) == 1
+    code, out, _ = perf_core(
+        capsys, "plot", "--storage", storage, "--machine", "H100", "-o", tmp_path / "p.png", "--json"
+    )
+    assert code == 0 and {row["commit"] for row in json.loads(out)} == {commit_sha(2)[:7]}
+
+
+def bad_files() -> dict[str, tuple[str, str]]:
+    good = run_document(commit_sha(1), T0)
+    missing = json.loads(json.dumps(good))
+    del missing["benchmarks"][0]["extra_info"]["per_token_s"]
+    nan = json.loads(json.dumps(good))
+    nan["benchmarks"][0]["stats"]["median"] = float("nan")
+    negative = json.loads(json.dumps(good))
+    negative["benchmarks"][3]["stats"]["data"][5] = -1e-6
+    return {
+        "empty": ("", "empty file"),
+        "truncated": (json.dumps(good)[:500], "not valid JSON"),
+        "not-json": ("<html>hello</html>", "not valid JSON"),
+        "other-tool": (json.dumps({"results": [1, 2, 3]}), "not a pytest-benchmark file"),
+        "missing-fields": (json.dumps(missing), "lacks the suite's fields per_token_s"),
+        "nan": (json.dumps(nan), "invalid median (nan)"),
+        "negative": (json.dumps(negative), "invalid round time (-1e-06)"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(bad_files()))
+@pytest.mark.parametrize("command", ["plot", "trend"])
+def test_bad_history_file_is_one_line_and_exit_2_and_nothing_is_changed(storage, tmp_path, capsys, case, command):
+    write_history(storage, 2)
+    text, message = bad_files()[case]
+    bad = storage / "Linux-CPython-3.11-64bit" / "0099_bad.json"
+    bad.write_text(text)
+    before = snapshot(storage)
+    code, _, err = perf_core(capsys, command, "--storage", storage, "-o", tmp_path / "out.png")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err and "0099_bad.json" in err
+    assert "Traceback" not in err
+    assert snapshot(storage) == before
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plot"], "no history yet"),
+        (["trend", "--storage", "{storage}/nowhere"], "no history yet"),
+        (["compare", "abcdef1", "{commit}", "--storage", "{storage}"], "unknown commit or run 'abcdef1'"),
+        (
+            ["plot", "--storage", "{storage}", "-o", "{tmp}/no/such/folder/p.png"],
+            "folder {tmp}/no/such/folder does not exist",
+        ),
+        (["plot", "--storage", "{storage}", "-o", "/proc/perf-core.png"], "cannot write /proc/perf-core.png"),
+        (["plot", "--storage", "{storage}", "-o", "{tmp}/p.pdf"], "must be .png or .svg"),
+        (["plot", "--storage", "{storage}", "--tokens", "0"], "--tokens: '0' is not a positive integer"),
+        (["plot", "--storage", "{storage}", "--last", "0"], "--last must be at least 1"),
+        (["trend", "--storage", "{storage}", "--kernel", "conv"], "no benchmark in the history matches"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(storage, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    if argv != ["plot"]:
+        write_history(storage, 2)
+    fill = {"storage": storage, "tmp": tmp_path, "commit": commit_sha(1)[:7]}
+    code, _, err = perf_core(capsys, *[a.format(**fill) for a in argv])
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message.format(**fill) in err, err
