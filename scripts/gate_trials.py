@@ -1,0 +1,82 @@
+"""Measure the gate: false alarms (same code both sides) and power (a known slowdown), many trials.
+
+Each trial is one full `perf-core ab` in a scratch clone of this repository. With --slowdown F,
+the clone gets one extra commit: tests/fixtures/slow_attention.patch with its extra work set to F
+of the attention block's projections; base is the commit before it. With --slowdown 0 both sides
+are the same commit.
+
+    python scripts/gate_trials.py --trials 10 --slowdown 0
+    python scripts/gate_trials.py --trials 10 --slowdown 0.10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATCH = ROOT / "tests" / "fixtures" / "slow_attention.patch"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def scratch_clone(folder: Path, slowdown: float) -> tuple[Path, str, str]:
+    clone = folder / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    if slowdown == 0:
+        return clone, "HEAD", "HEAD"
+    git(clone, "apply", str(PATCH))
+    kernels = clone / "perf_core" / "kernels.py"
+    kernels.write_text(re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", kernels.read_text()))
+    git(clone, "-c", "user.name=gate trials", "-c", "user.email=trials@localhost", "commit", "-qam", f"slow attention {slowdown}")
+    return clone, "HEAD~1", "HEAD"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--slowdown", type=float, default=0.0, help="extra attention work, fraction (0 = same code)")
+    parser.add_argument("ab_args", nargs=argparse.REMAINDER, help="extra arguments for perf-core ab, after --")
+    args = parser.parse_args()
+    extra = [a for a in args.ab_args if a != "--"]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        clone, base, head = scratch_clone(Path(folder), args.slowdown)
+        for trial in range(1, args.trials + 1):
+            out = Path(folder) / f"trial{trial}"
+            start = time.monotonic()
+            command = [sys.executable, "-m", "perf_core.cli", "ab", base, head, "--repo", str(clone), "--out", str(out)]
+            result = subprocess.run(command + extra, capture_output=True, text=True, cwd=clone)
+            seconds = time.monotonic() - start
+            if result.returncode not in (0, 1):
+                print(result.stderr, file=sys.stderr)
+                return 2
+            flagged = [line.split()[0] for line in result.stdout.splitlines() if "REGRESSION" in line]
+            ratios = {
+                line.split()[0]: float(line.split()[5])
+                for line in result.stdout.splitlines()
+                if line.startswith(("attention-", "matmul-"))
+            }
+            rows.append({"trial": trial, "exit": result.returncode, "seconds": seconds, "flagged": flagged, "ratios": ratios})
+            print(json.dumps(rows[-1]), flush=True)
+    flagged_runs = sum(bool(row["flagged"]) for row in rows)
+    print(f"\nslowdown {args.slowdown:.0%}: {flagged_runs}/{len(rows)} trials flagged a regression; "
+          f"wall per trial {min(r['seconds'] for r in rows):.0f}-{max(r['seconds'] for r in rows):.0f} s")
+    names = sorted({name for row in rows for name in row["ratios"]})
+    for name in names:
+        ratios = [row["ratios"][name] for row in rows if name in row["ratios"]]
+        hits = sum(name in row["flagged"] for row in rows)
+        print(f"  {name:<26} flagged {hits}/{len(rows)}  head/base median ratio {sorted(ratios)[len(ratios) // 2]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
