@@ -239,9 +239,25 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         num_threads=torch.get_num_threads(),
         cuda_version=torch.version.cuda if selection.device == "cuda" else None,
     )
+    if selection.device == "cuda":
+        # Which SDPA backends were allowed to run (PyTorch picks among the enabled ones per shape).
+        backends = torch.backends.cuda
+        machine_info["sdpa_backends"] = {
+            "flash": backends.flash_sdp_enabled(),
+            "mem_efficient": backends.mem_efficient_sdp_enabled(),
+            "cudnn": backends.cudnn_sdp_enabled(),
+            "math": backends.math_sdp_enabled(),
+        }
     peaks = config.stash.get(PEAKS_KEY, None)
     if peaks is not None:
         machine_info.update(peaks.as_dict())
+
+
+def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict) -> None:
+    """Where the tree is a copy without .git (a GPU box, a CI tarball), PERF_CORE_COMMIT names the commit."""
+    commit = os.environ.get("PERF_CORE_COMMIT")
+    if commit and commit_info.get("id") in (None, "unversioned"):
+        commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False)
 
 
 def _format_s(seconds: float | None) -> str:

@@ -36,7 +36,16 @@ def scratch_clone(folder: Path, slowdown: float) -> tuple[Path, str, str]:
     git(clone, "apply", str(PATCH))
     kernels = clone / "perf_core" / "kernels.py"
     kernels.write_text(re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", kernels.read_text()))
-    git(clone, "-c", "user.name=gate trials", "-c", "user.email=trials@localhost", "commit", "-qam", f"slow attention {slowdown}")
+    git(
+        clone,
+        "-c",
+        "user.name=gate trials",
+        "-c",
+        "user.email=trials@localhost",
+        "commit",
+        "-qam",
+        f"slow attention {slowdown}",
+    )
     return clone, "HEAD~1", "HEAD"
 
 
@@ -65,11 +74,15 @@ def main() -> int:
                 for line in result.stdout.splitlines()
                 if line.startswith(("attention-", "matmul-"))
             }
-            rows.append({"trial": trial, "exit": result.returncode, "seconds": seconds, "flagged": flagged, "ratios": ratios})
+            rows.append(
+                {"trial": trial, "exit": result.returncode, "seconds": seconds, "flagged": flagged, "ratios": ratios}
+            )
             print(json.dumps(rows[-1]), flush=True)
     flagged_runs = sum(bool(row["flagged"]) for row in rows)
-    print(f"\nslowdown {args.slowdown:.0%}: {flagged_runs}/{len(rows)} trials flagged a regression; "
-          f"wall per trial {min(r['seconds'] for r in rows):.0f}-{max(r['seconds'] for r in rows):.0f} s")
+    print(
+        f"\nslowdown {args.slowdown:.0%}: {flagged_runs}/{len(rows)} trials flagged a regression; "
+        f"wall per trial {min(r['seconds'] for r in rows):.0f}-{max(r['seconds'] for r in rows):.0f} s"
+    )
     names = sorted({name for row in rows for name in row["ratios"]})
     for name in names:
         ratios = [row["ratios"][name] for row in rows if name in row["ratios"]]

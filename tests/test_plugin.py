@@ -74,7 +74,13 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     info = compiled["extra_info"]
     assert {"kernel", "variant", "n_tokens", "per_token_s", "flops", "bytes", "floor_s", "compile_s"} <= info.keys()
     assert info["per_token_s"] == pytest.approx(compiled["stats"]["median"] / 32)
-    assert info["compile_flags"] == {"backend": "inductor", "mode": None, "fullgraph": True, "dynamic": False}
+    assert info["compile_flags"] == {
+        "backend": "inductor",
+        "mode": None,
+        "fullgraph": True,
+        "dynamic": False,
+        "cuda_graph": False,
+    }
     assert len(compiled["stats"]["data"]) == compiled["stats"]["rounds"]  # raw rounds are kept
     assert "compile_s" not in by_name["matmul-eager-16"]["extra_info"]
 
