@@ -256,8 +256,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict) -> None:
     """Where the tree is a copy without .git (a GPU box, a CI tarball), PERF_CORE_COMMIT names the commit."""
     commit = os.environ.get("PERF_CORE_COMMIT")
-    if commit and commit_info.get("id") in (None, "unversioned"):
-        commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False)
+    if commit and commit_info.get("id") in (None, "unversioned", "unknown"):
+        commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False, error=None)
 
 
 def _format_s(seconds: float | None) -> str:
