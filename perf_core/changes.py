@@ -1,4 +1,4 @@
-"""Change points in a per-commit series, with ruptures' PELT search.
+"""Change points in a per-commit series, with ruptures' PELT search (KernelCPD, linear kernel).
 
 Why ruptures and this penalty: PELT finds the exact optimum of a penalised least-squares
 segmentation in linear time, and is deterministic. We segment the log of per-token latency, so a
@@ -51,7 +51,11 @@ def detect(
         return []
     sigma = max(noise_sigma(series), 1e-3)  # floor: a perfectly flat series must not divide by zero
     penalty = penalty_scale * sigma**2 * np.log(len(series))
-    ends = ruptures.Pelt(model="l2", min_size=min_size, jump=1).fit(series.reshape(-1, 1)).predict(pen=penalty)
+    # KernelCPD with the linear kernel is PELT on the l2 cost, in ruptures' C code (Pelt(model="l2")
+    # gives the same segmentation in pure Python, ~50x slower on a 200-commit history).
+    ends = (
+        ruptures.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(series.reshape(-1, 1)).predict(pen=penalty)
+    )
     bounds = [0, *ends]
     found = []
     for start, cut, stop in zip(bounds, bounds[1:], bounds[2:]):

@@ -120,6 +120,19 @@ def _seconds(path: Path, name: str, what: str, value: object) -> float:
     return float(value)
 
 
+def _rounds(path: Path, name: str, data: list) -> tuple[float, ...]:
+    """Validate the raw rounds in one vectorised pass: long histories hold millions of them."""
+    try:
+        values = np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        raise HistoryError(f"{path}: benchmark {name!r} has non-numeric round times") from None
+    bad = ~np.isfinite(values) | (values < 0)
+    if values.ndim != 1 or bad.any():
+        first = float(values[bad][0]) if values.ndim == 1 else "not a list"
+        raise HistoryError(f"{path}: benchmark {name!r} has an invalid round time ({first!r})")
+    return tuple(data)
+
+
 def parse_result(path: Path, bench: dict) -> Result:
     name = bench.get("param") or bench.get("name", "?")
     extra = bench.get("extra_info") or {}
@@ -133,7 +146,7 @@ def parse_result(path: Path, bench: dict) -> Result:
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
         raise HistoryError(f"{path}: benchmark {name!r} has an invalid n_tokens ({n_tokens!r})")
     median = _seconds(path, name, "median", stats.get("median"))
-    rounds = tuple(_seconds(path, name, "round time", value) for value in stats.get("data") or ())
+    rounds = _rounds(path, name, stats.get("data") or [])
     optional = {key: extra.get(key) for key in ("floor_s", "latency_s")}
     return Result(
         name=f"{extra['kernel']}-{extra['variant']}-{n_tokens}",
