@@ -120,3 +120,31 @@ torch.compile = compile_that_breaks_at_32_tokens
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     names = {bench["param"] for bench in json.loads(saved.read_text())["benchmarks"]}
     assert names == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16"}
+
+
+def test_out_of_memory_fails_only_that_size_naming_it(suite):
+    suite.makeconftest(
+        """
+import torch
+
+pytest_plugins = ["perf_core.plugin"]
+
+real_build = __import__("perf_core.kernels", fromlist=["build"]).build
+
+def build_that_runs_out_at_32_tokens(workload, seed=0):
+    if workload.n_tokens == 32:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return real_build(workload, seed)
+
+import perf_core.kernels
+perf_core.kernels.build = build_that_runs_out_at_32_tokens
+"""
+    )
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["out of memory in matmul-eager-32: 32 tokens, batch 1, d_model 256, float32"])
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    assert {bench["param"] for bench in json.loads(saved.read_text())["benchmarks"]} == {
+        "matmul-eager-16",
+        "matmul-compiled-16",
+    }

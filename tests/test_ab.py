@@ -1,0 +1,140 @@
+"""`perf-core ab`: the interleaving, the decision over runs, and every way a side can be wrong.
+
+No test here asserts on speed: real runs are only used to check what the gate does with them.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from synthetic import run_document, write_run
+
+from perf_core import ab, history
+from perf_core.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
+TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "4"]
+TINY_RUNS = "--benchmark-max-time=0.005 --benchmark-min-rounds=3"
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch git repository holding this project's suite, one commit."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            subprocess.run(["cp", "-r", str(source), str(target)], check=True)
+        else:
+            target.write_text(source.read_text())
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "suite")
+    return repo
+
+
+def perf_core(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_schedule_alternates_who_goes_first():
+    assert ab.schedule(3) == [("base", 1), ("head", 1), ("head", 2), ("base", 2), ("base", 3), ("head", 3)]
+
+
+def test_decision_uses_each_run_as_one_sample(tmp_path):
+    paths = {"base": [], "head": []}
+    for i in range(5):
+        for side, factor in (("base", 1.0), ("head", 1.2)):
+            document = run_document("a" * 40, history.datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
+            paths[side].append(write_run(tmp_path / side, i, document))
+    verdicts = dict((v.name, v) for v, _ in ab.decide_all(ab.collect(paths), threshold=0.05, alpha=0.05))
+    slow = verdicts["attention-compiled-16"]
+    assert (slow.n_base, slow.n_head, slow.verdict) == (5, 5, "regression")
+    assert slow.ratio == pytest.approx(1.2, abs=0.02)
+    assert verdicts["matmul-compiled-16"].verdict == "unchanged"
+
+
+def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
+    full = run_document("a" * 40, history.datetime(2026, 1, 1))
+    partial = run_document("a" * 40, history.datetime(2026, 1, 1), names=("matmul-eager-16",))
+    files = {"base": [write_run(tmp_path / "b", 1, full)], "head": [write_run(tmp_path / "h", 1, partial)]}
+    with pytest.raises(ab.SideError, match=r"^head: results are missing benchmarks the base has: attention-"):
+        ab.collect(files)
+
+
+def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(project)
+    report = tmp_path / "report.md"
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "runs"
+    args = ["ab", "HEAD", "HEAD", *TINY, "--out", out, "--markdown", report, "--pytest-args", TINY_RUNS]
+    code, stdout, err = perf_core(capsys, *args)
+    assert code in (0, 1), err  # which one is the machine's business; the gate's shape is ours
+    assert sorted(p.name for p in out.iterdir()) == [f"{s}-{i:02d}.json" for s in ("base", "head") for i in range(1, 5)]
+    progress = [line for line in err.splitlines() if line.startswith("[")]
+    assert [line.split()[1] for line in progress] == ["base", "head", "head", "base", "base", "head", "head", "base"]
+    assert "s left" in progress[0]
+    assert "matmul-eager-16" in stdout and "4/4 runs" in stdout
+    assert "| matmul-eager-16 |" in report.read_text() and summary.read_text() == report.read_text()
+    assert git(project, "worktree", "list").count("\n") == 0  # only the main checkout is left
+    assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ab", "nosuchref"], "base: 'nosuchref' is not a commit"),
+        (["ab", "HEAD", "nosuchref"], "head: 'nosuchref' is not a commit"),
+        (["ab", "HEAD", "--pairs", "3"], "--pairs must be at least 4"),
+    ],
+)
+def test_bad_sides_are_one_line_and_exit_2(project, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(project)
+    code, _, err = perf_core(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_not_a_git_repository(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = perf_core(capsys, "ab", "HEAD")
+    assert code == 2 and "is not a git repository" in err
+
+
+def test_dirty_tree_with_head_named_is_refused(project, capsys, monkeypatch):
+    monkeypatch.chdir(project)
+    (project / "conftest.py").write_text((project / "conftest.py").read_text() + "\n# edited\n")
+    code, _, err = perf_core(capsys, "ab", "HEAD", "HEAD")
+    assert code == 2 and "head: the working tree has uncommitted changes" in err
+
+
+def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(project)
+    base = git(project, "rev-parse", "HEAD")
+    kernels = project / "perf_core" / "kernels.py"
+    kernels.write_text(kernels.read_text().replace("return x @ self.weight", "return (x @ self.weight).sum() + None"))
+    git(project, "commit", "-qam", "broken matmul")
+    code, _, err = perf_core(capsys, "ab", base, "HEAD", *TINY, "--out", tmp_path / "runs", "--pytest-args", TINY_RUNS)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("perf-core: error: head: the suite failed"), err
+    assert git(project, "worktree", "list").count("\n") == 0
+
+
+def test_slow_attention_fixture_applies_and_still_matches_eager(project):
+    git(project, "apply", str(ROOT / "tests" / "fixtures" / "slow_attention.patch"))
+    check = "from perf_core import core; from perf_core.workload import Workload; "
+    check += "core.prepare(Workload('attention', 8, 32, 4), 'compiled'); print('ok')"
+    result = subprocess.run([sys.executable, "-c", check], cwd=project, capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
