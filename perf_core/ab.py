@@ -21,9 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from perf_core import gate, history
+from perf_core import history
 from perf_core.history import HistoryError
+
+if TYPE_CHECKING:  # scipy (through gate) loads only when a decision is made: keeps plot/trend quick
+    from perf_core import gate
 
 DEFAULT_PAIRS = 5
 # Short timing per run: the gate's power comes from many independent runs, not long ones.
@@ -145,6 +149,8 @@ def collect(files: dict[str, list[Path]]) -> dict[str, list[history.Run]]:
 
 
 def decide_all(runs: dict[str, list[history.Run]], threshold: float, alpha: float) -> list[tuple[gate.Verdict, int]]:
+    from perf_core import gate
+
     verdicts = []
     reference = runs["base"][0].results
     names = sorted(reference, key=lambda n: (reference[n].kernel, reference[n].variant, reference[n].n_tokens))

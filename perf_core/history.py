@@ -63,10 +63,6 @@ class Result:
         """Seconds per call: "steady" (calls back to back) or "latency" (isolated call, GPU runs)."""
         return self.median_s if metric == "steady" else self.latency_s
 
-    @property
-    def group(self) -> str:
-        return f"{self.kernel}-{self.variant}"
-
 
 @dataclass(frozen=True)
 class Run:

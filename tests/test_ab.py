@@ -5,12 +5,13 @@ No test here asserts on speed: real runs are only used to check what the gate do
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from synthetic import run_document, write_run
 
-from perf_core import ab, history
+from perf_core import ab
 from perf_core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ def test_decision_uses_each_run_as_one_sample(tmp_path):
     paths = {"base": [], "head": []}
     for i in range(5):
         for side, factor in (("base", 1.0), ("head", 1.2)):
-            document = run_document("a" * 40, history.datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
+            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
             paths[side].append(write_run(tmp_path / side, i, document))
     verdicts = dict((v.name, v) for v, _ in ab.decide_all(ab.collect(paths), threshold=0.05, alpha=0.05))
     slow = verdicts["attention-compiled-16"]
@@ -67,8 +68,8 @@ def test_decision_uses_each_run_as_one_sample(tmp_path):
 
 
 def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
-    full = run_document("a" * 40, history.datetime(2026, 1, 1))
-    partial = run_document("a" * 40, history.datetime(2026, 1, 1), names=("matmul-eager-16",))
+    full = run_document("a" * 40, datetime(2026, 1, 1))
+    partial = run_document("a" * 40, datetime(2026, 1, 1), names=("matmul-eager-16",))
     files = {"base": [write_run(tmp_path / "b", 1, full)], "head": [write_run(tmp_path / "h", 1, partial)]}
     with pytest.raises(ab.SideError, match=r"^head: results are missing benchmarks the base has: attention-"):
         ab.collect(files)
