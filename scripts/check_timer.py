@@ -6,7 +6,10 @@ alone, then times the same call with references:
   - on CUDA, isolated-call latency: a plain loop that synchronises after every call;
   - on CUDA, triton.testing.do_bench median, shown for context only: it flushes the L2 cache
     before every call, so it reads slower wherever the weights would otherwise stay in L2.
-Each ratio is suite / reference. Exit 1 when a checked ratio is off by more than --tolerance.
+Suite and references alternate --alternations times per case (S R S R S R) and the medians are
+compared, so slow drift of a shared machine falls on both; `spread` is how far the suite's own
+figure moved between its passes. Each ratio is suite / reference. Exit 1 when a checked ratio is
+off by more than --tolerance.
 
     python scripts/check_timer.py --kernels matmul --variants eager --tokens 16 --tolerance 0.10
 """
@@ -59,6 +62,7 @@ def main() -> int:
     for name in ("tokens", "kernels", "variants", "device", "dtype", "preset", "threads"):
         parser.add_argument(f"--{name}", default=OPTIONS[name][0])
     parser.add_argument("--tolerance", type=float, default=0.05, help="largest |ratio - 1| allowed (default 0.05)")
+    parser.add_argument("--alternations", type=int, default=3, help="suite/reference alternations per case (3)")
     args = parser.parse_args()
     raw = {name: getattr(args, name, "") or default for name, (default, _) in OPTIONS.items()}
     selection = parse_selection(raw, torch.cuda.is_available())
@@ -72,18 +76,24 @@ def main() -> int:
         w = case.workload
         case_args = [f"--{name}={getattr(selection, name)}" for name in ("device", "dtype", "preset", "threads")]
         case_args += [f"--kernels={w.kernel}", f"--variants={case.variant}", f"--tokens={w.n_tokens}"]
-        bench = suite_figures(case_args)
         call = core.prepare(w, case.variant)
         timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
-        reference = timer.blocked_autorange(min_run_time=1.0).median
-        row = {"case": case.id, "suite_s": bench["stats"]["median"], "timer_s": reference}
-        row["steady_ratio"] = row["suite_s"] / reference
+        # Suite and references alternate (S R S R ...), so slow drift of the machine lands on both.
+        figures: dict[str, list[float]] = {"suite_s": [], "timer_s": [], "suite_latency_s": [], "loop_latency_s": []}
+        for _ in range(args.alternations):
+            bench = suite_figures(case_args)
+            figures["suite_s"].append(bench["stats"]["median"])
+            figures["timer_s"].append(timer.blocked_autorange(min_run_time=0.5).median)
+            if cuda:
+                figures["suite_latency_s"].append(bench["extra_info"]["latency_s"])
+                figures["loop_latency_s"].append(plain_loop_latency_s(call.fn))
+        row = {"case": case.id, **{key: statistics.median(v) for key, v in figures.items() if v}}
+        row["suite_spread"] = max(figures["suite_s"]) / min(figures["suite_s"]) - 1
+        row["steady_ratio"] = row["suite_s"] / row["timer_s"]
         checked = [row["steady_ratio"]]
         if cuda:
             import triton.testing
 
-            row["suite_latency_s"] = bench["extra_info"]["latency_s"]
-            row["loop_latency_s"] = plain_loop_latency_s(call.fn)
             row["latency_ratio"] = row["suite_latency_s"] / row["loop_latency_s"]
             row["do_bench_s"] = triton.testing.do_bench(call.fn, return_mode="median") / 1e3
             checked.append(row["latency_ratio"])
@@ -92,12 +102,13 @@ def main() -> int:
         print(json.dumps(row), flush=True)
 
     print(f"\n{device_label}: suite vs references (medians, us)")
-    header = f"{'case':<26}{'suite':>10}{'Timer':>10}{'ratio':>8}"
+    header = f"{'case':<26}{'suite':>10}{'spread':>8}{'Timer':>10}{'ratio':>8}"
     if cuda:
         header += f"{'isolated':>10}{'loop':>10}{'ratio':>8}{'do_bench':>10}"
     print(header)
     for row in rows:
-        line = f"{row['case']:<26}{row['suite_s'] * 1e6:>10.2f}{row['timer_s'] * 1e6:>10.2f}{row['steady_ratio']:>8.3f}"
+        line = f"{row['case']:<26}{row['suite_s'] * 1e6:>10.2f}{row['suite_spread']:>8.1%}"
+        line += f"{row['timer_s'] * 1e6:>10.2f}{row['steady_ratio']:>8.3f}"
         if cuda:
             line += f"{row['suite_latency_s'] * 1e6:>10.2f}{row['loop_latency_s'] * 1e6:>10.2f}"
             line += f"{row['latency_ratio']:>8.3f}{row['do_bench_s'] * 1e6:>10.2f}"
