@@ -1,0 +1,39 @@
+"""GPU-only behaviour; skipped with the reason shown by `pytest -rs` on machines without CUDA."""
+
+import pytest
+import torch
+
+from perf_core import clock, core, kernels
+from perf_core.core import CompileFlags
+from perf_core.workload import Workload
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
+
+
+def small(kernel: str, n_tokens: int = 16) -> Workload:
+    return Workload(kernel, n_tokens, d_model=256, n_heads=4, dtype="bfloat16", device="cuda")
+
+
+@pytest.mark.parametrize("kernel", ["attention", "matmul"])
+def test_graph_replay_matches_eager(kernel):
+    call = core.prepare(small(kernel), "compiled", CompileFlags(cuda_graph=True))
+    module, x = kernels.build(small(kernel))
+    with torch.no_grad():
+        expected = module(x)
+    torch.testing.assert_close(call.fn(), expected, rtol=3e-2, atol=3e-2)
+
+
+def test_graph_replay_survives_the_next_benchmarks_compile():
+    first = core.prepare(small("attention", 16), "compiled", CompileFlags(cuda_graph=True))
+    core.prepare(small("attention", 32), "compiled", CompileFlags(cuda_graph=True))  # resets the compiler
+    first.fn()
+    torch.cuda.synchronize()  # an illegal address would surface here
+
+
+def test_synchronized_timer_waits_for_the_gpu():
+    a = torch.randn(4096, 4096, device="cuda")
+    timer = clock.timer_for("cuda")
+    start = timer()
+    for _ in range(20):
+        a @ a
+    assert timer() - start > 20 * 2 * 4096**3 / 2e15  # at least the time at 2 PFLOP/s: the work was waited for
