@@ -1,6 +1,8 @@
 """The suite as a user runs it: ids, options, saved JSON, and failures that stay local."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -83,6 +85,14 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     }
     assert len(compiled["stats"]["data"]) == compiled["stats"]["rounds"]  # raw rounds are kept
     assert "compile_s" not in by_name["matmul-eager-16"]["extra_info"]
+    # The history stays pytest-benchmark's own: its compare command reads it.
+    storage = str(suite.path / ".benchmarks")
+    compared = subprocess.run(
+        [sys.executable, "-m", "pytest_benchmark", "--storage", storage, "compare", "0001"],
+        capture_output=True,
+        text=True,
+    )
+    assert compared.returncode == 0 and "test_latency[matmul-compiled-32]" in compared.stdout, compared.stderr
 
 
 def test_disabled_run_checks_every_case_once_and_saves_nothing(suite):
