@@ -27,7 +27,7 @@ class UsageError(ValueError):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 # ---------------------------------------------------------------------------------------------
