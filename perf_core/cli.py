@@ -95,6 +95,12 @@ def load(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
+def split_name(name: str) -> tuple[str, int]:
+    """ "attention-compiled-128" -> ("attention-compiled", 128): the panel and the token count."""
+    panel, tokens = name.rsplit("-", 1)
+    return panel, int(tokens)
+
+
 def names_in(runs: Sequence[Run], args: argparse.Namespace) -> list[str]:
     keep = wanted(args)
     results = {name: result for run in runs for name, result in run.results.items() if keep(result)}
@@ -174,11 +180,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         chosen = commits[-args.last :]
     names = names_in(runs, args)
     panels, data = [], []
-    for group_name in dict.fromkeys(n.rsplit("-", 1)[0] for n in names):
-        members = [n for n in names if n.rsplit("-", 1)[0] == group_name]
+    for group_name in dict.fromkeys(split_name(n)[0] for n in names):
+        members = [n for n in names if split_name(n)[0] == group_name]
         curves = []
         for commit, group in chosen:
-            points = [(int(n.rsplit("-", 1)[1]), history.pool(commit, group, n, args.metric)) for n in members]
+            points = [(split_name(n)[1], history.pool(commit, group, n, args.metric)) for n in members]
             points = [(tokens, p) for tokens, p in points if p]
             if not points:
                 continue
@@ -223,7 +229,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
             when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
             found.append({"benchmark": name, "change": change, "commit": point.commit, "date": when})
         data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for _, p in present]})
-        group, tokens = name.rsplit("-", 1)
+        group, tokens = split_name(name)
         panels.setdefault(group.replace("-", " / "), []).append(
             plots.TrendLine(f"{tokens} tokens", tuple(points), marks)
         )
