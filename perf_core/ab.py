@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def main(args: argparse.Namespace) -> int:
     top = Path(git(repo, "rev-parse", "--show-toplevel"))
     out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    extra = selection_args(args) + args.pytest_args.split()
+    extra = selection_args(args) + shlex.split(args.pytest_args)
     order = schedule(args.pairs)
     files: dict[str, list[Path]] = {"base": [], "head": []}
     print(
