@@ -71,8 +71,8 @@ def git(repo: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def resolve(repo: Path, base: str, head: str | None) -> tuple[str, str, str]:
-    """(base sha, head sha, head label). The working tree's changes become a commit object via
+def resolve(repo: Path, base: str, head: str | None) -> tuple[Path, str, str, str]:
+    """(top-level folder, base sha, head sha, head label). The working tree's changes become a commit object via
     `git stash create`, which touches neither the index nor the files."""
     try:
         top = git(repo, "rev-parse", "--show-toplevel")
@@ -87,12 +87,12 @@ def resolve(repo: Path, base: str, head: str | None) -> tuple[str, str, str]:
     dirty = bool(git(Path(top), "status", "--porcelain", "--untracked-files=no"))
     if head is None:
         stash = git(Path(top), "stash", "create") if dirty else ""
-        return shas[0], stash or shas[1], "working tree" + (" (uncommitted changes)" if stash else "")
+        return Path(top), shas[0], stash or shas[1], "working tree" + (" (uncommitted changes)" if stash else "")
     if dirty and head == "HEAD":
         raise SideError(
             "head: the working tree has uncommitted changes but HEAD names the last commit; commit them, or leave HEAD out to measure the working tree"
         )
-    return shas[0], shas[1], head
+    return Path(top), shas[0], shas[1], head
 
 
 @contextmanager
@@ -192,9 +192,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
     if args.markdown:
         check_writable(args.markdown)
-    repo = args.repo
-    base_sha, head_sha, head_label = resolve(repo, args.base, args.head)
-    top = Path(git(repo, "rev-parse", "--show-toplevel"))
+    top, base_sha, head_sha, head_label = resolve(args.repo, args.base, args.head)
     out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     extra = selection_args(args) + shlex.split(args.pytest_args)

@@ -8,8 +8,8 @@ successive differences (MAD / 0.6745 / sqrt(2)); it adapts to how noisy a machin
 fixed number. A change is then reported only when the median level moves by at least
 `min_change` (5% by default), so statistically clear but negligible shifts stay quiet.
 
-The scale 5 was chosen on 300 synthetic series of 60 commits with 3% noise (see
-tests/test_changes.py for the fixed-seed cases): scale 3 / 4 / 5 gave 2 / 1 / 0 false changes on
+The scale 5 was chosen on 300 synthetic series of 60 commits with 3% noise (the fixed-seed
+cases are the trend tests in tests/test_history.py): scale 3 / 4 / 5 gave 2 / 1 / 0 false changes on
 flat series, and found a +8% step at exactly the right commit in 242 / 243 / 244 of 300 (within
 two commits in 294 / 295 / 296; a single noisy commit at the edge of a step can belong to either side).
 """

@@ -88,9 +88,7 @@ def load(args: argparse.Namespace) -> list[Run]:
         runs = history.select_machine(runs, None, current_machine())
     else:
         runs = history.select_machine(runs, args.machine)
-    keep = wanted(args)
-    names = {name for run in runs for name, result in run.results.items() if keep(result)}
-    if not names:
+    if not names_in(runs, args):
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
     return runs
 
@@ -141,15 +139,6 @@ def save_figure(fig, path: Path) -> None:
         raise UsageError(f"-o {path}: the figure format must be .png or .svg")
     write_atomic(path, lambda temporary: fig.savefig(temporary, format=fmt, dpi=120))
     print(f"wrote {path}", file=sys.stderr)
-
-
-def format_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    from perf_core.plots import unit_for
-
-    unit, scale = unit_for([seconds])
-    return f"{seconds / scale:.3f} {unit}"
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -264,8 +253,8 @@ def verdict_rows(verdicts, units: dict[str, str]) -> tuple[list[str], list[list[
         rows.append(
             [
                 v.name,
-                format_s(v.base_s / n_tokens),
-                format_s(v.head_s / n_tokens),
+                history.format_seconds(v.base_s / n_tokens),
+                history.format_seconds(v.head_s / n_tokens),
                 f"{v.ratio:.3f}",
                 f"[{v.ratio_low:.3f}, {v.ratio_high:.3f}]",
                 f"{v.p_value:.3g}",

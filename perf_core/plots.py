@@ -16,18 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from perf_core.history import Point
-
-UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
-
-
-def unit_for(seconds: Sequence[float]) -> tuple[str, float]:
-    """The unit that reads best for these values: the largest one the biggest value reaches."""
-    top = max(seconds, default=1.0)
-    for name, scale in UNITS:
-        if top >= scale:
-            return name, scale
-    return UNITS[-1]
+from perf_core.history import Point, unit_for
 
 
 @dataclass(frozen=True)

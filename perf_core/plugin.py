@@ -22,6 +22,7 @@ import torch
 from pytest_benchmark.utils import get_tag
 
 from perf_core import clock, core
+from perf_core.history import format_seconds
 from perf_core.workload import (
     DEFAULT_PRESET,
     DEVICES,
@@ -260,15 +261,6 @@ def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict
         commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False, error=None)
 
 
-def _format_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3f} {unit}"
-    return f"{seconds / 1e-9:.1f} ns"
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """A per-token table beside pytest-benchmark's per-call one."""
@@ -288,6 +280,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         ratio = f"{info['per_token_s'] * n / floor:.1f}" if floor else "-"
         name = f"{info['kernel']}-{info['variant']}-{n}"
         terminalreporter.write_line(
-            f"{name:<28}{_format_s(bench.stats.median):>14}{_format_s(info['per_token_s']):>14}"
-            f"{_format_s(floor / n if floor else None):>14}{ratio:>9}"
+            f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info['per_token_s']):>14}"
+            f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
         )
