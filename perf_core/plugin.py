@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from pytest_benchmark.utils import get_tag
+from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import clock, core
 from perf_core.history import format_seconds
@@ -149,7 +149,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # as --benchmark-autosave --benchmark-save-data. Set here rather than in addopts so that runs
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
     if raw["autosave"].strip().lower() in ("1", "true", "yes") and not config.getoption("benchmark_disable"):
-        config.option.benchmark_autosave = config.option.benchmark_autosave or get_tag()
+        commit = os.environ.get("PERF_CORE_COMMIT")  # the file name names the commit, as its contents do
+        tag = f"{commit}_{get_current_time()}" if commit else get_tag()
+        config.option.benchmark_autosave = config.option.benchmark_autosave or tag
         config.option.benchmark_save_data = True
 
 
@@ -255,9 +257,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict) -> None:
-    """Where the tree is a copy without .git (a GPU box, a CI tarball), PERF_CORE_COMMIT names the commit."""
+    """PERF_CORE_COMMIT, when set, names the commit that ran, whatever git says.
+
+    For copied trees (a GPU box, a CI tarball): they may carry no .git, or a stale one whose HEAD
+    is not the code that ran (seen on the lent GPU machines).
+    """
     commit = os.environ.get("PERF_CORE_COMMIT")
-    if commit and commit_info.get("id") in (None, "unversioned", "unknown"):
+    if commit:
         commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False, error=None)
 
 

@@ -158,3 +158,16 @@ perf_core.kernels.build = build_that_runs_out_at_32_tokens
         "matmul-eager-16",
         "matmul-compiled-16",
     }
+
+
+def test_perf_core_commit_names_the_commit_even_where_git_says_otherwise(suite, monkeypatch):
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=suite.path, check=True)
+    monkeypatch.setenv("PERF_CORE_COMMIT", "c0ffee")
+    monkeypatch.setenv("PERF_CORE_COMMIT_TIME", "2026-11-26T10:00:00+00:00")
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result.assert_outcomes(passed=1)
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    assert "c0ffee" in saved.name
+    commit = json.loads(saved.read_text())["commit_info"]
+    assert (commit["id"], commit["time"]) == ("c0ffee", "2026-11-26T10:00:00+00:00")
