@@ -8,7 +8,8 @@ alone, then times the same call with references:
     before every call, so it reads slower wherever the weights would otherwise stay in L2.
 Suite and references alternate --alternations times per case (S R S R S R) and the medians are
 compared, so slow drift of a shared machine falls on both; `spread` is how far the suite's own
-figure moved between its passes. Each ratio is suite / reference. Exit 1 when a checked ratio is
+figure moved between its passes, and on CUDA `SM MHz` the range of the SM clock read after each
+pass (a card that changes clock state between passes moves host-bound figures with it). Each ratio is suite / reference. Exit 1 when a checked ratio is
 off by more than --tolerance.
 
     python scripts/check_timer.py --kernels matmul --variants eager --tokens 16 --tolerance 0.10
@@ -57,6 +58,14 @@ def plain_loop_latency_s(fn, calls: int = 200) -> float:
     return statistics.median(samples)
 
 
+def sm_clock_mhz() -> float | None:
+    """The GPU's SM clock over the last sample period (NVML), to see whether the card changed state."""
+    try:
+        return float(torch.cuda.clock_rate())
+    except (ImportError, RuntimeError):  # no NVML bindings (pynvml / amdsmi)
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("tokens", "kernels", "variants", "device", "dtype", "preset", "threads"):
@@ -80,15 +89,21 @@ def main() -> int:
         timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
         # Suite and references alternate (S R S R ...), so slow drift of the machine lands on both.
         figures: dict[str, list[float]] = {"suite_s": [], "timer_s": [], "suite_latency_s": [], "loop_latency_s": []}
+        clocks: list[float | None] = []  # SM MHz read straight after each timed pass
         for _ in range(args.alternations):
             bench = suite_figures(case_args)
+            clocks.append(sm_clock_mhz() if cuda else None)
             figures["suite_s"].append(bench["stats"]["median"])
             figures["timer_s"].append(timer.blocked_autorange(min_run_time=0.5).median)
+            clocks.append(sm_clock_mhz() if cuda else None)
             if cuda:
                 figures["suite_latency_s"].append(bench["extra_info"]["latency_s"])
                 figures["loop_latency_s"].append(plain_loop_latency_s(call.fn))
         row = {"case": case.id, **{key: statistics.median(v) for key, v in figures.items() if v}}
         row["suite_spread"] = max(figures["suite_s"]) / min(figures["suite_s"]) - 1
+        row["passes"] = figures  # every pass's figure, suite and references, in the order taken
+        if cuda and None not in clocks:
+            row["sm_mhz"] = clocks
         row["steady_ratio"] = row["suite_s"] / row["timer_s"]
         checked = [row["steady_ratio"]]
         if cuda:
@@ -104,7 +119,7 @@ def main() -> int:
     print(f"\n{device_label}: suite vs references (medians, us)")
     header = f"{'case':<26}{'suite':>10}{'spread':>8}{'Timer':>10}{'ratio':>8}"
     if cuda:
-        header += f"{'isolated':>10}{'loop':>10}{'ratio':>8}{'do_bench':>10}"
+        header += f"{'isolated':>10}{'loop':>10}{'ratio':>8}{'do_bench':>10}{'SM MHz':>12}"
     print(header)
     for row in rows:
         line = f"{row['case']:<26}{row['suite_s'] * 1e6:>10.2f}{row['suite_spread']:>8.1%}"
@@ -112,6 +127,8 @@ def main() -> int:
         if cuda:
             line += f"{row['suite_latency_s'] * 1e6:>10.2f}{row['loop_latency_s'] * 1e6:>10.2f}"
             line += f"{row['latency_ratio']:>8.3f}{row['do_bench_s'] * 1e6:>10.2f}"
+            mhz = row.get("sm_mhz")
+            line += f"{f'{min(mhz):.0f}-{max(mhz):.0f}' if mhz else '-':>12}"
         print(line)
     verdict = "within" if worst <= args.tolerance else "OUTSIDE"
     print(f"largest deviation {worst:.1%}: {verdict} the {args.tolerance:.0%} tolerance")
