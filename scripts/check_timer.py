@@ -6,8 +6,9 @@ alone, then times the same call with references:
   - on CUDA, isolated-call latency: a plain loop that synchronises after every call;
   - on CUDA, triton.testing.do_bench median, shown for context only: it flushes the L2 cache
     before every call, so it reads slower wherever the weights would otherwise stay in L2.
-Suite and references alternate --alternations times per case (S R S R S R) and the medians are
-compared, so slow drift of a shared machine falls on both; `spread` is how far the suite's own
+Suite and references alternate --alternations times per case (S R, R S, S R: flipped, each after
+the same pause, each on a freshly prepared call) and the medians are compared, so slow drift of a
+shared machine falls on both; `spread` is how far the suite's own
 figure moved between its passes, and on CUDA `SM MHz` the range of the SM clock read after each
 pass (a card that changes clock state between passes moves host-bound figures with it). Each ratio is suite / reference. Exit 1 when a checked ratio is
 off by more than --tolerance.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -66,12 +68,22 @@ def sm_clock_mhz() -> float | None:
         return None
 
 
+def steal_s() -> float:
+    """CPU time the hypervisor gave to others so far (all CPUs), from /proc/stat; 0 where unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("tokens", "kernels", "variants", "device", "dtype", "preset", "threads"):
         parser.add_argument(f"--{name}", default=OPTIONS[name][0])
     parser.add_argument("--tolerance", type=float, default=0.05, help="largest |ratio - 1| allowed (default 0.05)")
     parser.add_argument("--alternations", type=int, default=3, help="suite/reference alternations per case (3)")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds of pause before each timed pass (1)")
     args = parser.parse_args()
     raw = {name: getattr(args, name, "") or default for name, (default, _) in OPTIONS.items()}
     selection = parse_selection(raw, torch.cuda.is_available())
@@ -85,23 +97,33 @@ def main() -> int:
         w = case.workload
         case_args = [f"--{name}={getattr(selection, name)}" for name in ("device", "dtype", "preset", "threads")]
         case_args += [f"--kernels={w.kernel}", f"--variants={case.variant}", f"--tokens={w.n_tokens}"]
-        call = core.prepare(w, case.variant)
-        timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
-        # Suite and references alternate (S R S R ...), so slow drift of the machine lands on both.
+        # Suite and references alternate, in flipped order (S R, R S, S R, ...) after the same pause,
+        # and the references prepare a fresh call each time as the suite does: whatever state the
+        # machine drifts into lands on both alike.
         figures: dict[str, list[float]] = {"suite_s": [], "timer_s": [], "suite_latency_s": [], "loop_latency_s": []}
         clocks: list[float | None] = []  # SM MHz read straight after each timed pass
-        for _ in range(args.alternations):
-            bench = suite_figures(case_args)
-            clocks.append(sm_clock_mhz() if cuda else None)
-            figures["suite_s"].append(bench["stats"]["median"])
-            figures["timer_s"].append(timer.blocked_autorange(min_run_time=0.5).median)
-            clocks.append(sm_clock_mhz() if cuda else None)
-            if cuda:
-                figures["suite_latency_s"].append(bench["extra_info"]["latency_s"])
-                figures["loop_latency_s"].append(plain_loop_latency_s(call.fn))
+        steal: list[float] = []  # seconds of CPU the hypervisor took away during each pass
+        for alternation in range(args.alternations):
+            for side in ("suite", "references") if alternation % 2 == 0 else ("references", "suite"):
+                time.sleep(args.settle)
+                stolen = steal_s()
+                if side == "suite":
+                    bench = suite_figures(case_args)
+                    figures["suite_s"].append(bench["stats"]["median"])
+                    if cuda:
+                        figures["suite_latency_s"].append(bench["extra_info"]["latency_s"])
+                else:
+                    call = core.prepare(w, case.variant)
+                    timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
+                    figures["timer_s"].append(timer.blocked_autorange(min_run_time=0.5).median)
+                    if cuda:
+                        figures["loop_latency_s"].append(plain_loop_latency_s(call.fn))
+                clocks.append(sm_clock_mhz() if cuda else None)
+                steal.append(steal_s() - stolen)
         row = {"case": case.id, **{key: statistics.median(v) for key, v in figures.items() if v}}
         row["suite_spread"] = max(figures["suite_s"]) / min(figures["suite_s"]) - 1
         row["passes"] = figures  # every pass's figure, suite and references, in the order taken
+        row["steal_s"] = steal
         if cuda and None not in clocks:
             row["sm_mhz"] = clocks
         row["steady_ratio"] = row["suite_s"] / row["timer_s"]
