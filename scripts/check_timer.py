@@ -85,6 +85,13 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=0.05, help="largest |ratio - 1| allowed (default 0.05)")
     parser.add_argument("--alternations", type=int, default=3, help="suite/reference alternations per case (3)")
     parser.add_argument("--estimator", choices=("best", "median"), default="best", help="which ratio is checked (best)")
+    parser.add_argument(
+        "--timer-time",
+        type=float,
+        default=1.0,
+        help="seconds Timer runs per pass (1: as long as pytest-benchmark's default max time, so the card"
+        " has been busy as long before each side's isolated-latency loop)",
+    )
     parser.add_argument("--settle", type=float, default=1.0, help="seconds of pause before each timed pass (1)")
     args = parser.parse_args()
     raw = {name: getattr(args, name, "") or default for name, (default, _) in OPTIONS.items()}
@@ -117,7 +124,7 @@ def main() -> int:
                 else:
                     call = core.prepare(w, case.variant)
                     timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)
-                    figures["timer_s"].append(timer.blocked_autorange(min_run_time=0.5).median)
+                    figures["timer_s"].append(timer.blocked_autorange(min_run_time=args.timer_time).median)
                     if cuda:
                         figures["loop_latency_s"].append(plain_loop_latency_s(call.fn))
                 clocks.append(sm_clock_mhz() if cuda else None)
