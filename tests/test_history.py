@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import os
+import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -59,6 +61,17 @@ def test_plot_draws_the_latest_run_by_default_and_svg_on_request(storage, tmp_pa
         capsys, "plot", "--storage", storage, "--last", "2", "-o", tmp_path / "c.svg", "--kernel", "matmul"
     )
     assert code == 0 and (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_figures_get_the_mode_a_plain_write_would_give(storage, tmp_path, capsys):
+    write_history(storage, 1)
+    umask = os.umask(0o022)
+    try:
+        code, _, err = perf_core(capsys, "plot", "--storage", storage, "-o", tmp_path / "curve.png")
+    finally:
+        os.umask(umask)
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "curve.png").stat().st_mode) == 0o644  # not mkstemp's private 0600
 
 
 def test_plot_named_commits(storage, tmp_path, capsys):
