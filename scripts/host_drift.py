@@ -28,12 +28,12 @@ from perf_core.workload import DEFAULT_PRESET, PRESETS
 
 @contextlib.contextmanager
 def condition(pin: bool, no_gc: bool) -> Iterator[None]:
-    """Pin the calling thread to the core it is on, and/or pause the garbage collector."""
+    """Pin the calling thread to one core (the lowest it may run on), and/or pause the garbage collector."""
     affinity = os.sched_getaffinity(0)
     gc_was_enabled = gc.isenabled()
     try:
         if pin:
-            os.sched_setaffinity(0, {os.sched_getcpu() if hasattr(os, "sched_getcpu") else min(affinity)})
+            os.sched_setaffinity(0, {min(affinity)})
         if no_gc:
             gc.disable()
         yield
