@@ -3,7 +3,8 @@
 Run-to-run drift on shared machines is several percent, so comparing against a file saved on
 another day or runner proves nothing. Each side is checked out into its own temporary git worktree
 (its own code, its own plugin), and the suite runs as separate processes in the order
-A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call is one sample;
+A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call (or, with
+--metric latency on a GPU, its isolated-call latency) is one sample;
 gate.decide compares the two sides' samples. Worktrees are removed on success, failure and Ctrl-C;
 the user's checkout is never modified.
 """
@@ -149,16 +150,25 @@ def collect(files: dict[str, list[Path]]) -> dict[str, list[history.Run]]:
     return runs
 
 
-def decide_all(runs: dict[str, list[history.Run]], threshold: float, alpha: float) -> list[tuple[gate.Verdict, int]]:
+def decide_all(
+    runs: dict[str, list[history.Run]], threshold: float, alpha: float, metric: str = "steady"
+) -> list[tuple[gate.Verdict, int]]:
+    """One verdict per benchmark; each run's figure for `metric` is one sample of its side."""
     from perf_core import gate
 
     verdicts = []
     reference = runs["base"][0].results
     names = sorted(reference, key=lambda n: (reference[n].kernel, reference[n].variant, reference[n].n_tokens))
     for name in names:
-        base = [run.results[name].median_s for run in runs["base"]]
-        head = [run.results[name].median_s for run in runs["head"]]
-        verdicts.append((gate.decide(name, base, head, threshold, alpha), reference[name].n_tokens))
+        samples = {side: [run.results[name].seconds(metric) for run in runs[side]] for side in ("base", "head")}
+        for side, values in samples.items():
+            if None in values:
+                raise SideError(
+                    f"{side}: {name} has no {metric} figure (isolated latency is recorded on GPU runs only)"
+                )
+        verdicts.append(
+            (gate.decide(name, samples["base"], samples["head"], threshold, alpha), reference[name].n_tokens)
+        )
     return verdicts
 
 
@@ -214,8 +224,11 @@ def main(args: argparse.Namespace) -> int:
                 f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
                 file=sys.stderr,
             )
-    verdicts = decide_all(collect(files), args.threshold, args.alpha)
-    title = f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side"
+    verdicts = decide_all(collect(files), args.threshold, args.alpha, args.metric)
+    title = (
+        f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side,"
+        f" {args.metric}"
+    )
     print(title)
     print_table(*verdict_rows(verdicts, {v.name: "runs" for v, _ in verdicts}))
     report = markdown(verdicts, title)

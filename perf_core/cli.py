@@ -42,13 +42,17 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", help="comma-separated kernels to keep (default: all)")
     parser.add_argument("--variant", help="comma-separated variants to keep (default: all)")
     parser.add_argument("--tokens", help="comma-separated token counts to keep (default: all)")
+    add_metric(parser)
+    parser.add_argument("--json", action="store_true", help="print the numbers behind the output as JSON")
+
+
+def add_metric(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metric",
         choices=("steady", "latency"),
         default="steady",
         help="steady: calls back to back (default); latency: one isolated call (GPU runs)",
     )
-    parser.add_argument("--json", action="store_true", help="print the numbers behind the output as JSON")
 
 
 def _csv(text: str | None) -> set[str] | None:
@@ -334,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     from perf_core import ab
 
     ab.add_arguments(ab_parser)
+    add_metric(ab_parser)
     add_decision(ab_parser)
     ab_parser.set_defaults(run=cmd_ab)
     return parser

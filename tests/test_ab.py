@@ -67,6 +67,27 @@ def test_decision_uses_each_run_as_one_sample(tmp_path):
     assert verdicts["matmul-compiled-16"].verdict == "unchanged"
 
 
+def test_latency_metric_decides_on_the_isolated_latency_and_cpu_runs_have_none(tmp_path):
+    paths = {"base": [], "head": []}
+    for i in range(5):
+        for side, slower in (("base", 1.0), ("head", 1.3)):
+            document = run_document("a" * 40, datetime(2026, 1, 1), seed=i)
+            for bench in document["benchmarks"]:  # steady figures alike, latency 30% slower on head
+                bench["extra_info"]["latency_s"] = bench["stats"]["median"] * 1.5 * slower
+            paths[side].append(write_run(tmp_path / side, i, document))
+    runs = ab.collect(paths)
+    steady = dict((v.name, v.verdict) for v, _ in ab.decide_all(runs, 0.05, 0.05))
+    latency = dict((v.name, v) for v, _ in ab.decide_all(runs, 0.05, 0.05, metric="latency"))
+    assert set(steady.values()) == {"unchanged"}
+    assert {v.verdict for v in latency.values()} == {"regression"}
+    assert latency["matmul-compiled-16"].ratio == pytest.approx(1.3, rel=0.01)
+    cpu = {
+        side: [write_run(tmp_path / f"cpu-{side}", 1, run_document("a" * 40, datetime(2026, 1, 1)))] for side in paths
+    }
+    with pytest.raises(ab.SideError, match=r"^base: attention-compiled-16 has no latency figure"):
+        ab.decide_all(ab.collect(cpu), 0.05, 0.05, metric="latency")
+
+
 def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
     full = run_document("a" * 40, datetime(2026, 1, 1))
     partial = run_document("a" * 40, datetime(2026, 1, 1), names=("matmul-eager-16",))
