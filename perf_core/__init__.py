@@ -1,9 +1,10 @@
 """perf_core: per-token latency benchmarks of a compiled attention/matmul core.
 
-The package reads as the data flow in the README: ``workload`` (what to run and its cost
-model) -> ``kernels`` (eager reference) -> ``core`` (torch.compile, warmed and checked) ->
-``clock`` (timing that is right for the device) -> ``plugin`` (pytest-benchmark integration)
--> ``history`` (loading the saved JSON) -> ``changes``/``gate``/``plots``/``ab`` -> ``cli``.
+Two halves that meet in one contract (README, "Layout"): ``perf_core.measure`` (needs torch:
+workload and cost model, kernel registry, compiled core, clocks, the pytest plugin) writes runs;
+``perf_core.analysis`` (no torch: records, selection, gate, change points, figures, commands) reads
+them. Both share only ``contract`` (the JSON), ``errors`` (exit codes, validation) and ``units``;
+``cli`` is the entry point and nothing imports it.
 """
 
 __version__ = "0.1.0"

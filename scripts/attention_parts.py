@@ -21,8 +21,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from perf_core import clock
-from perf_core.workload import PRESETS, TOKEN_COUNTS
+from perf_core.contract import TOKEN_COUNTS
+from perf_core.measure import clock
+from perf_core.measure.workload import PRESETS
 
 ROTATE = 4  # weight copies: 4 x 128 MB, well past any L2
 SPLITS = 4

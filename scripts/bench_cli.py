@@ -1,6 +1,6 @@
 """Time `perf-core plot` and `perf-core trend` on a long history: 200 runs x 24 benchmarks.
 
-Builds the history with tests/synthetic.py (runs shaped like the suite's, raw rounds included),
+Builds the history with perf_core.analysis.synthetic (runs shaped like the suite's, raw rounds included),
 then runs each command as a user would, in a fresh process, and prints wall seconds.
 
     python scripts/bench_cli.py --runs 200 --rounds 400
@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthetic import write_history
+from perf_core.analysis.synthetic import write_history
 
 
 def main() -> int:

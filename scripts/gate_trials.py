@@ -1,8 +1,8 @@
 """Measure the gate: false alarms (same code both sides) and power (a known slowdown), many trials.
 
 Each trial is one full `perf-core ab` in a scratch clone of this repository. With --slowdown F,
-the clone gets one extra commit: tests/fixtures/slow_attention.patch with its extra work set to F
-of the attention block's projections; base is the commit before it. With --slowdown 0 both sides
+the clone gets one extra commit: tests/fixtures/slow_attention.py appended to the kernel registry,
+its extra work set to F of the attention block's projections; base is the commit before it. With --slowdown 0 both sides
 are the same commit.
 
     python scripts/gate_trials.py --trials 10 --slowdown 0
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATCH = ROOT / "tests" / "fixtures" / "slow_attention.patch"
+FIXTURE = ROOT / "tests" / "fixtures" / "slow_attention.py"  # a data file: appended, not imported
 
 
 def git(repo: Path, *args: str) -> None:
@@ -33,9 +33,9 @@ def scratch_clone(folder: Path, slowdown: float) -> tuple[Path, str, str]:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     if slowdown == 0:
         return clone, "HEAD", "HEAD"
-    git(clone, "apply", str(PATCH))
-    kernels = clone / "perf_core" / "kernels.py"
-    kernels.write_text(re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", kernels.read_text()))
+    kernels = clone / "perf_core" / "measure" / "kernels.py"
+    fixture = re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", FIXTURE.read_text())
+    kernels.write_text(kernels.read_text() + "\n" + fixture)
     git(
         clone,
         "-c",
@@ -63,17 +63,15 @@ def main() -> int:
             out = Path(folder) / f"trial{trial}"
             start = time.monotonic()
             command = [sys.executable, "-m", "perf_core.cli", "ab", base, head, "--repo", str(clone), "--out", str(out)]
+            command.append("--json")
             result = subprocess.run(command + extra, capture_output=True, text=True, cwd=clone)
             seconds = time.monotonic() - start
             if result.returncode not in (0, 1):
                 print(result.stderr, file=sys.stderr)
                 return 2
-            flagged = [line.split()[0] for line in result.stdout.splitlines() if "REGRESSION" in line]
-            ratios = {
-                line.split()[0]: float(line.split()[5])
-                for line in result.stdout.splitlines()
-                if line.startswith(("attention-", "matmul-"))
-            }
+            verdicts = json.loads(result.stdout)
+            flagged = [row["name"] for row in verdicts if row["verdict"] == "regression"]
+            ratios = {row["name"]: row["ratio"] for row in verdicts}
             rows.append(
                 {"trial": trial, "exit": result.returncode, "seconds": seconds, "flagged": flagged, "ratios": ratios}
             )

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from perf_core import clock, core
-from perf_core.core import CompileFlags
-from perf_core.workload import PRESETS, TOKEN_COUNTS
+from perf_core.contract import TOKEN_COUNTS
+from perf_core.measure import clock, core
+from perf_core.measure.core import CompileFlags
+from perf_core.measure.workload import PRESETS
 
 CANDIDATES = {
     "default": CompileFlags(),

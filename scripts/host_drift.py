@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import torch
 import torch.utils.benchmark as torch_benchmark
 
-from perf_core import clock, core
-from perf_core.workload import DEFAULT_PRESET, PRESETS
+from perf_core.measure import clock, core
+from perf_core.measure.workload import DEFAULT_PRESET, PRESETS
 
 
 @contextlib.contextmanager

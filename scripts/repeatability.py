@@ -13,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from perf_core import history
+from perf_core.analysis import records
 
 
 def main() -> int:
@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--tolerance", type=float, default=0.05)
     args = parser.parse_args()
-    runs = history.load_runs(args.files)
+    runs = records.load_runs(args.files)
     reference = runs[0].results
     names = sorted(reference, key=lambda n: (reference[n].kernel, reference[n].variant, reference[n].n_tokens))
     print(

@@ -2,6 +2,11 @@ from pathlib import Path
 
 import pytest
 
+# pytester restores sys.modules after each test that uses it; extension modules first imported
+# inside such a test (scipy's, through numpy.fft) cannot be imported a second time. Load them here.
+import ruptures  # noqa: F401
+import scipy.stats  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 SUITE_FILE = Path(__file__).with_name("test_latency.py")
@@ -10,6 +15,6 @@ SUITE_FILE = Path(__file__).with_name("test_latency.py")
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A scratch project holding the real benchmark file and the suite's plugin."""
-    pytester.makeconftest('pytest_plugins = ["perf_core.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["perf_core.measure.plugin"]\n')
     pytester.makepyfile(test_latency=SUITE_FILE.read_text())
     return pytester

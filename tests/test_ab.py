@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from synthetic import run_document, write_run
 
-from perf_core import ab
+from perf_core.analysis import ab
+from perf_core.analysis.synthetic import run_document, write_run
 from perf_core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_decision_uses_each_run_as_one_sample(tmp_path):
         for side, factor in (("base", 1.0), ("head", 1.2)):
             document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
             paths[side].append(write_run(tmp_path / side, i, document))
-    verdicts = dict((v.name, v) for v, _ in ab.decide_all(ab.collect(paths), threshold=0.05, alpha=0.05))
+    verdicts = {d.verdict.name: d.verdict for d in ab.decide_all(ab.collect(paths), threshold=0.05, alpha=0.05)}
     slow = verdicts["attention-compiled-16"]
     assert (slow.n_base, slow.n_head, slow.verdict) == (5, 5, "regression")
     assert slow.ratio == pytest.approx(1.2, abs=0.02)
@@ -76,8 +76,8 @@ def test_latency_metric_decides_on_the_isolated_latency_and_cpu_runs_have_none(t
                 bench["extra_info"]["latency_s"] = bench["stats"]["median"] * 1.5 * slower
             paths[side].append(write_run(tmp_path / side, i, document))
     runs = ab.collect(paths)
-    steady = dict((v.name, v.verdict) for v, _ in ab.decide_all(runs, 0.05, 0.05))
-    latency = dict((v.name, v) for v, _ in ab.decide_all(runs, 0.05, 0.05, metric="latency"))
+    steady = {d.verdict.name: d.verdict.verdict for d in ab.decide_all(runs, 0.05, 0.05)}
+    latency = {d.verdict.name: d.verdict for d in ab.decide_all(runs, 0.05, 0.05, metric="latency")}
     assert set(steady.values()) == {"unchanged"}
     assert {v.verdict for v in latency.values()} == {"regression"}
     assert latency["matmul-compiled-16"].ratio == pytest.approx(1.3, rel=0.01)
@@ -145,7 +145,7 @@ def test_dirty_tree_with_head_named_is_refused(project, capsys, monkeypatch):
 def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(project)
     base = git(project, "rev-parse", "HEAD")
-    kernels = project / "perf_core" / "kernels.py"
+    kernels = project / "perf_core" / "measure" / "kernels.py"
     kernels.write_text(kernels.read_text().replace("return x @ self.weight", "return (x @ self.weight).sum() + None"))
     git(project, "commit", "-qam", "broken matmul")
     code, _, err = perf_core(capsys, "ab", base, "HEAD", *TINY, "--out", tmp_path / "runs", "--pytest-args", TINY_RUNS)
@@ -154,9 +154,11 @@ def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, tm
     assert git(project, "worktree", "list").count("\n") == 0
 
 
-def test_slow_attention_fixture_applies_and_still_matches_eager(project):
-    git(project, "apply", str(ROOT / "tests" / "fixtures" / "slow_attention.patch"))
-    check = "from perf_core import core; from perf_core.workload import Workload; "
-    check += "core.prepare(Workload('attention', 8, 32, 4), 'compiled'); print('ok')"
+def test_slow_attention_fixture_applies_by_name_and_still_matches_eager(project):
+    kernels = project / "perf_core" / "measure" / "kernels.py"
+    kernels.write_text(kernels.read_text() + "\n" + (ROOT / "tests" / "fixtures" / "slow_attention.py").read_text())
+    check = "from perf_core.measure import core, kernels; from perf_core.measure.workload import Workload; "
+    check += "core.prepare(Workload('attention', 8, 32, 4), 'compiled'); "
+    check += "print(type(kernels.build(Workload('attention', 8, 32, 4))[0]).__name__)"
     result = subprocess.run([sys.executable, "-c", check], cwd=project, capture_output=True, text=True)
-    assert result.stdout.strip() == "ok", result.stderr
+    assert result.stdout.strip() == "_SlowAttention", result.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from perf_core import clock
+from perf_core.measure import clock
 
 
 class FakeDevice:

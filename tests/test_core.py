@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from perf_core import core, kernels
-from perf_core.core import CompileFailed, CompileFlags
-from perf_core.workload import Workload
+from perf_core.measure import core, kernels
+from perf_core.measure.core import CompileFailed, CompileFlags
+from perf_core.measure.workload import Workload
 
 
 def small(kernel: str, n_tokens: int = 8) -> Workload:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from perf_core import clock, core, kernels
-from perf_core.core import CompileFlags
-from perf_core.workload import Workload
+from perf_core.measure import clock, core, kernels
+from perf_core.measure.core import CompileFlags
+from perf_core.measure.workload import Workload
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
 

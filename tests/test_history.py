@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
-from perf_core import history
+from perf_core.analysis import records, select
+from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 from perf_core.cli import main
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -35,18 +35,18 @@ def test_runs_are_ordered_by_commit_time_and_a_commits_runs_are_pooled(storage):
     write_run(storage, 1, run_document(commit_sha(2), T0 + timedelta(hours=2), seed=1))
     write_run(storage, 2, run_document(commit_sha(1), T0 + timedelta(hours=1), seed=2))
     write_run(storage, 3, run_document(commit_sha(2), T0 + timedelta(hours=2), {"matmul-eager-16": 1.1}, seed=3))
-    runs = history.load_runs(history.find_files(storage))
-    groups = history.by_commit(runs)
+    runs = records.load_runs(records.find_files(storage))
+    groups = select.by_commit(runs)
     assert [commit for commit, _ in groups] == [commit_sha(1)[:7], commit_sha(2)[:7]]
     assert len(groups[1][1]) == 2
-    point = history.pool(*groups[1], "matmul-eager-16")
+    point = select.pool(*groups[1], "matmul-eager-16")
     assert point.runs == 2
     assert point.low_s < point.per_token_s < point.high_s
 
 
 def test_dirty_runs_are_marked(storage):
     write_run(storage, 1, run_document(commit_sha(1), T0, dirty=True))
-    (run,) = history.load_runs(history.find_files(storage))
+    (run,) = records.load_runs(records.find_files(storage))
     assert run.short == commit_sha(1)[:7] + "+dirty"
 
 
@@ -183,7 +183,7 @@ def test_bad_history_file_is_one_line_and_exit_2_and_nothing_is_changed(storage,
         (["plot", "--storage", "{storage}", "-o", "/proc/perf-core.png"], "cannot write /proc/perf-core.png"),
         (["plot", "--storage", "{storage}", "-o", "{tmp}/p.pdf"], "must be .png or .svg"),
         (["plot", "--storage", "{storage}", "--tokens", "0"], "--tokens: '0' is not a positive integer"),
-        (["plot", "--storage", "{storage}", "--last", "0"], "--last must be at least 1"),
+        (["plot", "--storage", "{storage}", "--last", "0"], "--last: '0' is not a positive integer"),
         (["trend", "--storage", "{storage}", "--kernel", "conv"], "no benchmark in the history matches"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],

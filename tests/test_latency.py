@@ -4,8 +4,8 @@
 compiles every compiled variant and checks it against eager.
 """
 
-from perf_core.plugin import run_case
+from perf_core.measure.plugin import run_case
 
 
-def test_latency(perf_benchmark, perf_case, perf_peaks):
-    run_case(perf_benchmark, perf_case, perf_peaks)
+def test_latency(benchmark, perf_case, perf_peaks):
+    run_case(benchmark, perf_case, perf_peaks)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from perf_core.plugin import OPTIONS, parse_selection
+from perf_core.measure.plugin import OPTIONS, parse_selection
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
 
@@ -106,7 +106,7 @@ def test_compile_failure_fails_only_that_benchmark_and_the_run_is_still_saved(su
         """
 import pytest, torch
 
-pytest_plugins = ["perf_core.plugin"]
+pytest_plugins = ["perf_core.measure.plugin"]
 
 real_compile = torch.compile
 
@@ -137,17 +137,17 @@ def test_out_of_memory_fails_only_that_size_naming_it(suite):
         """
 import torch
 
-pytest_plugins = ["perf_core.plugin"]
+pytest_plugins = ["perf_core.measure.plugin"]
 
-real_build = __import__("perf_core.kernels", fromlist=["build"]).build
+real_build = __import__("perf_core.measure.kernels", fromlist=["build"]).build
 
 def build_that_runs_out_at_32_tokens(workload, seed=0):
     if workload.n_tokens == 32:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     return real_build(workload, seed)
 
-import perf_core.kernels
-perf_core.kernels.build = build_that_runs_out_at_32_tokens
+import perf_core.measure.kernels
+perf_core.measure.kernels.build = build_that_runs_out_at_32_tokens
 """
     )
     result = suite.runpytest_subprocess("--benchmark-only", *FAST)

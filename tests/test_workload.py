@@ -1,6 +1,6 @@
 import pytest
 
-from perf_core.workload import PRESETS, Workload
+from perf_core.measure.workload import PRESETS, Workload
 
 
 def test_matmul_cost_model_counts_one_weight_read_and_two_flops_per_multiply_add():

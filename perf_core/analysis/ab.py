@@ -12,6 +12,7 @@ the user's checkout is never modified.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -23,13 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from perf_core import history
-from perf_core.history import HistoryError
-
-if TYPE_CHECKING:  # scipy (through gate) loads only when a decision is made: keeps plot/trend quick
-    from perf_core import gate
+from perf_core.analysis import gate, output, records, select
+from perf_core.errors import HistoryError, UsageError
 
 DEFAULT_PAIRS = 5
 # Short timing per run: the gate's power comes from many independent runs, not long ones.
@@ -63,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, help="also write the report as Markdown to this file")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: here)")
     parser.add_argument("--pytest-args", default="", help="extra arguments for each suite run, as one string")
+    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of the table")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -129,7 +127,7 @@ def selection_args(args: argparse.Namespace) -> list[str]:
 
 
 def run_side(tree: Path, out: Path, args: list[str], side: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(tree), TORCHINDUCTOR_COMPILE_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(tree))
     command = [sys.executable, "-m", "pytest", *RUN_OPTIONS, f"--benchmark-json={out}", *args]
     result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if result.returncode or not out.exists():
@@ -140,8 +138,8 @@ def run_side(tree: Path, out: Path, args: list[str], side: str) -> None:
         raise SideError(f"{side}: the suite failed (exit {result.returncode}): {cause.strip()}")
 
 
-def collect(files: dict[str, list[Path]]) -> dict[str, list[history.Run]]:
-    runs = {side: [history.parse_run(path, path.read_text()) for path in paths] for side, paths in files.items()}
+def collect(files: dict[str, list[Path]]) -> dict[str, list[records.Run]]:
+    runs = {side: records.load_runs(paths) for side, paths in files.items()}
     names = {side: set.intersection(*(set(run.results) for run in side_runs)) for side, side_runs in runs.items()}
     for side, other in (("head", "base"), ("base", "head")):
         missing = names[other] - names[side]
@@ -151,57 +149,32 @@ def collect(files: dict[str, list[Path]]) -> dict[str, list[history.Run]]:
 
 
 def decide_all(
-    runs: dict[str, list[history.Run]], threshold: float, alpha: float, metric: str = "steady"
-) -> list[tuple[gate.Verdict, int]]:
+    runs: dict[str, list[records.Run]], threshold: float, alpha: float, metric: str = "steady"
+) -> list[gate.Decided]:
     """One verdict per benchmark; each run's figure for `metric` is one sample of its side."""
-    from perf_core import gate
-
-    verdicts = []
-    reference = runs["base"][0].results
-    names = sorted(reference, key=lambda n: (reference[n].kernel, reference[n].variant, reference[n].n_tokens))
-    for name in names:
-        samples = {side: [run.results[name].seconds(metric) for run in runs[side]] for side in ("base", "head")}
-        for side, values in samples.items():
-            if None in values:
+    names = select.names_of(runs["base"])
+    for side in ("base", "head"):
+        for name in names:
+            if any(run.results[name].seconds(metric) is None for run in runs[side]):
                 raise SideError(
                     f"{side}: {name} has no {metric} figure (isolated latency is recorded on GPU runs only)"
                 )
-        verdicts.append(
-            (gate.decide(name, samples["base"], samples["head"], threshold, alpha), reference[name].n_tokens)
-        )
-    return verdicts
+    return gate.decide_all(runs["base"], runs["head"], names, metric, threshold, alpha)
 
 
-def markdown(verdicts: list[tuple[gate.Verdict, int]], title: str) -> str:
-    from perf_core.cli import verdict_rows
-
-    header, rows = verdict_rows(verdicts, {v.name: "runs" for v, _ in verdicts})
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    regressions = [v.name for v, _ in verdicts if v.verdict == "regression"]
-    lines += [
-        "",
-        f"**{len(regressions)} regression(s)**: {', '.join(regressions)}" if regressions else "No regression.",
-    ]
-    return "\n".join(lines) + "\n"
+def markdown(decided: list[gate.Decided], title: str) -> str:
+    rows = output.verdict_rows(decided)
+    regressions = [d.verdict.name for d in decided if d.verdict.verdict == "regression"]
+    verdict = f"**{len(regressions)} regression(s)**: {', '.join(regressions)}" if regressions else "No regression."
+    return f"### {title}\n\n{output.markdown_table(output.VERDICT_HEADER, rows)}\n\n{verdict}\n"
 
 
 def main(args: argparse.Namespace) -> int:
-    from perf_core.cli import (
-        EXIT_OK,
-        EXIT_REGRESSION,
-        UsageError,
-        check_writable,
-        print_table,
-        verdict_rows,
-        write_atomic,
-    )
-
     if args.pairs < 4:
         # Mann-Whitney's smallest two-sided p with n runs a side is 2 / C(2n, n): 0.1 at n = 3.
         raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
     if args.markdown:
-        check_writable(args.markdown)
+        output.check_writable(args.markdown)
     top, base_sha, head_sha, head_label = resolve(args.repo, args.base, args.head)
     out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -224,18 +197,21 @@ def main(args: argparse.Namespace) -> int:
                 f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
                 file=sys.stderr,
             )
-    verdicts = decide_all(collect(files), args.threshold, args.alpha, args.metric)
+    decided = decide_all(collect(files), args.threshold, args.alpha, args.metric)
     title = (
         f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side,"
         f" {args.metric}"
     )
-    print(title)
-    print_table(*verdict_rows(verdicts, {v.name: "runs" for v, _ in verdicts}))
-    report = markdown(verdicts, title)
+    if args.json:
+        print(json.dumps(output.verdict_records(decided), indent=1))
+    else:
+        print(title)
+        output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
+    report = markdown(decided, title)
     if args.markdown:
-        write_atomic(args.markdown, lambda temporary: temporary.write_text(report))
+        output.write_text(args.markdown, report)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(report)
-    return EXIT_REGRESSION if any(v.verdict == "regression" for v, _ in verdicts) else EXIT_OK
+    return gate.exit_code(decided)

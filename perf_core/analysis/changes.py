@@ -9,7 +9,7 @@ fixed number. A change is then reported only when the median level moves by at l
 `min_change` (5% by default), so statistically clear but negligible shifts stay quiet.
 
 The scale 5 was chosen on 300 synthetic series of 60 commits with 3% noise (the fixed-seed
-cases are the trend tests in tests/test_history.py): scale 3 / 4 / 5 gave 2 / 1 / 0 false changes on
+cases are the trend tests in tests/test_history.py and tests/test_analysis.py): scale 3 / 4 / 5 gave 2 / 1 / 0 false changes on
 flat series, and found a +8% step at exactly the right commit in 242 / 243 / 244 of 300 (within
 two commits in 294 / 295 / 296; a single noisy commit at the edge of a step can belong to either side).
 """
@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import ruptures
 
 MIN_CHANGE = 0.05
 PENALTY_SCALE = 5.0
@@ -53,6 +52,8 @@ def detect(
     penalty = penalty_scale * sigma**2 * np.log(len(series))
     # KernelCPD with the linear kernel is PELT on the l2 cost, in ruptures' C code (Pelt(model="l2")
     # gives the same segmentation in pure Python, ~50x slower on a 200-commit history).
+    import ruptures  # loaded only when there is a series to segment: keeps the CLI's start quick
+
     ends = (
         ruptures.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(series.reshape(-1, 1)).predict(pen=penalty)
     )

@@ -1,6 +1,6 @@
 """Synthetic histories in pytest-benchmark's JSON format, as the suite saves them.
 
-Used by the tests and by scripts/bench_cli.py. Times follow the suite's shape: a fixed cost per
+Used by the tests and by scripts/bench_cli.py (a module of the package, so both import it normally). Times follow the suite's shape: a fixed cost per
 call shared by the tokens, plus a cost per token.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-TOKENS = (16, 32, 64, 128, 256, 512)
-NAMES = tuple(f"{k}-{v}-{n}" for k in ("attention", "matmul") for v in ("eager", "compiled") for n in TOKENS)
+from perf_core.contract import TOKEN_COUNTS, VARIANTS, bench_name, parse_name
+
+NAMES = tuple(bench_name(k, v, n) for k in ("attention", "matmul") for v in VARIANTS for n in TOKEN_COUNTS)
 MACHINE = {
     "device_name": "Test CPU 9000",
     "torch_version": "2.13.0+cpu",
@@ -24,13 +25,13 @@ MACHINE = {
 
 
 def call_seconds(name: str) -> float:
-    kernel, _, tokens = name.split("-")
-    n = int(tokens)
-    return (100e-6 + n * 8e-6) if kernel == "attention" else (20e-6 + n * 1.2e-6)
+    parsed = parse_name(name)
+    n = parsed.n_tokens
+    return (100e-6 + n * 8e-6) if parsed.kernel == "attention" else (20e-6 + n * 1.2e-6)
 
 
 def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: int, noise: float) -> dict:
-    kernel, variant, tokens = name.split("-")
+    parsed = parse_name(name)
     data = (median * (1 + noise * rng.standard_normal(rounds))).tolist()
     median = float(np.median(data))
     q1, q3 = (float(q) for q in np.percentile(data, [25, 75]))
@@ -41,10 +42,10 @@ def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: 
         "params": {"perf_case": name},
         "param": name,
         "extra_info": {
-            "kernel": kernel,
-            "variant": variant,
-            "n_tokens": int(tokens),
-            "per_token_s": median / int(tokens),
+            "kernel": parsed.kernel,
+            "variant": parsed.variant,
+            "n_tokens": parsed.n_tokens,
+            "per_token_s": median / parsed.n_tokens,
             "flops": 1,
             "bytes": 1,
             "floor_s": median * 0.6,

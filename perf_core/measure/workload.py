@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
-KERNELS = ("attention", "matmul")
-VARIANTS = ("eager", "compiled")
+from perf_core.errors import UsageError, one_of
+from perf_core.measure import kernels
+
 DEVICES = ("cpu", "cuda")
-TOKEN_COUNTS = (16, 32, 64, 128, 256, 512)
-# name -> bytes per element; torch dtypes are looked up by name so this module stays torch-free.
+# name -> bytes per element; torch dtypes are looked up by name when the kernels are built.
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-def _check_choice(what: str, value: str, choices: tuple[str, ...] | dict) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One benchmark's input: a kernel at one token count on one device.
-
-    Attention block = QKV projection, causal scaled-dot-product attention, output projection.
-    Matmul = activations (batch, n_tokens, d_model) x weight (d_model, d_model).
-    """
+    """One benchmark's input: a kernel (see kernels.REGISTRY) at one token count on one device."""
 
     kernel: str
     n_tokens: int
@@ -34,15 +25,15 @@ class Workload:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        _check_choice("kernel", self.kernel, KERNELS)
-        _check_choice("dtype", self.dtype, DTYPE_BYTES)
-        _check_choice("device", self.device, DEVICES)
+        kernels.get(self.kernel)  # an unknown kernel is a one-line error here, before any work
+        one_of("dtype", self.dtype, DTYPE_BYTES)
+        one_of("device", self.device, DEVICES)
         for name in ("n_tokens", "d_model", "n_heads", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+            raise UsageError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
     @property
     def head_dim(self) -> int:
@@ -55,21 +46,12 @@ class Workload:
     @property
     def flops(self) -> int:
         """Floating-point operations one call must do (a multiply-add counts as two)."""
-        rows = self.batch * self.n_tokens
-        projections = 2 * rows * self.d_model * self.d_model
-        if self.kernel == "matmul":
-            return projections
-        # QKV (3 d x d) and output (d x d) projections, then causal attention: row t attends
-        # to t + 1 keys, for QK^T and for PV, over all heads (n_heads * head_dim = d_model).
-        causal_pairs = self.batch * self.n_tokens * (self.n_tokens + 1) // 2
-        return 4 * projections + 2 * 2 * causal_pairs * self.d_model
+        return kernels.get(self.kernel).flops(self)
 
     @property
     def bytes(self) -> int:
         """The fewest bytes one call must move: weights and input read once, output written once."""
-        weights = (4 if self.kernel == "attention" else 1) * self.d_model * self.d_model
-        activations = 2 * self.batch * self.n_tokens * self.d_model  # input read + output written
-        return (weights + activations) * self.element_bytes
+        return kernels.get(self.kernel).bytes(self)
 
     def floor_s(self, peak_flops: float, bandwidth: float) -> float:
         """The physical floor: the larger of compute time at peak rate and transfer time."""
@@ -78,6 +60,10 @@ class Workload:
     @property
     def name(self) -> str:
         return f"{self.kernel}-{self.n_tokens}"
+
+    def shape(self) -> dict:
+        """The fields that size the work, as recorded in each benchmark's extra_info."""
+        return {key: value for key, value in asdict(self).items() if key not in ("kernel", "n_tokens")}
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from perf_core import clock, kernels
-from perf_core.workload import Workload
+from perf_core.measure import clock, kernels
+from perf_core.measure.workload import Workload
 
 # assert_close tolerances per dtype: float32 reorderings stay near 1e-5; bf16 keeps 8 mantissa bits.
 TOLERANCES = {"float32": (1e-4, 1e-4), "float16": (1e-2, 1e-2), "bfloat16": (3e-2, 3e-2)}

@@ -21,27 +21,21 @@ import pytest
 import torch
 from pytest_benchmark.utils import get_current_time, get_tag
 
-from perf_core import clock, core
-from perf_core.history import format_seconds
-from perf_core.workload import (
-    DEFAULT_PRESET,
-    DEVICES,
-    DTYPE_BYTES,
-    KERNELS,
-    PRESETS,
-    TOKEN_COUNTS,
-    VARIANTS,
-    Workload,
-)
+from perf_core import contract
+from perf_core.errors import PerfCoreError, UsageError, choices, positive_int, token_counts
+from perf_core.measure import clock, core, kernels
+from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
+from perf_core.units import format_seconds
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
 
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
-    "tokens": (",".join(map(str, TOKEN_COUNTS)), "comma-separated token counts"),
-    "kernels": (",".join(KERNELS), f"comma-separated kernels ({', '.join(KERNELS)})"),
-    "variants": (",".join(VARIANTS), f"comma-separated variants ({', '.join(VARIANTS)})"),
+    "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
+    # Empty: every kernel in the registry (perf_core.measure.kernels), including ones a conftest adds.
+    "kernels": ("", "comma-separated kernels (default: every registered one)"),
+    "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
     "device": ("auto", "cpu, cuda, or auto (cuda when available)"),
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
     "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
@@ -60,7 +54,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.workload.kernel}-{self.variant}-{self.workload.n_tokens}"
+        return contract.bench_name(self.workload.kernel, self.variant, self.workload.n_tokens)
 
 
 @dataclass(frozen=True)
@@ -85,48 +79,26 @@ class Selection:
         ]
 
 
-def _split(option: str, raw: str) -> list[str]:
-    items = [item.strip() for item in raw.split(",") if item.strip()]
-    if not items:
-        raise ValueError(f"--{option}: needs at least one value")
-    return items
-
-
-def _positive_int(option: str, text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"--{option}: {text!r} is not a positive integer")
-    return int(text)
-
-
-def _choices(option: str, raw: str, allowed: tuple[str, ...] | dict) -> tuple[str, ...]:
-    values = _split(option, raw)
-    for value in values:
-        if value not in allowed:
-            raise ValueError(f"--{option}: unknown value {value!r}; choose from {', '.join(allowed)}")
-    return tuple(dict.fromkeys(values))
-
-
 def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
-    """Validate raw option strings; raises ValueError with a one-line message naming the bad value."""
+    """Validate raw option strings; raises UsageError with a one-line message naming the bad value."""
     device = raw["device"].strip() or "auto"
     if device == "auto":
         device = "cuda" if cuda_available else "cpu"
-    (device,) = _choices("device", device, DEVICES)
+    (device,) = choices("--device", device, DEVICES)
     if device == "cuda" and not cuda_available:
-        raise ValueError("--device: 'cuda' was asked for but CUDA is not available on this machine")
+        raise UsageError("--device: 'cuda' was asked for but CUDA is not available on this machine")
     preset = raw["preset"].strip() or DEFAULT_PRESET[device]
-    _choices("preset", preset, PRESETS)
+    choices("--preset", preset, PRESETS)
     dtype = raw["dtype"].strip() or PRESETS[preset].dtype
-    _choices("dtype", dtype, DTYPE_BYTES)
-    tokens = tuple(sorted({_positive_int("tokens", t) for t in _split("tokens", raw["tokens"])}))
+    choices("--dtype", dtype, DTYPE_BYTES)
     return Selection(
-        tokens=tokens,
-        kernels=_choices("kernels", raw["kernels"], KERNELS),
-        variants=_choices("variants", raw["variants"], VARIANTS),
+        tokens=token_counts("--tokens", raw["tokens"]),
+        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
+        variants=choices("--variants", raw["variants"], contract.VARIANTS),
         device=device,
         dtype=dtype,
         preset=preset,
-        threads=_positive_int("threads", raw["threads"].strip()),
+        threads=positive_int("--threads", raw["threads"]),
     )
 
 
@@ -141,7 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     raw = {name: config.getoption(f"perf_{name}") or config.getini(f"perf_{name}") for name in OPTIONS}
     try:
         selection = parse_selection(raw, torch.cuda.is_available())
-    except ValueError as error:
+    except PerfCoreError as error:
         raise pytest.UsageError(str(error)) from None
     torch.set_num_threads(selection.threads)
     config.stash[SELECTION_KEY] = selection
@@ -158,7 +130,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
         cases = metafunc.config.stash[SELECTION_KEY].cases()
-        metafunc.parametrize("perf_case", cases, ids=[case.id for case in cases])
+        # pytest-benchmark's public way to choose the timer: its marker's `timer=` (see clock.timer_for).
+        timer = pytest.mark.benchmark(timer=clock.timer_for(metafunc.config.stash[SELECTION_KEY].device))
+        metafunc.parametrize("perf_case", [pytest.param(case, id=case.id, marks=timer) for case in cases])
 
 
 @pytest.fixture(scope="session")
@@ -170,15 +144,6 @@ def perf_peaks(pytestconfig: pytest.Config) -> clock.Peaks | None:
     peaks = clock.measure_peaks(selection.device, selection.dtype)
     pytestconfig.stash[PEAKS_KEY] = peaks
     return peaks
-
-
-@pytest.fixture
-def perf_benchmark(benchmark, perf_case: Case):
-    """pytest-benchmark's fixture with a clock that is right for the case's device."""
-    # pytest-benchmark reads the timer before and after each round; on CUDA it must drain the
-    # queue first (see perf_core.clock). The fixture has no public setter, hence the attribute.
-    benchmark._timer = clock.timer_for(perf_case.workload.device)
-    return benchmark
 
 
 @contextlib.contextmanager
@@ -200,22 +165,18 @@ def extra_info(case: Case, call: core.PreparedCall, median_s: float | None, peak
     """The per-benchmark fields of the JSON contract (see the README)."""
     w = case.workload
     info = {
-        "kernel": w.kernel,
-        "variant": case.variant,
-        "n_tokens": w.n_tokens,
+        contract.KERNEL: w.kernel,
+        contract.VARIANT: case.variant,
+        contract.N_TOKENS: w.n_tokens,
         "preset": case.preset,
-        "d_model": w.d_model,
-        "n_heads": w.n_heads,
-        "batch": w.batch,
-        "dtype": w.dtype,
-        "device": w.device,
-        "flops": w.flops,
-        "bytes": w.bytes,
-        "per_token_s": None if median_s is None else median_s / w.n_tokens,
-        "floor_s": None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
+        **w.shape(),
+        contract.FLOPS: w.flops,
+        contract.BYTES: w.bytes,
+        contract.PER_TOKEN_S: None if median_s is None else median_s / w.n_tokens,
+        contract.FLOOR_S: None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
     }
     if call.flags is not None:
-        info["compile_s"] = call.compile_s
+        info[contract.COMPILE_S] = call.compile_s
         info["compile_flags"] = call.flags.as_dict()
     return info
 
@@ -230,17 +191,22 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
         benchmark.extra_info.update(extra_info(case, call, median_s, peaks))
         if case.workload.device == "cuda" and median_s is not None:
             latency_s = clock.isolated_latency_s(call.fn, torch.cuda.synchronize)
-            benchmark.extra_info.update(latency_s=latency_s, latency_per_token_s=latency_s / case.workload.n_tokens)
+            benchmark.extra_info.update(
+                {contract.LATENCY_S: latency_s, contract.LATENCY_PER_TOKEN_S: latency_s / case.workload.n_tokens}
+            )
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     selection = config.stash[SELECTION_KEY]
     machine_info.update(
-        torch_version=torch.__version__,
-        device=selection.device,
-        device_name=clock.device_name(selection.device),
-        num_threads=torch.get_num_threads(),
-        cuda_version=torch.version.cuda if selection.device == "cuda" else None,
+        {
+            contract.TORCH_VERSION: torch.__version__,
+            "device": selection.device,
+            contract.DEVICE_NAME: clock.device_name(selection.device),
+            contract.NUM_THREADS: torch.get_num_threads(),
+            contract.CUDA_VERSION: torch.version.cuda if selection.device == "cuda" else None,
+            "preset": selection.preset,
+        }
     )
     if selection.device == "cuda":
         # Which SDPA backends were allowed to run (PyTorch picks among the enabled ones per shape).
@@ -267,25 +233,33 @@ def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict
         commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False, error=None)
 
 
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+    output_json[contract.FORMAT_KEY] = contract.FORMAT_VERSION
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    """A per-token table beside pytest-benchmark's per-call one."""
+    """A per-token table beside pytest-benchmark's per-call one, naming what it measured."""
     session = getattr(config, "_benchmarksession", None)
-    rows = [b for b in (session.benchmarks if session else []) if b.extra_info.get("per_token_s")]
+    rows = [b for b in (session.benchmarks if session else []) if b.extra_info.get(contract.PER_TOKEN_S)]
     if not rows:
         return
-    terminalreporter.section("per-token latency (median per call / tokens)")
+    selection = config.stash[SELECTION_KEY]
+    where = (
+        f"{clock.device_name(selection.device)}, preset {selection.preset} ({selection.dtype}),"
+        f" {torch.get_num_threads()} thread(s)"
+    )
+    terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
     header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}"
     terminalreporter.write_line(header)
-    for bench in sorted(
-        rows, key=lambda b: (b.extra_info["kernel"], b.extra_info["variant"], b.extra_info["n_tokens"])
-    ):
+    named = {contract.bench_name(*(b.extra_info[k] for k in contract.REQUIRED_EXTRA[:3])): b for b in rows}
+    for name in sorted(named, key=contract.sort_key):
+        bench = named[name]
         info = bench.extra_info
-        n = info["n_tokens"]
-        floor = info.get("floor_s")
-        ratio = f"{info['per_token_s'] * n / floor:.1f}" if floor else "-"
-        name = f"{info['kernel']}-{info['variant']}-{n}"
+        n = info[contract.N_TOKENS]
+        floor = info.get(contract.FLOOR_S)
+        ratio = f"{info[contract.PER_TOKEN_S] * n / floor:.1f}" if floor else "-"
         terminalreporter.write_line(
-            f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info['per_token_s']):>14}"
+            f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info[contract.PER_TOKEN_S]):>14}"
             f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
         )

@@ -1,6 +1,6 @@
 """Figures: the per-token curve (one line per commit) and the trend across commits.
 
-Both take plain data (history.Point lists) and return a matplotlib Figure; saving is the CLI's job.
+Both take plain data (select.Point lists) and return a matplotlib Figure; saving is output.save_figure's job.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from perf_core.history import Point, unit_for
+from perf_core.analysis.select import Point
+from perf_core.units import unit_for
 
 
 @dataclass(frozen=True)

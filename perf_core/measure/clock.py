@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from perf_core.history import cpu_name
-from perf_core.workload import DTYPE_BYTES
+from perf_core.contract import cpu_name
+from perf_core.measure.workload import DTYPE_BYTES
 
 
 def synchronized_timer(sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter) -> Callable[[], float]:

@@ -10,12 +10,16 @@ smallest two-sided p-value is 2 / C(2n, n), so n >= 4 is needed to reach alpha =
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from perf_core.analysis.records import Run
+from perf_core.analysis.select import samples
+from perf_core.errors import EXIT_OK, EXIT_REGRESSION
+
+# The defaults of every command that decides (compare, ab); their --help shows these.
 ALPHA = 0.05
 THRESHOLD = 0.05
 CONFIDENCE = 0.95
@@ -40,6 +44,8 @@ class Verdict:
 
 
 def _ratio_interval(base: np.ndarray, head: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # loaded when a decision is made: plot and trend start faster without it
+
     if min(len(base), len(head)) < 2:
         ratio = float(np.median(head) / np.median(base))
         return ratio, ratio
@@ -68,6 +74,8 @@ def decide(
         raise ValueError(f"{name}: a side has no samples")
     ratio = float(np.median(head_a) / np.median(base_a))
     if len(base_a) > 1 and len(head_a) > 1 and not (np.ptp(np.concatenate([base_a, head_a])) == 0):
+        from scipy import stats
+
         p_value = float(stats.mannwhitneyu(base_a, head_a, alternative="two-sided").pvalue)
     else:
         p_value = 1.0  # one sample a side, or identical values: nothing can be significant
@@ -91,3 +99,32 @@ def decide(
         len(head_a),
         verdict,
     )
+
+
+def exit_code(decided: Iterable[Decided]) -> int:
+    """The process exit of a deciding command: 1 when any benchmark regressed, else 0."""
+    return EXIT_REGRESSION if any(d.verdict.verdict == "regression" for d in decided) else EXIT_OK
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A verdict with what a table needs beside it: the token count and the kind of samples."""
+
+    verdict: Verdict
+    n_tokens: int
+    unit: str  # "runs" (independent samples) or "rounds" (one run a side: weaker)
+
+
+def decide_all(
+    base: list[Run], head: list[Run], names: Sequence[str], metric: str, threshold: float, alpha: float
+) -> list[Decided]:
+    """One verdict per benchmark that both sides have for `metric`, in the order of `names`."""
+    decided = []
+    for name in names:
+        (base_values, base_unit), (head_values, head_unit) = samples(base, name, metric), samples(head, name, metric)
+        if not base_values or not head_values:
+            continue
+        n_tokens = next(run.results[name].n_tokens for run in base if name in run.results)
+        unit = base_unit if base_unit == head_unit else "rounds"
+        decided.append(Decided(decide(name, base_values, head_values, threshold, alpha), n_tokens, unit))
+    return decided

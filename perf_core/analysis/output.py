@@ -1,0 +1,117 @@
+"""What the commands write: text and Markdown tables, verdict rows, atomic files and figures.
+
+Files are written atomically (a temporary file in the target folder, then a rename), so a reader
+never sees half a figure or report, and an interrupted write leaves the old file in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from perf_core.analysis.gate import Decided
+from perf_core.errors import UsageError
+from perf_core.units import format_seconds
+
+FIGURE_FORMATS = ("png", "svg")
+
+
+def check_writable(path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    check_writable(path)
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=path.suffix)
+        os.close(handle)
+        write(Path(temporary))
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if temporary and os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def figure_path(output: Path | None, fmt: str | None, stem: str) -> Path:
+    """-o wins; its suffix must be a figure format and agree with --format when both are given."""
+    if output is None:
+        return Path(f"{stem}.{fmt or FIGURE_FORMATS[0]}")
+    suffix = output.suffix.lstrip(".").lower()
+    if suffix not in FIGURE_FORMATS:
+        raise UsageError(f"-o {output}: the figure format must be .png or .svg")
+    if fmt and fmt != suffix:
+        raise UsageError(f"-o {output} is a .{suffix} file but --format asks for {fmt}")
+    return output
+
+
+def save_figure(fig, path: Path) -> None:
+    fmt = path.suffix.lstrip(".").lower()
+    write_atomic(path, lambda temporary: fig.savefig(temporary, format=fmt, dpi=120))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def table_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return "\n".join(
+        "  ".join(
+            str(cell).rjust(width) if i else str(cell).ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    print(table_text(header, rows))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+VERDICT_HEADER = ("benchmark", "base/token", "head/token", "ratio", "95% interval", "p", "n", "verdict")
+
+
+def verdict_rows(decided: Sequence[Decided]) -> list[list[str]]:
+    """The rows under VERDICT_HEADER, one per benchmark, per token, in the text and Markdown tables."""
+    rows = []
+    for d in decided:
+        v = d.verdict
+        rows.append(
+            [
+                v.name,
+                format_seconds(v.base_s / d.n_tokens),
+                format_seconds(v.head_s / d.n_tokens),
+                f"{v.ratio:.3f}",
+                f"[{v.ratio_low:.3f}, {v.ratio_high:.3f}]",
+                "-" if v.p_value is None else f"{v.p_value:.3g}",
+                f"{v.n_base}/{v.n_head} {d.unit}",
+                v.verdict.upper() if v.verdict == "regression" else v.verdict,
+            ]
+        )
+    return rows
+
+
+def verdict_records(decided: Sequence[Decided]) -> list[dict]:
+    """The same verdicts for --json: every number unrounded."""
+    return [asdict(d.verdict) | {"n_tokens": d.n_tokens, "unit": d.unit} for d in decided]

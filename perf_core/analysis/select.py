@@ -1,0 +1,135 @@
+"""Choosing and pooling runs: one machine, runs grouped by commit, a commit's figures pooled.
+
+Pure functions over records.Run; the commands decide what to show, this decides what is comparable.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from perf_core import contract
+from perf_core.analysis.records import Machine, Run
+from perf_core.errors import HistoryError
+
+METRICS = ("steady", "latency")
+
+
+def machines(runs: Iterable[Run]) -> list[Machine]:
+    return sorted({run.machine for run in runs}, key=lambda machine: machine.label)
+
+
+def listing(found: Sequence[Machine]) -> str:
+    return "; ".join(f"[{i}] {machine.label}" for i, machine in enumerate(found, 1))
+
+
+def choose_machine(found: Sequence[Machine], wanted: str | None, current: Machine | None = None) -> Machine:
+    """The one rule for histories of several machines (runs are never mixed across machines):
+
+    - `wanted` that is a number picks that machine of the listing ([1], [2], ... by label);
+    - other `wanted` text picks the one machine whose label contains it (case-insensitive);
+    - no `wanted`: the only machine, else the one that is this host (device name and torch build),
+      else an error listing the machines to choose from.
+    """
+    if wanted is not None and wanted.strip().isdigit():
+        number = int(wanted)
+        if not 1 <= number <= len(found):
+            raise HistoryError(f"--machine {wanted}: there is no machine [{number}]; the history holds: {listing(found)}")
+        return found[number - 1]
+    if wanted is not None:
+        if not wanted.strip():
+            raise HistoryError(f"--machine: empty; the history holds: {listing(found)}")
+        chosen = [m for m in found if wanted.lower() in m.label.lower()]
+        if len(chosen) != 1:
+            verdict = "matches no machine" if not chosen else "matches several machines"
+            raise HistoryError(f"--machine {wanted!r} {verdict}; the history holds: {listing(found)}")
+        return chosen[0]
+    if len(found) == 1:
+        return found[0]
+    here = current and (current.device_name, current.torch_version)
+    chosen = [m for m in found if (m.device_name, m.torch_version) == here]
+    if len(chosen) != 1:
+        raise HistoryError(f"the history holds {len(found)} machines; choose one with --machine: {listing(found)}")
+    return chosen[0]
+
+
+def select_machine(runs: list[Run], wanted: str | None, current: Machine | None = None) -> list[Run]:
+    """Keep the runs of one machine (see choose_machine)."""
+    chosen = choose_machine(machines(runs), wanted, current)
+    return [run for run in runs if run.machine == chosen]
+
+
+def by_commit(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """Runs grouped by commit, in commit-time order; a commit's runs are pooled, not split."""
+    groups: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda run: run.sort_key):
+        groups.setdefault(run.short, []).append(run)
+    return list(groups.items())
+
+
+def find_commit(runs: list[Run], name: str) -> list[Run]:
+    """The runs whose commit id starts with `name` (a hash prefix), or the file named `name`."""
+    if not name.strip():
+        raise HistoryError("an empty commit name matches every commit; give a hash prefix or a run file")
+    matches = [run for run in runs if run.commit.startswith(name) or run.path.name == name or str(run.path) == name]
+    if not matches:
+        raise HistoryError(f"unknown commit or run {name!r}: no run in the history matches it")
+    commits = {run.commit for run in matches}
+    if len(commits) > 1:
+        raise HistoryError(f"{name!r} is ambiguous: it matches commits {', '.join(sorted(c[:10] for c in commits))}")
+    return matches
+
+
+def names_of(runs: Iterable[Run]) -> list[str]:
+    """Every benchmark name in these runs, in table order (kernel, variant, token count)."""
+    return sorted({name for run in runs for name in run.results}, key=contract.sort_key)
+
+
+def run_values(runs: Iterable[Run], name: str, metric: str) -> list[float]:
+    """Each run's figure of benchmark `name` for `metric` (per call): the independent samples."""
+    values = (run.results[name].seconds(metric) for run in runs if name in run.results)
+    return [value for value in values if value is not None]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One benchmark at one commit, runs pooled: per-token median and interval (IQR of the rounds)."""
+
+    commit: str
+    when: datetime | None
+    per_token_s: float
+    low_s: float
+    high_s: float
+    runs: int
+    run_values_s: tuple[float, ...]  # each run's median per call: the gate's independent samples
+
+
+def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Point | None:
+    """Pool one commit's runs of benchmark `name`; None when no run has it (or not that metric)."""
+    results = [run.results[name] for run in runs if name in run.results]
+    values = run_values(runs, name, metric)
+    if not values:
+        return None
+    n = results[0].n_tokens
+    median = statistics.median(values)
+    rounds = [value for result in results for value in result.rounds_s]
+    if metric == "steady" and rounds:
+        low, high = (float(q) for q in np.percentile(rounds, [25, 75]))
+    elif metric == "steady":
+        low, high = min(r.q1_s for r in results), max(r.q3_s for r in results)
+    else:
+        low, high = min(values), max(values)
+    return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
+
+
+def samples(group: list[Run], name: str, metric: str) -> tuple[list[float], str]:
+    """The gate's samples for one side: per-run figures when it has 3+ runs (the run is the
+    independent unit), else the rounds of its runs (all it has; such a verdict is weaker, and labelled)."""
+    values = run_values(group, name, metric)
+    if len(values) >= 3 or metric != "steady":
+        return values, "runs"
+    return [r for run in group if name in run.results for r in run.results[name].rounds_s] or values, "rounds"

@@ -1,0 +1,143 @@
+"""The kernel registry: each kernel is one definition (eager module builder, FLOPs, bytes, description).
+
+The cost model (workload.Workload.flops/bytes), the builder and the suite's default kernel list all
+dispatch through REGISTRY, so adding a kernel is one `register(Kernel(...))` call here (or in a
+test or conftest: the registry is open). An unknown name is a one-line UsageError.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perf_core.errors import UsageError, one_of
+
+if TYPE_CHECKING:
+    from perf_core.measure.workload import Workload
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One benchmarked kernel. `build` returns the eager reference module, parameters uninitialised
+    (the caller seeds them); `flops` and `bytes` are the cost model behind the floor."""
+
+    name: str
+    description: str
+    build: Callable[[Workload], nn.Module]
+    flops: Callable[[Workload], int]
+    bytes: Callable[[Workload], int]
+
+
+REGISTRY: dict[str, Kernel] = {}
+
+
+def register(kernel: Kernel) -> Kernel:
+    if "-" in kernel.name or not kernel.name:
+        raise UsageError(f"kernel name {kernel.name!r} must be non-empty and without '-' (benchmark names split on it)")
+    REGISTRY[kernel.name] = kernel
+    return kernel
+
+
+def get(name: str) -> Kernel:
+    return REGISTRY[one_of("kernel", name, REGISTRY)]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def streamed_bytes(w: Workload, weight_elements: int) -> int:
+    """The fewest bytes a call moves: its weights and input read once, its output written once."""
+    activations = 2 * w.batch * w.n_tokens * w.d_model
+    return (weight_elements + activations) * w.element_bytes
+
+
+def projection_flops(w: Workload, d_in: int, d_out: int) -> int:
+    """A (batch * n_tokens, d_in) x (d_in, d_out) product; a multiply-add counts as two."""
+    return 2 * w.batch * w.n_tokens * d_in * d_out
+
+
+def build(workload: Workload, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """The eager module and its input, both drawn from `seed` (never zeros), on the workload's device."""
+    generator = torch.Generator().manual_seed(seed)
+    module = get(workload.kernel).build(workload)
+    scale = 1.0 / math.sqrt(workload.d_model)  # keeps outputs O(1) so tolerances mean something
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    module.requires_grad_(False).eval()
+    dtype = getattr(torch, workload.dtype)
+    x = torch.randn(workload.batch, workload.n_tokens, workload.d_model, generator=generator)
+    return module.to(workload.device, dtype), x.to(workload.device, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# attention
+
+
+class AttentionBlock(nn.Module):
+    """QKV projection, causal scaled-dot-product attention, output projection (no biases, as Llama)."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, n_tokens, d_model = x.shape  # x: (B, T, D)
+        q, k, v = self.qkv(x).split(d_model, dim=-1)  # each (B, T, D)
+        heads = (batch, n_tokens, self.n_heads, d_model // self.n_heads)
+        q, k, v = (t.view(heads).transpose(1, 2) for t in (q, k, v))  # each (B, H, T, hd)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
+        return self.out(y.transpose(1, 2).reshape(batch, n_tokens, d_model))  # (B, T, D)
+
+
+def attention_flops(w: Workload) -> int:
+    # QKV (3 d x d) and output (d x d) projections, then causal attention: row t attends to t + 1
+    # keys, for QK^T and for PV, over all heads (n_heads * head_dim = d_model).
+    causal_pairs = w.batch * w.n_tokens * (w.n_tokens + 1) // 2
+    return 4 * projection_flops(w, w.d_model, w.d_model) + 2 * 2 * causal_pairs * w.d_model
+
+
+register(
+    Kernel(
+        name="attention",
+        description="QKV projection, causal scaled_dot_product_attention, output projection (no biases)",
+        build=lambda w: AttentionBlock(w.d_model, w.n_heads),
+        flops=attention_flops,
+        bytes=lambda w: streamed_bytes(w, 4 * w.d_model * w.d_model),
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul
+
+
+class Matmul(nn.Module):
+    """Activations times one square weight: the skinny GEMM of a decoder at small token counts."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight  # (B, T, D) @ (D, D) -> (B, T, D)
+
+
+register(
+    Kernel(
+        name="matmul",
+        description="activations (batch, tokens, d_model) x weight (d_model, d_model)",
+        build=lambda w: Matmul(w.d_model),
+        flops=lambda w: projection_flops(w, w.d_model, w.d_model),
+        bytes=lambda w: streamed_bytes(w, w.d_model * w.d_model),
+    )
+)
