@@ -7,10 +7,10 @@ from perf_core.measure.workload import Workload
 
 
 def small(kernel: str, n_tokens: int = 8) -> Workload:
-    return Workload(kernel, n_tokens=n_tokens, d_model=32, n_heads=4)
+    return Workload(kernel, n_tokens=n_tokens, d_model=32, n_heads=4, d_ff=88)
 
 
-@pytest.mark.parametrize("kernel", ["attention", "matmul"])
+@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
 def test_inputs_are_seeded_and_never_zero(kernel):
     (_, x1), (_, x2) = kernels.build(small(kernel), seed=3), kernels.build(small(kernel), seed=3)
     torch.testing.assert_close(x1, x2)
@@ -68,3 +68,20 @@ def test_same_shape_inside_the_guard_runs():
 def test_compile_failure_names_the_workload_and_the_flags():
     with pytest.raises(CompileFailed, match=r"torch.compile failed for matmul-8 .*backend='no-such-backend'"):
         core.prepare(small("matmul"), "compiled", CompileFlags(backend="no-such-backend"))
+
+
+@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
+def test_every_registered_kernel_compiles_and_matches_eager(kernel):
+    call = core.prepare(small(kernel, 16), "compiled")
+    module, x = kernels.build(small(kernel, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(call.fn(), module(x), rtol=1e-4, atol=1e-4)
+
+
+def test_mlp_is_swiglu_down_of_silu_gate_times_up():
+    module, x = kernels.build(small("mlp"))
+    with torch.no_grad():
+        expected = (torch.nn.functional.silu(x @ module.gate.weight.T) * (x @ module.up.weight.T)) @ module.down.weight.T
+        torch.testing.assert_close(module(x), expected)
+    assert [p.shape for p in module.parameters()] == [(88, 32), (88, 32), (32, 88)]
+    assert not any(name.endswith("bias") for name, _ in module.named_parameters())

@@ -11,10 +11,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def small(kernel: str, n_tokens: int = 16) -> Workload:
-    return Workload(kernel, n_tokens, d_model=256, n_heads=4, dtype="bfloat16", device="cuda")
+    return Workload(kernel, n_tokens, d_model=256, n_heads=4, dtype="bfloat16", device="cuda", d_ff=688)
 
 
-@pytest.mark.parametrize("kernel", ["attention", "matmul"])
+@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
 def test_graph_replay_matches_eager(kernel):
     call = core.prepare(small(kernel), "compiled", CompileFlags(cuda_graph=True))
     module, x = kernels.build(small(kernel))

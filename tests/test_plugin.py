@@ -19,8 +19,8 @@ def test_default_selection_is_the_full_cpu_suite():
     selection = parse_selection(raw_options(), cuda_available=False)
     assert selection.device == "cpu" and selection.preset == "cpu-small" and selection.threads == 1
     cases = selection.cases()
-    assert len(cases) == 24
-    assert "attention-compiled-128" in [case.id for case in cases]
+    assert len(cases) == 36  # attention, matmul, mlp x eager, compiled x 6 token counts
+    assert {"attention-compiled-128", "mlp-eager-16", "mlp-compiled-512"} <= {case.id for case in cases}
 
 
 def test_gpu_is_chosen_automatically_with_its_preset():

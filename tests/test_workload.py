@@ -17,6 +17,17 @@ def test_attention_cost_model_adds_causal_attention_to_four_projections():
     assert w.bytes == (4 * 8 * 8 + 2 * 4 * 8) * 4
 
 
+def test_mlp_cost_model_counts_three_projections_through_d_ff():
+    w = Workload("mlp", n_tokens=4, d_model=8, n_heads=2, d_ff=24)
+    assert w.flops == 3 * 2 * 4 * 8 * 24
+    assert w.bytes == (3 * 8 * 24 + 2 * 4 * 8) * 4
+
+
+def test_mlp_without_d_ff_is_a_one_line_error():
+    with pytest.raises(ValueError, match="kernel 'mlp' needs d_ff"):
+        _ = Workload("mlp", n_tokens=4, d_model=8, n_heads=2).flops
+
+
 def test_floor_is_the_slower_of_compute_and_memory():
     w = Workload("matmul", n_tokens=16, d_model=64, n_heads=4)
     assert w.floor_s(peak_flops=w.flops, bandwidth=1e30) == pytest.approx(1.0)
@@ -43,3 +54,4 @@ def test_bad_workload_is_refused_with_the_bad_value_named(field, value, message)
 def test_gpu_preset_is_a_llama_7b_attention_layer_in_bf16():
     w = PRESETS["llama-7b"].workload("attention", 128, "cuda")
     assert (w.d_model, w.n_heads, w.head_dim, w.dtype, w.batch) == (4096, 32, 128, "bfloat16", 1)
+    assert w.d_ff == 11008 and PRESETS["cpu-small"].workload("mlp", 16, "cpu").d_ff == 688

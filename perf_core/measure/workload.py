@@ -23,13 +23,16 @@ class Workload:
     batch: int = 1
     dtype: str = "float32"
     device: str = "cpu"
+    d_ff: int | None = None  # the feed-forward width, for kernels that have one (mlp)
 
     def __post_init__(self) -> None:
         kernels.get(self.kernel)  # an unknown kernel is a one-line error here, before any work
         one_of("dtype", self.dtype, DTYPE_BYTES)
         one_of("device", self.device, DEVICES)
-        for name in ("n_tokens", "d_model", "n_heads", "batch"):
+        for name in ("n_tokens", "d_model", "n_heads", "batch", "d_ff"):
             value = getattr(self, name)
+            if name == "d_ff" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
@@ -75,18 +78,22 @@ class Preset:
     batch: int
     dtype: str
     description: str
+    d_ff: int | None = None
 
     def workload(self, kernel: str, n_tokens: int, device: str, dtype: str | None = None) -> Workload:
-        return Workload(kernel, n_tokens, self.d_model, self.n_heads, self.batch, dtype or self.dtype, device)
+        return Workload(
+            kernel, n_tokens, self.d_model, self.n_heads, self.batch, dtype or self.dtype, device, self.d_ff
+        )
 
     def with_dtype(self, dtype: str) -> Preset:
         return replace(self, dtype=dtype)
 
 
 PRESETS = {
-    # Small enough that 24 benchmarks, compilation included, fit in two minutes on 2 CPU cores.
-    "cpu-small": Preset(256, 4, 1, "float32", "CI-sized attention layer, float32"),
-    # One Llama-7B attention layer: d_model 4096, 32 heads of 128, bf16, batch 1.
-    "llama-7b": Preset(4096, 32, 1, "bfloat16", "Llama-7B-sized attention layer, bf16"),
+    # Small enough that 36 benchmarks, compilation included, fit in two minutes on 2 CPU cores.
+    # d_ff keeps Llama's ratio (11008 / 4096) at d_model 256.
+    "cpu-small": Preset(256, 4, 1, "float32", "CI-sized Llama layer, float32", d_ff=688),
+    # One Llama-7B layer: d_model 4096, 32 heads of 128, feed-forward 11008, bf16, batch 1.
+    "llama-7b": Preset(4096, 32, 1, "bfloat16", "Llama-7B-sized layer, bf16", d_ff=11008),
 }
 DEFAULT_PRESET = {"cpu": "cpu-small", "cuda": "llama-7b"}
