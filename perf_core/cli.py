@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from perf_core.analysis import ab, commands, gate, output, select
+from perf_core.analysis import ab, commands, export, gate, output, select
 from perf_core.analysis.changes import MIN_CHANGE
-from perf_core.errors import PerfCoreError, UsageError, fraction, positive_int
+from perf_core.errors import Interrupted, PerfCoreError, UsageError, fraction, positive_int
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,7 +40,8 @@ def add_metric(parser: argparse.ArgumentParser) -> None:
         "--metric",
         choices=select.METRICS,
         default="steady",
-        help="steady: calls back to back (default); latency: one isolated call (GPU runs)",
+        help="steady: pytest-benchmark's rounds (default); latency: one isolated call, host included;"
+        " device: CUDA events, the GPU's own time (latency and device: GPU runs)",
     )
 
 
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = subcommands.add_parser("plot", help="per-token latency against token count, one line per commit")
     add_selection(plot)
-    plot.add_argument("--last", type=typed(positive_int, "--last"), default=1, help="plot the last N commits (default 1)")
+    plot.add_argument(
+        "--last", type=typed(positive_int, "--last"), default=1, help="plot the last N commits (default 1)"
+    )
     plot.add_argument("--commit", action="append", help="plot this commit (hash prefix or run file); repeatable")
     add_figure(plot, "per_token")
     plot.set_defaults(run=commands.plot)
@@ -108,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_decision(compare)
     compare.set_defaults(run=commands.compare)
 
+    exporter = subcommands.add_parser("export", help="one commit's figures for Bencher or github-action-benchmark")
+    add_selection(exporter)
+    exporter.add_argument("--format", required=True, choices=export.FORMATS)
+    exporter.add_argument("--commit", help="commit (hash prefix) or run file to export (default: the newest)")
+    exporter.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    exporter.set_defaults(run=commands.export)
+
     gate_parser = subcommands.add_parser("ab", help="PR gate: run base and head interleaved on this machine and decide")
     ab.add_arguments(gate_parser)
     add_metric(gate_parser)
@@ -127,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perf-core: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Interrupted as stop:
+        print(f"perf-core: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
+# 2: machine_info["cache"] ("cold"/"warm"; version 1 runs are all warm), device_s, clock fields.
 FORMAT_KEY = "perf_core_format"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 VARIANTS = ("eager", "compiled")
 TOKEN_COUNTS = (16, 32, 64, 128, 256, 512)
@@ -22,11 +23,14 @@ TOKEN_COUNTS = (16, 32, 64, 128, 256, 512)
 KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S = "kernel", "variant", "n_tokens", "per_token_s"
 FLOPS, BYTES, FLOOR_S, COMPILE_S = "flops", "bytes", "floor_s", "compile_s"
 LATENCY_S, LATENCY_PER_TOKEN_S = "latency_s", "latency_per_token_s"
+DEVICE_S = "device_s"  # CUDA events around the call, the GPU's own time (no host in it)
+THROTTLED = "throttled"  # True when NVML saw the card slowed during the rounds; null when unknown
 REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 
 # machine_info: what makes two runs comparable (see analysis.records.Machine).
 DEVICE_NAME, TORCH_VERSION, NUM_THREADS, CUDA_VERSION = "device_name", "torch_version", "num_threads", "cuda_version"
 REQUIRED_MACHINE = (DEVICE_NAME, TORCH_VERSION, NUM_THREADS)
+CACHE = "cache"  # "cold" (weights rotated past L2) or "warm" (back to back); never compared across
 
 
 @dataclass(frozen=True, order=True)

@@ -30,6 +30,15 @@ class HistoryError(PerfCoreError):
     """Bad or missing history; the message names the file (exit 2)."""
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP, raised where the signal lands so that every `finally` runs (as for Ctrl-C);
+    the process then exits 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def split_csv(option: str, raw: str) -> list[str]:
     """ "a, b" -> ["a", "b"]; an empty item ("16,,32") is refused rather than silently dropped."""
     items = [item.strip() for item in raw.split(",")]

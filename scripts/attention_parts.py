@@ -38,14 +38,7 @@ def graph_time_s(step: Callable[[int], object], replays: int = 50) -> float:
     with torch.cuda.graph(graph):
         for r in range(ROTATE):
             step(r)
-    graph.replay()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(replays):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / 1e3 / (replays * ROTATE)
+    return clock.device_time_s(graph.replay, samples=1, calls_per_sample=replays) / ROTATE
 
 
 def split_k(x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,11 @@
 No test here asserts on speed: real runs are only used to check what the gate does with them.
 """
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -162,3 +165,60 @@ def test_slow_attention_fixture_applies_by_name_and_still_matches_eager(project)
     check += "print(type(kernels.build(Workload('attention', 8, 32, 4))[0]).__name__)"
     result = subprocess.run([sys.executable, "-c", check], cwd=project, capture_output=True, text=True)
     assert result.stdout.strip() == "_SlowAttention", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--metric", "latency"], "--metric latency: the suite runs on cpu here"),
+        (
+            ["--tokens", "abc"],
+            "base: the suite refuses these options (exit 4): ERROR: --tokens: 'abc' is not a positive",
+        ),
+    ],
+)
+def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(project, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(project)
+    code, _, err = perf_core(capsys, "ab", "HEAD", *argv)
+    assert code == 2 and message in err.strip().splitlines()[-1], err
+    assert "[1/" not in err  # no timed run started
+    assert not (project / ".benchmarks-ab").exists()
+    assert git(project, "worktree", "list").count("\n") == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_the_suite_and_remove_worktrees_and_temp_folders(project, tmp_path, signum):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "runs"
+    env = dict(os.environ, TMPDIR=str(temp))
+    command = [sys.executable, "-m", "perf_core.cli", "ab", "HEAD", "HEAD", *TINY, "--out", str(out)]
+    gate = subprocess.Popen(command, cwd=project, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:  # the folder appears once the timed runs start
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert gate.poll() is None, gate.stderr.read()
+    children = suite_processes(temp)
+    assert children, "a timed suite should be running"
+    gate.send_signal(signum)
+    assert gate.wait(60) == 128 + signum
+    assert f"stopped by {signal.Signals(signum).name}" in gate.stderr.read()
+    assert not suite_processes(temp)
+    assert list(temp.iterdir()) == []  # the worktrees' temporary folder is gone
+    assert git(project, "worktree", "list").count("\n") == 0
+
+
+def suite_processes(temp: Path) -> list[int]:
+    """Processes whose command line or working folder lies under `temp` (the worktrees)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(temp)):
+            found.append(int(proc.name))
+    return found

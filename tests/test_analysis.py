@@ -52,7 +52,8 @@ def test_runs_without_a_format_version_read_as_version_1_and_newer_ones_are_refu
     run = records.parse_run(tmp_path / "old.json", json.dumps(document))
     assert len(run.results) == 24
     document[contract.FORMAT_KEY] = contract.FORMAT_VERSION + 1
-    with pytest.raises(HistoryError, match=r"new\.json: saved in format 2, newer than this perf-core reads \(1\)"):
+    newer = rf"new\.json: saved in format {contract.FORMAT_VERSION + 1}, newer than this perf-core reads \({contract.FORMAT_VERSION}\)"
+    with pytest.raises(HistoryError, match=newer):
         records.parse_run(tmp_path / "new.json", json.dumps(document))
 
 

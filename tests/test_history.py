@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from perf_core.analysis import records, select
-from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
+from perf_core.analysis.synthetic import MACHINE, NAMES, commit_sha, run_document, write_history, write_run
 from perf_core.cli import main
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -86,7 +86,7 @@ def test_trend_finds_an_8_percent_step_at_its_commit(storage, tmp_path, capsys):
     write_history(storage, 60, step_at=37, step=1.08, noise=0.03)
     code, out, err = perf_core(capsys, "trend", "--storage", storage, "--kernel", "attention", "-o", tmp_path / "t.png")
     assert code == 0, err
-    lines = out.strip().splitlines()
+    lines = [line for line in out.strip().splitlines() if not line.startswith("machine: ")]
     assert len(lines) == 12  # every attention benchmark steps at the same commit
     for line in lines:
         assert f" at {commit_sha(37)[:7]} (2026-01-02)" in line and ": +" in line
@@ -102,25 +102,56 @@ def test_trend_reports_nothing_on_a_flat_history(storage, tmp_path, capsys):
 
 
 def test_compare_flags_a_regression_with_exit_1(storage, capsys):
-    write_run(storage, 1, run_document(commit_sha(1), T0, seed=1, rounds=200))
+    # One run a side: judged against the run-to-run spread of a 20-run history of this machine.
+    write_history(storage, 20, noise=0.02)
     slower = {"attention-compiled-128": 1.2}
-    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), slower, seed=2, rounds=200))
-    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
+    write_run(storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200))
+    code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(21)[:7], "--storage", storage)
     assert code == 1
     (row,) = [line for line in out.splitlines() if line.startswith("attention-compiled-128 ")]
     assert "REGRESSION" in row
     assert sum("REGRESSION" in line for line in out.splitlines()) == 1
-    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--json")
+    assert "judged against this machine's run-to-run spread" in out and "machine: Test CPU 9000" in out
+    code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(21)[:7], "--storage", storage, "--json")
     (verdict,) = [row for row in json.loads(out) if row["name"] == "attention-compiled-128"]
-    assert code == 1 and verdict["ratio"] == pytest.approx(1.2, abs=0.01) and verdict["unit"] == "rounds"
+    assert code == 1 and verdict["ratio"] == pytest.approx(1.2, abs=0.05) and verdict["unit"] == "spread(19)"
+    assert verdict["machine"].startswith("Test CPU 9000")
 
 
-def test_compare_same_code_finds_nothing(storage, capsys):
+def test_compare_same_code_with_one_run_a_side_is_never_a_regression(storage, capsys):
+    # Two runs whose rounds differ by 6% (run-to-run drift): rounds would call it significant.
     write_run(storage, 1, run_document(commit_sha(1), T0, seed=1, rounds=200))
-    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), seed=2, rounds=200))
+    drift = {name: 1.06 for name in NAMES}
+    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), drift, seed=2, rounds=200))
     code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--json")
     assert code == 0
-    assert {row["verdict"] for row in json.loads(out)} == {"unchanged"}
+    rows = json.loads(out)
+    assert {row["verdict"] for row in rows} == {"undecided"} and {row["unit"] for row in rows} == {"no spread"}
+    assert all(row["ratio"] == pytest.approx(1.06, abs=0.02) for row in rows)
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
+    assert code == 0 and "undecided" in out and "run `perf-core ab BASE HEAD`, or save more runs" in out
+
+
+def test_compare_with_three_runs_a_side_tests_the_runs_themselves(storage, capsys):
+    for i in range(3):
+        write_run(storage, 1 + i, run_document(commit_sha(1), T0, seed=i))
+        write_run(
+            storage, 10 + i, run_document(commit_sha(2), T0 + timedelta(hours=1), {"matmul-eager-16": 1.3}, seed=9 + i)
+        )
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {row["unit"] for row in rows.values()} == {"runs"} and rows["matmul-eager-16"]["n_base"] == 3
+    # Mann-Whitney with 3 runs a side cannot reach p < 0.05 (its smallest p is 0.1): nothing is claimed.
+    assert rows["matmul-eager-16"]["p_value"] == pytest.approx(0.1) and code == 0
+
+
+def test_compare_names_benchmarks_only_one_side_has(storage, capsys):
+    write_history(storage, 8, noise=0.01)
+    fewer = tuple(n for n in NAMES if not n.startswith("matmul-eager"))
+    write_run(storage, 9, run_document(commit_sha(9), T0 + timedelta(days=1), names=fewer))
+    code, out, _ = perf_core(capsys, "compare", commit_sha(7)[:7], commit_sha(9)[:7], "--storage", storage)
+    assert code == 0
+    assert "only in base, not compared: matmul-eager-16, matmul-eager-32" in out
 
 
 def test_mixed_machines_are_refused_naming_them_unless_one_is_chosen(storage, tmp_path, capsys):

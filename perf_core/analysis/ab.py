@@ -5,8 +5,11 @@ another day or runner proves nothing. Each side is checked out into its own temp
 (its own code, its own plugin), and the suite runs as separate processes in the order
 A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call (or, with
 --metric latency on a GPU, its isolated-call latency) is one sample;
-gate.decide compares the two sides' samples. Worktrees are removed on success, failure and Ctrl-C;
-the user's checkout is never modified.
+gate.decide compares the two sides' samples. Worktrees, the temporary folder and any running
+suite are cleaned up on success, failure, Ctrl-C, SIGTERM and SIGHUP (what CI cancellation and
+`timeout` send); the user's checkout is never modified. Everything checkable is checked before
+the first timed run: the options by a collection-only pass of each side, the metric against the
+device that pass reports.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from perf_core.analysis import gate, output, records, select
-from perf_core.errors import HistoryError, UsageError
+from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
 # Short timing per run: the gate's power comes from many independent runs, not long ones.
@@ -34,8 +39,6 @@ RUN_OPTIONS = [
     "--benchmark-only",
     "--benchmark-max-time=0.3",
     "-q",
-    "-p",
-    "no:cacheprovider",
     "-o",
     "perf_autosave=false",
 ]
@@ -126,16 +129,71 @@ def selection_args(args: argparse.Namespace) -> list[str]:
     return [f"--{name}={value}" for name, value in chosen.items() if value]
 
 
+def run_suite(tree: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """One pytest process of a side's own suite, in its own process group so that an interruption
+    can end it and whatever it started (compile workers) together."""
+    # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    child = subprocess.Popen(
+        command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = child.communicate()
+    except BaseException:
+        end_group(child)
+        raise
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+
+
+def end_group(child: subprocess.Popen) -> None:
+    for signum, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def failure_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    cause = next((line for line in reversed(lines) if "Error" in line or "FAILED" in line), lines[-1] if lines else "")
+    return cause.strip()
+
+
+def check_side(tree: Path, args: list[str], side: str) -> str | None:
+    """Collect (nothing runs) with the options each timed run will get: a bad option is an error now,
+    not after minutes of the other side's runs. Returns the device the suite reports, when it does."""
+    result = run_suite(tree, ["--collect-only", *args])
+    if result.returncode:
+        raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
+    found = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
+    return found.group(1) if found else None
+
+
 def run_side(tree: Path, out: Path, args: list[str], side: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    command = [sys.executable, "-m", "pytest", *RUN_OPTIONS, f"--benchmark-json={out}", *args]
-    result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    result = run_suite(tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args])
     if result.returncode or not out.exists():
-        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-        cause = next(
-            (line for line in reversed(lines) if "Error" in line or "FAILED" in line), lines[-1] if lines else ""
-        )
-        raise SideError(f"{side}: the suite failed (exit {result.returncode}): {cause.strip()}")
+        raise SideError(f"{side}: the suite failed (exit {result.returncode}): {failure_line(result)}")
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Interrupted where the program is, so cleanup runs as for Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def collect(files: dict[str, list[Path]]) -> dict[str, list[records.Run]]:
@@ -156,9 +214,7 @@ def decide_all(
     for side in ("base", "head"):
         for name in names:
             if any(run.results[name].seconds(metric) is None for run in runs[side]):
-                raise SideError(
-                    f"{side}: {name} has no {metric} figure (isolated latency is recorded on GPU runs only)"
-                )
+                raise SideError(f"{side}: {name} has no {metric} figure (latency and device time: GPU runs only)")
     return gate.decide_all(runs["base"], runs["head"], names, metric, threshold, alpha)
 
 
@@ -170,6 +226,11 @@ def markdown(decided: list[gate.Decided], title: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    with signals_interrupt():
+        return gate_run(args)
+
+
+def gate_run(args: argparse.Namespace) -> int:
     if args.pairs < 4:
         # Mann-Whitney's smallest two-sided p with n runs a side is 2 / C(2n, n): 0.1 at n = 3.
         raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
@@ -177,7 +238,6 @@ def main(args: argparse.Namespace) -> int:
         output.check_writable(args.markdown)
     top, base_sha, head_sha, head_label = resolve(args.repo, args.base, args.head)
     out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     extra = selection_args(args) + shlex.split(args.pytest_args)
     order = schedule(args.pairs)
     files: dict[str, list[Path]] = {"base": [], "head": []}
@@ -185,8 +245,15 @@ def main(args: argparse.Namespace) -> int:
         f"ab: base {args.base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {args.pairs} pairs -> {out}",
         file=sys.stderr,
     )
-    started = time.monotonic()
     with worktrees(top, {"base": base_sha, "head": head_sha}) as trees:
+        devices = {check_side(trees[side], extra, side) for side in ("base", "head")} - {None}
+        if args.metric != "steady" and devices and devices != {"cuda"}:
+            raise UsageError(
+                f"--metric {args.metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
+                " is recorded on CUDA runs only; use --metric steady"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         for done, (side, pair) in enumerate(order):
             path = out / f"{side}-{pair:02d}.json"
             run_side(trees[side], path, extra, side)

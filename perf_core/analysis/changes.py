@@ -24,6 +24,7 @@ import numpy as np
 MIN_CHANGE = 0.05
 PENALTY_SCALE = 5.0
 MIN_SIZE = 3  # commits per segment: a single odd commit is noise, not a new level
+MIN_POINTS = 2 * MIN_SIZE  # a shorter series cannot hold a change: nothing is searched
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def detect(
 ) -> list[Change]:
     """Change points of a positive series (e.g. per-token seconds per commit, in commit order)."""
     series = np.log(np.asarray(values, dtype=float))
-    if len(series) < 2 * min_size:
+    if len(series) < 2 * min_size:  # MIN_POINTS with the default min_size
         return []
     sigma = max(noise_sigma(series), 1e-3)  # floor: a perfectly flat series must not divide by zero
     penalty = penalty_scale * sigma**2 * np.log(len(series))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -16,7 +17,11 @@ from perf_core.analysis import figures, gate, output, records, select
 from perf_core.analysis.records import Machine, Result, Run
 from perf_core.errors import EXIT_OK, HistoryError, split_csv, token_counts
 
-METRIC_LABELS = {"steady": "steady state (calls back to back)", "latency": "isolated-call latency"}
+METRIC_LABELS = {
+    "steady": "steady state (pytest-benchmark's rounds)",
+    "latency": "isolated-call latency (host included)",
+    "device": "device time (CUDA events, no host)",
+}
 
 
 def wanted(args: argparse.Namespace) -> Callable[[Result], bool]:
@@ -45,8 +50,18 @@ def current_machine() -> Machine | None:
 
 
 def load(args: argparse.Namespace) -> list[Run]:
+    """The runs of one machine (select.choose_machine's rule), announced when the history has several."""
     runs = records.load_runs(records.find_files(args.storage))
-    runs = select.select_machine(runs, args.machine, current_machine())
+    found = select.machines(runs)
+    chosen = select.choose_machine(found, args.machine, current_machine())
+    if len(found) > 1:
+        how = "by --machine" if args.machine else "this host"
+        number = found.index(chosen) + 1
+        print(
+            f"perf-core: {len(found)} machines in the history; reading [{number}] {chosen.label} ({how})",
+            file=sys.stderr,
+        )
+    runs = [run for run in runs if run.machine == chosen]
     if not names_in(runs, args):
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
     return runs
@@ -80,11 +95,8 @@ def plot(args: argparse.Namespace) -> int:
             tokens = tuple(contract.parse_name(n).n_tokens for n, _ in points)
             curves.append(figures.Curve(f"{commit} ({date})", tokens, tuple(p.per_token_s for _, p in points)))
             data += [{"benchmark": n, "commit": commit, "per_token_s": p.per_token_s} for n, p in points]
-        latest = chosen[-1][1][-1]
         floor = tuple(
-            (latest.results[n].n_tokens, latest.results[n].floor_s / latest.results[n].n_tokens)
-            for n in members
-            if n in latest.results and latest.results[n].floor_s
+            (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens) for n, f in floors(runs, members)
         )
         if curves:
             panels.append(figures.Panel(panel.replace("-", " / "), tuple(curves), floor))
@@ -92,10 +104,22 @@ def plot(args: argparse.Namespace) -> int:
         raise HistoryError(f"the selected commits have no {args.metric} figures for the chosen benchmarks")
     path = output.figure_path(args.output, args.format, "per_token")
     if args.json:
-        print(json.dumps(data, indent=1))
+        print(json.dumps([row | {"machine": runs[0].machine.label} for row in data], indent=1))
     fig = figures.per_token_figure(panels, runs[-1].machine.label, f"Latency per Token, {METRIC_LABELS[args.metric]}")
     output.save_figure(fig, path)
     return EXIT_OK
+
+
+def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]:
+    """Each benchmark's floor (seconds per call) from the newest run that recorded one for it: a
+    run of a few kernels or token counts must not take the floor away from the others."""
+    found = []
+    for name in names:
+        recorded = [run.results[name].floor_s for run in runs if name in run.results]
+        latest = next((floor for floor in reversed(recorded) if floor), None)
+        if latest:
+            found.append((name, latest))
+    return found
 
 
 def trend(args: argparse.Namespace) -> int:
@@ -120,12 +144,21 @@ def trend(args: argparse.Namespace) -> int:
         panels.setdefault(parsed.panel.replace("-", " / "), []).append(
             figures.TrendLine(f"{parsed.n_tokens} tokens", tuple(points), marks)
         )
+    machine = runs[0].machine.label
+    searched = len(commits) >= changes.MIN_POINTS
     if args.json:
-        print(json.dumps({"changes": found, "series": data}, indent=1, default=str))
+        result = {"machine": machine, "commits": len(commits), "searched": searched, "changes": found, "series": data}
+        print(json.dumps(result, indent=1, default=str))
     else:
+        print(f"machine: {machine}")
         for item in found:
             print(f"{item['benchmark']}: {item['change']:+.1%} at {item['commit']} ({item['date']})")
-        if not found:
+        if not searched:
+            print(
+                f"too few commits to look for changes: {len(commits)}, change points need at least"
+                f" {changes.MIN_POINTS}; `perf-core compare BASE HEAD` compares two commits"
+            )
+        elif not found:
             print(f"no change of {args.min_change:.0%} or more across {len(commits)} commits")
     fig = figures.trend_figure(
         [c for c, _ in commits], panels, f"Per-token latency across commits: {runs[-1].machine.label}"
@@ -136,13 +169,74 @@ def trend(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     runs = load(args)
+    machine = runs[0].machine.label
     base, head = select.find_commit(runs, args.base), select.find_commit(runs, args.head)
-    decided = gate.decide_all(base, head, names_in(runs, args), args.metric, args.threshold, args.alpha)
+    names = names_in(runs, args)
+    decided = gate.decide_all(base, head, names, args.metric, args.threshold, args.alpha, history=runs)
     if not decided:
         raise HistoryError(f"{args.base} and {args.head} have no benchmark in common")
+    only = {
+        side: [
+            n for n in names if select.run_values(group, n, args.metric) and n not in {d.verdict.name for d in decided}
+        ]
+        for side, group in (("base", base), ("head", head))
+    }
     if args.json:
-        print(json.dumps(output.verdict_records(decided), indent=1))
+        print(json.dumps([row | {"machine": machine} for row in output.verdict_records(decided)], indent=1))
     else:
+        print(f"machine: {machine}")
         print(f"base {base[0].short} ({len(base)} run(s)) vs head {head[0].short} ({len(head)} run(s)); {args.metric}")
         output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
+        for line in compare_notes(decided, only, args.alpha):
+            print(line)
     return gate.exit_code(decided)
+
+
+def compare_notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], alpha: float) -> list[str]:
+    """What the table cannot say by itself: how it decided, and what it could not compare."""
+    notes = []
+    units = {d.unit for d in decided}
+    if any(unit.startswith("spread") for unit in units):
+        notes.append(
+            f"fewer than {gate.MIN_RUNS} runs a side: each ratio is judged against this machine's run-to-run"
+            " spread, measured on consecutive runs of its history (n column: pairs used; p: share of those"
+            " pairs whose noisiest benchmark strayed as far)"
+        )
+    if "no spread" in units:
+        notes.append(
+            f"undecided: fewer than {gate.MIN_RUNS} runs a side, and too few other runs of this machine to measure"
+            f" its run-to-run spread at --alpha {alpha:g} ({gate.spread_runs_needed(alpha)} needed);"
+            " run `perf-core ab BASE HEAD`, or save more runs"
+        )
+    for side, missing in only.items():
+        if missing:
+            notes.append(f"only in {side}, not compared: {', '.join(missing)}")
+    return notes
+
+
+def export(args: argparse.Namespace) -> int:
+    """One commit's pooled figures (the newest by default) in a result server's format."""
+    from perf_core.analysis import export as formats
+
+    runs = load(args)
+    commit, group = (
+        next((c, g) for c, g in select.by_commit(runs) if g[0] in select.find_commit(runs, args.commit))
+        if args.commit
+        else select.by_commit(runs)[-1]
+    )
+    points = [(name, select.pool(commit, group, name, args.metric)) for name in names_in(group, args)]
+    points = [(name, point) for name, point in points if point]
+    if not points:
+        raise HistoryError(f"commit {commit} has no {args.metric} figures for the chosen benchmarks")
+    machine = runs[0].machine.label
+    if args.format == "bencher":
+        document = formats.bencher(points)
+    else:
+        document = formats.github_action_benchmark(points, machine, args.metric)
+    text = json.dumps(document, indent=1) + "\n"
+    if args.output:
+        output.write_text(args.output, text)
+        print(f"wrote {args.output}: {len(points)} benchmarks of {commit} ({machine})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

@@ -124,7 +124,8 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
         ax.set_xticks(list(x_all)[::step])
         ax.set_xticklabels(list(commits)[::step], rotation=60, ha="right", fontsize="x-small")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small", ncol=min(len(lines), 6), loc="upper left")
+        # Beside the axes, not on them: inside, it covered the top series (the slowest token count).
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.flat[-1].set_xlabel("commit (oldest to newest; interval: IQR of the rounds)")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()

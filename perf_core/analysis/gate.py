@@ -1,11 +1,24 @@
-"""The regression decision: a pure function of two samples, shared by `compare` and `ab`.
+"""The regression decision, shared by `compare` and `ab`. Only independent runs decide.
 
-A benchmark regressed when head is slower than base by more than `threshold` (the effect size)
-*and* the two samples differ by a two-sided Mann-Whitney U test at level `alpha` (significance).
-Either alone raises false alarms on shared machines: tiny drifts are significant with many
-rounds, and big-looking ratios happen by chance with few runs. Mann-Whitney makes no assumption
-about the shape of timing distributions (long right tails); note that with n runs a side its
-smallest two-sided p-value is 2 / C(2n, n), so n >= 4 is needed to reach alpha = 0.05.
+With at least MIN_RUNS runs a side (always so in `ab`): a benchmark regressed when head is slower
+than base by more than `threshold` (the effect size) *and* the two sides' per-run figures differ by
+a two-sided Mann-Whitney U test at level `alpha` (significance). Either alone raises false alarms on
+shared machines: tiny drifts are significant with many samples, and big-looking ratios happen by
+chance with few runs. Mann-Whitney makes no assumption about the shape of timing distributions
+(long right tails); with n runs a side its smallest two-sided p-value is 2 / C(2n, n).
+
+With fewer runs a side the rounds of one run say nothing about the next run (run-to-run drift is
+the noise that matters), so the ratio of the sides' medians is judged against this machine's
+measured run-to-run spread (decide_by_spread, select.Spread): consecutive runs of the history are
+pairs of runs like this one; each benchmark's log ratio is put in units of that benchmark's own
+spread, and a pair's statistic is its worst benchmark. A regression needs the ratio above
+1 + threshold and a p-value <= alpha, where p is the share of history pairs whose worst benchmark
+strayed as far (the new pair counted). That p is exact for the whole table at once whatever the
+shape of the noise (timing noise on shared machines has heavy tails: a normal model of it raised
+false alarms in half of all same-code compares, docs/gate.md), provided the history's runs are
+like the two compared; real changes inside the history only make it more cautious. So alpha = 0.05
+needs at least 19 pairs (20 runs); with fewer, or none, the verdict is "undecided": the ratio is
+shown and nothing is claimed.
 """
 
 from __future__ import annotations
@@ -16,13 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from perf_core.analysis.records import Run
-from perf_core.analysis.select import samples
+from perf_core.analysis.select import Spread, run_spread, run_values
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION
 
 # The defaults of every command that decides (compare, ab); their --help shows these.
 ALPHA = 0.05
 THRESHOLD = 0.05
 CONFIDENCE = 0.95
+MIN_RUNS = 3  # runs a side for the runs-as-samples test; fewer: the measured spread decides
 
 
 @dataclass(frozen=True)
@@ -33,10 +47,10 @@ class Verdict:
     ratio: float  # head / base: above 1 is slower
     ratio_low: float  # bootstrap interval of the ratio of medians
     ratio_high: float
-    p_value: float
+    p_value: float | None  # None when undecided
     n_base: int
     n_head: int
-    verdict: str  # "regression", "improvement" or "unchanged"
+    verdict: str  # "regression", "improvement", "unchanged", "undecided" or "throttled" (not decided)
 
     @property
     def change(self) -> float:
@@ -80,13 +94,7 @@ def decide(
     else:
         p_value = 1.0  # one sample a side, or identical values: nothing can be significant
     low, high = _ratio_interval(base_a, head_a)
-    significant = p_value < alpha
-    if significant and ratio > 1 + threshold:
-        verdict = "regression"
-    elif significant and ratio < 1 / (1 + threshold):
-        verdict = "improvement"
-    else:
-        verdict = "unchanged"
+    verdict = _classify(ratio, p_value < alpha, threshold)
     return Verdict(
         name,
         float(np.median(base_a)),
@@ -101,30 +109,99 @@ def decide(
     )
 
 
-def exit_code(decided: Iterable[Decided]) -> int:
-    """The process exit of a deciding command: 1 when any benchmark regressed, else 0."""
-    return EXIT_REGRESSION if any(d.verdict.verdict == "regression" for d in decided) else EXIT_OK
+def _classify(ratio: float, significant: bool, threshold: float) -> str:
+    if significant and ratio > 1 + threshold:
+        return "regression"
+    if significant and ratio < 1 / (1 + threshold):
+        return "improvement"
+    return "unchanged"
+
+
+def decide_by_spread(
+    name: str,
+    base: Sequence[float],
+    head: Sequence[float],
+    spread: Spread | None,
+    threshold: float = THRESHOLD,
+    alpha: float = ALPHA,
+) -> Verdict:
+    """Fewer than MIN_RUNS runs a side: the ratio of medians against this machine's Spread. A history
+    too short to reach alpha, or none, gives "undecided" with the ratio alone."""
+    base_s, head_s = float(np.median(base)), float(np.median(head))
+    ratio = head_s / base_s
+    if spread is None or name not in spread.scale or 1 / (spread.pairs + 1) > alpha:
+        return Verdict(name, base_s, head_s, ratio, ratio, ratio, None, len(base), len(head), "undecided")
+    p_value = spread.p_value(name, float(np.log(ratio)))
+    # The interval: the ratio give or take the run-to-run ratio this benchmark stays within 95% of the time.
+    z = 1.96 * spread.scale[name]
+    low, high = ratio * float(np.exp(-z)), ratio * float(np.exp(z))
+    verdict = _classify(ratio, p_value <= alpha, threshold)
+    return Verdict(name, base_s, head_s, ratio, low, high, p_value, len(base), len(head), verdict)
 
 
 @dataclass(frozen=True)
 class Decided:
-    """A verdict with what a table needs beside it: the token count and the kind of samples."""
+    """A verdict with what a table needs beside it: the token count and what decided it."""
 
     verdict: Verdict
     n_tokens: int
-    unit: str  # "runs" (independent samples) or "rounds" (one run a side: weaker)
+    unit: str  # "runs" (runs as samples), "spread(N)" (N consecutive-run pairs), or "no spread" (undecided)
 
 
 def decide_all(
-    base: list[Run], head: list[Run], names: Sequence[str], metric: str, threshold: float, alpha: float
+    base: list[Run],
+    head: list[Run],
+    names: Sequence[str],
+    metric: str,
+    threshold: float,
+    alpha: float,
+    history: Sequence[Run] = (),
 ) -> list[Decided]:
-    """One verdict per benchmark that both sides have for `metric`, in the order of `names`."""
+    """One verdict per benchmark that both sides have for `metric`, in the order of `names`.
+
+    `history`: this machine's runs, for the run-to-run spread when a side has fewer than MIN_RUNS
+    runs; the head's own runs are left out of it (a regression must not widen its own yardstick).
+    """
+    present = [n for n in names if run_values(base, n, metric) and run_values(head, n, metric)]
+    head_files = {run.path for run in head}
+    reference = [run for run in history if run.path not in head_files]
+    spread = run_spread(reference, present, metric)
     decided = []
-    for name in names:
-        (base_values, base_unit), (head_values, head_unit) = samples(base, name, metric), samples(head, name, metric)
-        if not base_values or not head_values:
-            continue
+    for name in present:
+        base_values, head_values = run_values(base, name, metric), run_values(head, name, metric)
         n_tokens = next(run.results[name].n_tokens for run in base if name in run.results)
-        unit = base_unit if base_unit == head_unit else "rounds"
-        decided.append(Decided(decide(name, base_values, head_values, threshold, alpha), n_tokens, unit))
+        throttled = [run.path.name for run in (*base, *head) if name in run.results and run.results[name].throttled]
+        if throttled:
+            # NVML saw the card slowed while these rounds ran: the samples measure the throttle, not the code.
+            ratio = float(np.median(head_values) / np.median(base_values))
+            verdict = Verdict(
+                name,
+                float(np.median(base_values)),
+                float(np.median(head_values)),
+                ratio,
+                ratio,
+                ratio,
+                None,
+                len(base_values),
+                len(head_values),
+                "throttled",
+            )
+            decided.append(Decided(verdict, n_tokens, f"throttled in {len(throttled)} run(s)"))
+            continue
+        if min(len(base_values), len(head_values)) >= MIN_RUNS:
+            verdict, unit = decide(name, base_values, head_values, threshold, alpha), "runs"
+        else:
+            verdict = decide_by_spread(name, base_values, head_values, spread, threshold, alpha)
+            unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread.pairs})"
+        decided.append(Decided(verdict, n_tokens, unit))
     return decided
+
+
+def spread_runs_needed(alpha: float) -> int:
+    """Runs of history (besides the head's) for decide_by_spread to reach `alpha`: pairs + 1 >= 1 / alpha."""
+    return int(np.ceil(1 / alpha - 1e-9))
+
+
+def exit_code(decided: Iterable[Decided]) -> int:
+    """The process exit of a deciding command: 1 when any benchmark regressed, else 0."""
+    return EXIT_REGRESSION if any(d.verdict.verdict == "regression" for d in decided) else EXIT_OK

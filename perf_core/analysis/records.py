@@ -22,17 +22,20 @@ from perf_core.errors import HistoryError
 
 @dataclass(frozen=True)
 class Machine:
-    """What makes two runs comparable: the same device, torch build and thread count."""
+    """What makes two runs comparable: the same device, torch build, thread count and cache mode
+    (cold and warm runs measure different things and are never pooled or compared)."""
 
     device_name: str
     torch_version: str
     num_threads: int
     cuda_version: str | None
+    cache: str = "warm"  # version 1 runs were all warm (back to back)
 
     @property
     def label(self) -> str:
         threads = f"{self.num_threads} thread{'s' if self.num_threads != 1 else ''}"
-        return f"{self.device_name} | torch {self.torch_version} | {threads}"
+        cache = "" if self.cache == "warm" else f" | {self.cache} cache"
+        return f"{self.device_name} | torch {self.torch_version} | {threads}{cache}"
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,17 @@ class Result:
     rounds_s: tuple[float, ...]  # per-call seconds of each round; empty unless saved with data
     floor_s: float | None = None
     latency_s: float | None = None
+    device_s: float | None = None
+    throttled: bool | None = None  # NVML saw the card slowed during the rounds (None: unknown)
 
     @property
     def per_token_s(self) -> float:
         return self.median_s / self.n_tokens
 
     def seconds(self, metric: str) -> float | None:
-        """Seconds per call: "steady" (calls back to back) or "latency" (isolated call, GPU runs)."""
-        return self.median_s if metric == "steady" else self.latency_s
+        """Seconds per call: "steady" (pytest-benchmark's rounds), "latency" (one isolated call, host
+        included) or "device" (CUDA events, the GPU's own time); the last two on GPU runs only."""
+        return {"steady": self.median_s, "latency": self.latency_s, "device": self.device_s}[metric]
 
 
 @dataclass(frozen=True)
@@ -91,15 +97,21 @@ def _time(text: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _seconds(path: Path, name: str, what: str, value: object) -> float:
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _seconds(path: Path, name: str, what: str, value: object, positive: bool = True) -> float:
+    """A time in seconds; a median, floor or latency of zero is as impossible as a negative one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise HistoryError(f"{path}: benchmark {name!r} has a non-numeric {what} ({value!r})")
+        raise HistoryError(f"{path}: benchmark {_show(name)} has a non-numeric {what} ({_show(value)})")
     try:
         number = float(value)
     except OverflowError:  # an integer too large for a float
         number = math.inf
-    if math.isnan(number) or math.isinf(number) or number < 0:
-        raise HistoryError(f"{path}: benchmark {name!r} has an invalid {what} ({number!r})")
+    if math.isnan(number) or math.isinf(number) or number < 0 or (positive and number == 0):
+        raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid {what} ({_show(number)})")
     return number
 
 
@@ -108,11 +120,11 @@ def _rounds(path: Path, name: str, data: list) -> tuple[float, ...]:
     try:
         values = np.asarray(data, dtype=float)
     except (TypeError, ValueError, OverflowError):
-        raise HistoryError(f"{path}: benchmark {name!r} has non-numeric round times") from None
+        raise HistoryError(f"{path}: benchmark {_show(name)} has non-numeric round times") from None
     bad = ~np.isfinite(values) | (values < 0)
     if values.ndim != 1 or bad.any():
         first = float(values[bad][0]) if values.ndim == 1 else "not a list"
-        raise HistoryError(f"{path}: benchmark {name!r} has an invalid round time ({first!r})")
+        raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid round time ({_show(first)})")
     return tuple(values.tolist())
 
 
@@ -120,32 +132,36 @@ def parse_result(path: Path, bench: dict) -> Result:
     name = bench.get("param") or bench.get("name", "?")
     extra = bench.get("extra_info") or {}
     if not isinstance(extra, dict):
-        raise HistoryError(f"{path}: benchmark {name!r} has no extra_info object")
+        raise HistoryError(f"{path}: benchmark {_show(name)} has no extra_info object")
     missing = [key for key in contract.REQUIRED_EXTRA if key not in extra]
     if missing:
-        raise HistoryError(f"{path}: benchmark {name!r} lacks the suite's fields {', '.join(missing)}")
+        raise HistoryError(f"{path}: benchmark {_show(name)} lacks the suite's fields {', '.join(missing)}")
     stats = bench.get("stats")
     if not isinstance(stats, dict):
-        raise HistoryError(f"{path}: benchmark {name!r} has no stats")
+        raise HistoryError(f"{path}: benchmark {_show(name)} has no stats")
     n_tokens = extra[contract.N_TOKENS]
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
-        raise HistoryError(f"{path}: benchmark {name!r} has an invalid n_tokens ({n_tokens!r})")
+        raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid n_tokens ({_show(n_tokens)})")
     median = _seconds(path, name, "median", stats.get("median"))
     rounds = _rounds(path, name, stats.get("data") or [])
     kernel, variant = extra[contract.KERNEL], extra[contract.VARIANT]
     if not isinstance(kernel, str) or not isinstance(variant, str) or not kernel or "-" in variant:
-        raise HistoryError(f"{path}: benchmark {name!r} has an invalid kernel or variant ({kernel!r}, {variant!r})")
-    optional = {key: extra.get(key) for key in (contract.FLOOR_S, contract.LATENCY_S)}
+        raise HistoryError(
+            f"{path}: benchmark {_show(name)} has an invalid kernel or variant ({_show(kernel)}, {_show(variant)})"
+        )
+    optional = {key: extra.get(key) for key in (contract.FLOOR_S, contract.LATENCY_S, contract.DEVICE_S)}
+    throttled = extra.get(contract.THROTTLED)
     return Result(
         name=contract.bench_name(kernel, variant, n_tokens),
         kernel=kernel,
         variant=variant,
         n_tokens=n_tokens,
         median_s=median,
-        q1_s=_seconds(path, name, "q1", stats.get("q1", median)),
-        q3_s=_seconds(path, name, "q3", stats.get("q3", median)),
+        q1_s=_seconds(path, name, "q1", stats.get("q1", median), positive=False),
+        q3_s=_seconds(path, name, "q3", stats.get("q3", median), positive=False),
         rounds_s=rounds,
         **{key: None if value is None else _seconds(path, name, key, value) for key, value in optional.items()},
+        throttled=throttled if isinstance(throttled, bool) else None,
     )
 
 
@@ -163,7 +179,7 @@ def parse_run(path: Path, text: str) -> Run:
         raise HistoryError(f"{path}: not a pytest-benchmark file (no 'benchmarks' and 'machine_info')")
     version = document.get(contract.FORMAT_KEY, 1)  # runs saved before the version existed are version 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise HistoryError(f"{path}: invalid {contract.FORMAT_KEY} ({version!r})")
+        raise HistoryError(f"{path}: invalid {contract.FORMAT_KEY} ({_show(version)})")
     if version > contract.FORMAT_VERSION:
         raise HistoryError(
             f"{path}: saved in format {version}, newer than this perf-core reads ({contract.FORMAT_VERSION}); upgrade perf-core"
@@ -176,10 +192,17 @@ def parse_run(path: Path, text: str) -> Run:
         raise HistoryError(f"{path}: not saved by the perf_core suite (machine_info lacks {', '.join(missing)})")
     threads = info[contract.NUM_THREADS]
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise HistoryError(f"{path}: machine_info has an invalid num_threads ({threads!r})")
+        raise HistoryError(f"{path}: machine_info has an invalid num_threads ({_show(threads)})")
     cuda = info.get(contract.CUDA_VERSION)
+    cache = info.get(contract.CACHE, "warm")
+    if cache not in ("cold", "warm"):
+        raise HistoryError(f"{path}: machine_info has an invalid cache mode ({_show(cache)})")
     machine = Machine(
-        str(info[contract.DEVICE_NAME]), str(info[contract.TORCH_VERSION]), threads, None if cuda is None else str(cuda)
+        str(info[contract.DEVICE_NAME]),
+        str(info[contract.TORCH_VERSION]),
+        threads,
+        None if cuda is None else str(cuda),
+        cache,
     )
     commit = document.get("commit_info") or {}
     if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):

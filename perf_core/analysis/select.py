@@ -5,6 +5,7 @@ Pure functions over records.Run; the commands decide what to show, this decides 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from perf_core import contract
 from perf_core.analysis.records import Machine, Run
 from perf_core.errors import HistoryError
 
-METRICS = ("steady", "latency")
+METRICS = ("steady", "latency", "device")
 
 
 def machines(runs: Iterable[Run]) -> list[Machine]:
@@ -38,7 +39,9 @@ def choose_machine(found: Sequence[Machine], wanted: str | None, current: Machin
     if wanted is not None and wanted.strip().isdigit():
         number = int(wanted)
         if not 1 <= number <= len(found):
-            raise HistoryError(f"--machine {wanted}: there is no machine [{number}]; the history holds: {listing(found)}")
+            raise HistoryError(
+                f"--machine {wanted}: there is no machine [{number}]; the history holds: {listing(found)}"
+            )
         return found[number - 1]
     if wanted is not None:
         if not wanted.strip():
@@ -55,12 +58,6 @@ def choose_machine(found: Sequence[Machine], wanted: str | None, current: Machin
     if len(chosen) != 1:
         raise HistoryError(f"the history holds {len(found)} machines; choose one with --machine: {listing(found)}")
     return chosen[0]
-
-
-def select_machine(runs: list[Run], wanted: str | None, current: Machine | None = None) -> list[Run]:
-    """Keep the runs of one machine (see choose_machine)."""
-    chosen = choose_machine(machines(runs), wanted, current)
-    return [run for run in runs if run.machine == chosen]
 
 
 def by_commit(runs: list[Run]) -> list[tuple[str, list[Run]]]:
@@ -126,10 +123,53 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
 
 
-def samples(group: list[Run], name: str, metric: str) -> tuple[list[float], str]:
-    """The gate's samples for one side: per-run figures when it has 3+ runs (the run is the
-    independent unit), else the rounds of its runs (all it has; such a verdict is weaker, and labelled)."""
-    values = run_values(group, name, metric)
-    if len(values) >= 3 or metric != "steady":
-        return values, "runs"
-    return [r for run in group if name in run.results for r in run.results[name].rounds_s] or values, "rounds"
+MIN_SPREAD = 0.002  # a floor on a benchmark's scale: identical figures must not divide by zero
+
+
+@dataclass(frozen=True)
+class Spread:
+    """This machine's run-to-run spread, from consecutive runs of its history (in history order).
+
+    scale: per benchmark, the robust standard deviation (MAD x 1.4826) of log(run i+1 / run i).
+    worst: per consecutive pair, the largest |log ratio| / scale over the benchmarks compared, i.e.
+    how far the noisiest benchmark of that pair strayed, in its own units. A new pair of runs of the
+    same code is one more draw of the same kind, so it exceeds all `len(worst)` of them with
+    probability at most 1 / (len(worst) + 1), for the whole table at once.
+    """
+
+    scale: dict[str, float]
+    worst: tuple[float, ...]
+
+    @property
+    def pairs(self) -> int:
+        return len(self.worst)
+
+    def p_value(self, name: str, log_ratio: float) -> float:
+        """The share of history pairs (the new one counted) whose worst benchmark strayed as far."""
+        z = abs(log_ratio) / self.scale[name]
+        return (1 + sum(worst >= z for worst in self.worst)) / (self.pairs + 1)
+
+
+def run_spread(runs: Sequence[Run], names: Sequence[str], metric: str) -> Spread | None:
+    """The Spread of these runs for these benchmarks; None without two runs that share one."""
+    ordered = sorted(runs, key=lambda run: run.sort_key)
+    diffs: dict[str, list[float]] = {name: [] for name in names}
+    pairs: list[dict[str, float]] = []
+    for first, second in itertools.pairwise(ordered):
+        pair = {}
+        for name in names:
+            a, b = (run.results[name].seconds(metric) if name in run.results else None for run in (first, second))
+            if a and b:
+                pair[name] = float(np.log(b / a))
+                diffs[name].append(pair[name])
+        if pair:
+            pairs.append(pair)
+    scale = {}
+    for name, values in diffs.items():
+        if values:
+            d = np.asarray(values)
+            scale[name] = max(1.4826 * float(np.median(np.abs(d - np.median(d)))), MIN_SPREAD)
+    if not pairs:
+        return None
+    worst = tuple(max(abs(d) / scale[name] for name, d in pair.items()) for pair in pairs)
+    return Spread(scale, worst)

@@ -9,7 +9,9 @@ what one call costs its caller, Python and launches included. The two are report
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,3 +106,169 @@ def measure_peaks(device: str, dtype: str) -> Peaks:
 def device_name(device: str) -> str:
     """GPU name on CUDA, the CPU's brand string otherwise (the machine fingerprint's first part)."""
     return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
+
+
+# ---------------------------------------------------------------------------------------------
+# Device time: what the GPU spent, no host in it
+
+
+def device_time_s(
+    fn: Callable[[], object], samples: int = 100, calls_per_sample: int = 1, head_start_s: float = 1e-3
+) -> float:
+    """Median seconds per call on the device's own clock: CUDA events around `calls_per_sample` calls.
+
+    Before each start event the GPU is handed a spin kernel (torch.cuda._sleep) of about
+    `head_start_s`, so by the time it reaches the events the host has queued the whole call: gaps
+    where the GPU waits for a slow host to launch the next kernel (eager calls on virtual machines)
+    stay outside the figure. The one event-timing function of the package (suite and scripts).
+    """
+    fn()  # warm: library handles, allocator
+    torch.cuda.synchronize()
+    cycles = int(head_start_s * _sm_clock_hz())
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
+    for start, end in zip(starts, ends):
+        torch.cuda._sleep(cycles)
+        start.record()
+        for _ in range(calls_per_sample):
+            fn()
+        end.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) / 1e3 / calls_per_sample for s, e in zip(starts, ends))
+
+
+def _sm_clock_hz() -> float:
+    """The SM clock rate torch reports (kHz -> Hz); 2 GHz where it reports none (a spin a bit long)."""
+    rate_khz = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "clock_rate", 0) or 0
+    return rate_khz * 1e3 if rate_khz else 2e9
+
+
+def l2_bytes(device: str) -> int | None:
+    """The GPU's L2 cache size, None where the device does not say (CPU, or an older torch)."""
+    if device != "cuda":
+        return None
+    size = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", None)
+    return int(size) if size else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Clocks and throttling, through NVML (the nvidia-ml-py package), sampled while rounds run
+
+# Reasons that mean the card ran slower than it could (idle, application clocks and sync boost do not).
+THROTTLE_REASONS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+}
+LOW_CLOCK = 0.85  # a median SM clock under this share of the card's maximum counts as throttled
+
+
+@dataclass(frozen=True)
+class ClockReport:
+    """What NVML said during one benchmark's rounds; every field None where it could not say."""
+
+    sm_clock_mhz: float | None  # median of the samples
+    sm_clock_max_mhz: float | None
+    power_w: float | None  # median
+    throttle_reasons: tuple[str, ...] | None
+    samples: int
+
+    @property
+    def throttled(self) -> bool | None:
+        if self.throttle_reasons is None and (self.sm_clock_mhz is None or self.sm_clock_max_mhz is None):
+            return None
+        low = (
+            self.sm_clock_mhz is not None
+            and self.sm_clock_max_mhz
+            and self.sm_clock_mhz < LOW_CLOCK * self.sm_clock_max_mhz
+        )
+        return bool(self.throttle_reasons) or bool(low)
+
+    def as_dict(self) -> dict:
+        return {
+            "sm_clock_mhz": self.sm_clock_mhz,
+            "sm_clock_max_mhz": self.sm_clock_max_mhz,
+            "power_w": self.power_w,
+            "throttle_reasons": None if self.throttle_reasons is None else list(self.throttle_reasons),
+            "clock_samples": self.samples,
+            "throttled": self.throttled,
+        }
+
+
+UNKNOWN_CLOCKS = ClockReport(None, None, None, None, 0)
+
+
+class ClockSampler:
+    """Samples the SM clock, power and throttle reasons every `period_s` on a thread while open.
+
+    `nvml` is the pynvml module (or a stand-in in tests); without it, or where NVML refuses (no
+    driver access, a virtual machine that hides it), the report is UNKNOWN_CLOCKS: nothing made up.
+    """
+
+    def __init__(self, nvml=None, index: int = 0, period_s: float = 0.01) -> None:
+        self.nvml, self.period_s = nvml, period_s
+        self.handle = None
+        self.clocks: list[float] = []
+        self.powers: list[float] = []
+        self.reasons: set[str] = set()
+        self.reasons_known = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if nvml is not None:
+            try:
+                nvml.nvmlInit()
+                self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            except Exception:  # noqa: BLE001 - any NVML failure means "unknown", never a failed run
+                self.handle = None
+
+    def _sample(self) -> None:
+        nvml, handle = self.nvml, self.handle
+        with contextlib.suppress(Exception):
+            self.clocks.append(float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)))
+        with contextlib.suppress(Exception):
+            self.powers.append(nvml.nvmlDeviceGetPowerUsage(handle) / 1e3)
+        with contextlib.suppress(Exception):
+            mask = nvml.nvmlDeviceGetCurrentClocksEventReasons(handle)
+            self.reasons_known = True
+            self.reasons |= {name for bit, name in THROTTLE_REASONS.items() if mask & bit}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.period_s)
+
+    def __enter__(self) -> ClockSampler:
+        if self.handle is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def report(self) -> ClockReport:
+        if self.handle is None:
+            return UNKNOWN_CLOCKS
+        max_mhz = None
+        with contextlib.suppress(Exception):
+            max_mhz = float(self.nvml.nvmlDeviceGetMaxClockInfo(self.handle, self.nvml.NVML_CLOCK_SM))
+        return ClockReport(
+            statistics.median(self.clocks) if self.clocks else None,
+            max_mhz,
+            statistics.median(self.powers) if self.powers else None,
+            tuple(sorted(self.reasons)) if self.reasons_known else None,
+            len(self.clocks),
+        )
+
+
+def nvml_module():
+    """pynvml when nvidia-ml-py is installed, else None (the clock fields are then null)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml

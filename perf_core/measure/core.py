@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
+from torch.func import functional_call
 
 from perf_core.measure import clock, kernels
 from perf_core.measure.workload import Workload
@@ -53,6 +57,15 @@ class CompileFailed(RuntimeError):
     """torch.compile (or the first compiled call) raised; the message names the workload."""
 
 
+CACHE_MODES = ("cold", "warm")
+# Cold: enough copies of weights and input that a call's bytes were last touched COLD_FACTOR L2
+# sizes of traffic ago, as CUTLASS's profiler rotates buffers. Chosen over flushing L2 before each
+# call (nvbench, do_bench) because a flush cannot be kept out of pytest-benchmark's rounds of many
+# calls, while rotation adds no work to them; docs/gpu.md has the measurement behind it.
+COLD_FACTOR = 4
+FALLBACK_L2_BYTES = 64 << 20  # where the device does not report its L2 (recorded as unknown)
+
+
 @dataclass(frozen=True)
 class PreparedCall:
     """A warmed, checked, zero-argument call ready for timing."""
@@ -61,6 +74,17 @@ class PreparedCall:
     variant: str
     compile_s: float | None
     flags: CompileFlags | None
+    copies: int = 1  # weight and input copies the call rotates over (1: warm, back to back)
+
+
+def copies_for(copy_bytes: int, l2_bytes: int | None) -> int:
+    """How many copies a cold call rotates over: at least two, so no call reuses the last one's."""
+    target = COLD_FACTOR * (l2_bytes or FALLBACK_L2_BYTES)
+    return max(2, -(-target // max(copy_bytes, 1)))
+
+
+def _copy_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters()) + x.numel() * x.element_size()
 
 
 def compile_module(module: torch.nn.Module, flags: CompileFlags) -> Callable:
@@ -86,14 +110,24 @@ def prepare(
     flags: CompileFlags | None = None,
     seed: int = 0,
     warmup_calls: int = 3,
+    cache: str = "warm",
+    l2_bytes: int | None = None,
 ) -> PreparedCall:
-    """Build, (compile,) check and warm up one call, so nothing of this falls inside timed rounds."""
+    """Build, (compile,) check and warm up one call, so nothing of this falls inside timed rounds.
+
+    cache="cold": the call rotates over copies of its weights and input (copies_for), so each call
+    reads them from device memory as a layer of a model does, not from L2 as a repeated call would.
+    """
     module, x = kernels.build(workload, seed)
     sync = clock.device_sync(workload.device)
     with torch.no_grad():
         expected = module(x)
+    count = copies_for(_copy_bytes(module, x), l2_bytes) if cache == "cold" else 1
+    xs = [x] + [x.clone() for _ in range(count - 1)]
     if variant == "eager":
-        call, compile_s, flags = (lambda: module(x)), None, None
+        modules = [module] + [copy.deepcopy(module) for _ in range(count - 1)]
+        calls = [functools.partial(m, x_k) for m, x_k in zip(modules, xs)]
+        compile_s, flags = None, None
     else:
         flags = flags or DEFAULT_FLAGS[workload.device]
         start = time.perf_counter()
@@ -109,14 +143,40 @@ def prepare(
             ) from error
         compile_s = time.perf_counter() - start
         check_close(first, expected, workload)
-        call = lambda: compiled(x)  # noqa: E731
-    fn = torch.no_grad()(call)
-    for _ in range(warmup_calls):
-        fn()
+        calls = [functools.partial(compiled, x)] + [
+            # The same compiled code over other weights: functional_call swaps the module's parameters
+            # for the call (no recompile: the guards see parameters of the same shape and kind).
+            functools.partial(functional_call, compiled, _parameter_copy(module), (x_k,))
+            for x_k in xs[1:]
+        ]
+    calls = [torch.no_grad()(call) for call in calls]
+    for call in calls:
+        for _ in range(warmup_calls):
+            call()
     sync()
     if flags is not None and flags.cuda_graph and workload.device == "cuda":
-        fn = capture_graph(fn, expected, workload)
-    return PreparedCall(fn, variant, compile_s, flags)
+        calls = [capture_graph(call, expected, workload) for call in calls]
+    elif count > 1:
+        for call in calls:
+            check_close(call(), expected, workload)
+    return PreparedCall(_rotate(calls), variant, compile_s, flags, count)
+
+
+def _parameter_copy(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {name: torch.nn.Parameter(p.detach().clone(), requires_grad=False) for name, p in module.named_parameters()}
+
+
+def _rotate(calls: list[Callable[[], torch.Tensor]]) -> Callable[[], torch.Tensor]:
+    """One call, or each in turn: the next call always reads other buffers than the last."""
+    if len(calls) == 1:
+        return calls[0]
+    turn = itertools.cycle(calls)
+
+    def rotated() -> torch.Tensor:
+        return next(turn)()
+
+    rotated.keep_alive = calls  # type: ignore[attr-defined]  # graphs point into these
+    return rotated
 
 
 def capture_graph(

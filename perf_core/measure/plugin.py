@@ -40,6 +40,7 @@ OPTIONS = {
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
     "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
     "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
+    "cache": ("auto", "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
     "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
 }
 
@@ -51,6 +52,7 @@ class Case:
     workload: Workload
     variant: str
     preset: str
+    cache: str = "warm"
 
     @property
     def id(self) -> str:
@@ -68,11 +70,12 @@ class Selection:
     dtype: str
     preset: str
     threads: int
+    cache: str = "warm"
 
     def cases(self) -> list[Case]:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
         return [
-            Case(shape.workload(kernel, n, self.device), variant, self.preset)
+            Case(shape.workload(kernel, n, self.device), variant, self.preset, self.cache)
             for kernel in self.kernels
             for variant in self.variants
             for n in self.tokens
@@ -91,6 +94,10 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     choices("--preset", preset, PRESETS)
     dtype = raw["dtype"].strip() or PRESETS[preset].dtype
     choices("--dtype", dtype, DTYPE_BYTES)
+    cache = raw["cache"].strip() or "auto"
+    if cache == "auto":
+        cache = "cold" if device == "cuda" else "warm"
+    choices("--cache", cache, core.CACHE_MODES)
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
         kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
@@ -99,6 +106,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         dtype=dtype,
         preset=preset,
         threads=positive_int("--threads", raw["threads"]),
+        cache=cache,
     )
 
 
@@ -125,6 +133,15 @@ def pytest_configure(config: pytest.Config) -> None:
         tag = f"{commit}_{get_current_time()}" if commit else get_tag()
         config.option.benchmark_autosave = config.option.benchmark_autosave or tag
         config.option.benchmark_save_data = True
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """What this run measures, in the header (and for `perf-core ab`'s pre-flight check)."""
+    s = config.stash[SELECTION_KEY]
+    return (
+        f"perf_core: device {s.device}, preset {s.preset} ({s.dtype}), {s.threads} thread(s), {s.cache} cache,"
+        f" kernels {','.join(s.kernels)}, variants {','.join(s.variants)}, tokens {','.join(map(str, s.tokens))}"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -182,17 +199,32 @@ def extra_info(case: Case, call: core.PreparedCall, median_s: float | None, peak
 
 
 def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
-    """Prepare (compile, check, warm up), time under a recompile guard, record the contract fields."""
+    """Prepare (compile, check, warm up), time under a recompile guard, record the contract fields.
+
+    On CUDA three figures are kept apart: steady state (pytest-benchmark's rounds), isolated-call
+    latency (host included) and device time (CUDA events, no host); NVML samples the clocks while
+    the rounds run, so a throttled benchmark is marked rather than trusted.
+    """
+    device = case.workload.device
     with failures_reported(case):
-        call = core.prepare(case.workload, case.variant)
-        with core.no_recompiles():
+        l2 = clock.l2_bytes(device)
+        call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+        sampler = clock.ClockSampler(clock.nvml_module()) if device == "cuda" else None
+        with core.no_recompiles(), sampler or contextlib.nullcontext():
             benchmark(call.fn)
         median_s = benchmark.stats.stats.median if benchmark.stats else None
         benchmark.extra_info.update(extra_info(case, call, median_s, peaks))
-        if case.workload.device == "cuda" and median_s is not None:
+        benchmark.extra_info.update({contract.CACHE: case.cache, "copies": call.copies, "l2_bytes": l2})
+        if device == "cuda" and median_s is not None:
             latency_s = clock.isolated_latency_s(call.fn, torch.cuda.synchronize)
+            device_s = clock.device_time_s(call.fn)
             benchmark.extra_info.update(
-                {contract.LATENCY_S: latency_s, contract.LATENCY_PER_TOKEN_S: latency_s / case.workload.n_tokens}
+                {
+                    contract.LATENCY_S: latency_s,
+                    contract.LATENCY_PER_TOKEN_S: latency_s / case.workload.n_tokens,
+                    contract.DEVICE_S: device_s,
+                    **sampler.report().as_dict(),
+                }
             )
 
 
@@ -206,6 +238,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.NUM_THREADS: torch.get_num_threads(),
             contract.CUDA_VERSION: torch.version.cuda if selection.device == "cuda" else None,
             "preset": selection.preset,
+            contract.CACHE: selection.cache,
+            "l2_bytes": clock.l2_bytes(selection.device),
         }
     )
     if selection.device == "cuda":
@@ -247,10 +281,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     selection = config.stash[SELECTION_KEY]
     where = (
         f"{clock.device_name(selection.device)}, preset {selection.preset} ({selection.dtype}),"
-        f" {torch.get_num_threads()} thread(s)"
+        f" {torch.get_num_threads()} thread(s), {selection.cache} cache"
     )
     terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
-    header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}"
+    header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
     terminalreporter.write_line(header)
     named = {contract.bench_name(*(b.extra_info[k] for k in contract.REQUIRED_EXTRA[:3])): b for b in rows}
     for name in sorted(named, key=contract.sort_key):
@@ -259,7 +293,13 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         n = info[contract.N_TOKENS]
         floor = info.get(contract.FLOOR_S)
         ratio = f"{info[contract.PER_TOKEN_S] * n / floor:.1f}" if floor else "-"
+        mark = "  THROTTLED" if info.get(contract.THROTTLED) else ""
         terminalreporter.write_line(
             f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info[contract.PER_TOKEN_S]):>14}"
             f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
+            f"{format_seconds(info.get(contract.DEVICE_S)):>14}{mark}"
+        )
+    if any(b.extra_info.get(contract.THROTTLED) for b in rows):
+        terminalreporter.write_line(
+            "THROTTLED: NVML saw the card slowed (power, thermal) or its SM clock low during the rounds"
         )

@@ -1,0 +1,177 @@
+"""Cold weights, device time and clocks: what can be checked without a GPU, and the committed GPU runs."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import torch
+
+from perf_core import contract
+from perf_core.analysis import gate, records, select
+from perf_core.analysis.synthetic import MACHINE, run_document, write_run
+from perf_core.cli import main
+from perf_core.measure import clock, core, kernels
+from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.workload import Workload
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def small(kernel: str) -> Workload:
+    return Workload(kernel, n_tokens=8, d_model=32, n_heads=4, d_ff=88)
+
+
+def test_cold_copies_fill_several_l2_sizes_and_never_fewer_than_two():
+    assert core.copies_for(copy_bytes=32 << 20, l2_bytes=50 << 20) == 7  # 4 x 50 MB over 32 MB copies
+    assert core.copies_for(copy_bytes=270 << 20, l2_bytes=50 << 20) == 2  # bigger than L2: still two
+    assert core.copies_for(copy_bytes=1 << 20, l2_bytes=None) == 4 * core.FALLBACK_L2_BYTES // (1 << 20)
+
+
+@pytest.mark.parametrize("variant", ["eager", "compiled"])
+@pytest.mark.parametrize("kernel", ["matmul", "mlp"])
+def test_a_cold_call_reads_another_copy_each_time_and_still_matches_eager(kernel, variant):
+    w = small(kernel)
+    per_copy = sum(p.numel() * 4 for p in kernels.build(w)[0].parameters()) + 8 * 32 * 4
+    call = core.prepare(w, variant, cache="cold", l2_bytes=per_copy)  # 4 L2 sizes of one copy each -> 4 copies
+    assert call.copies == 4
+    module, x = kernels.build(w)
+    with torch.no_grad(), core.no_recompiles():  # the compiled copies reuse one compiled graph
+        outputs = [call.fn() for _ in range(2 * call.copies)]
+        for output in outputs:
+            torch.testing.assert_close(output, module(x), rtol=1e-4, atol=1e-4)
+
+
+def test_rotation_takes_each_copy_in_turn():
+    seen = []
+    rotated = core._rotate([lambda i=i: seen.append(i) for i in range(3)])
+    for _ in range(7):
+        rotated()
+    assert seen == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_warm_is_one_copy_back_to_back():
+    assert core.prepare(small("matmul"), "eager").copies == 1
+
+
+def test_cache_mode_defaults_to_cold_on_cuda_and_warm_on_the_cpu():
+    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    assert parse_selection(raw, cuda_available=False).cache == "warm"
+    assert parse_selection(raw, cuda_available=True).cache == "cold"
+    assert parse_selection(raw | {"cache": "warm"}, cuda_available=True).cache == "warm"
+
+
+class FakeNvml:
+    """pynvml's calls the sampler makes, with a card whose clock and throttle mask are set by the test."""
+
+    NVML_CLOCK_SM = 1
+
+    def __init__(self, clock_mhz=1980.0, mask=0, fail=False):
+        self.clock_mhz, self.mask, self.fail = clock_mhz, mask, fail
+
+    def nvmlInit(self):
+        if self.fail:
+            raise RuntimeError("NVML: insufficient permissions")
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return "card0"
+
+    def nvmlDeviceGetClockInfo(self, handle, kind):
+        return self.clock_mhz
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, kind):
+        return 1980.0
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return 650_000  # milliwatts
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return self.mask
+
+
+def sampled(nvml) -> clock.ClockReport:
+    sampler = clock.ClockSampler(nvml, period_s=0.001)
+    with sampler:
+        torch.randn(256, 256) @ torch.randn(256, 256)
+        sampler._stop.wait(0.01)
+    return sampler.report()
+
+
+def test_clocks_are_sampled_during_the_rounds_and_a_full_clock_is_not_throttled():
+    report = sampled(FakeNvml())
+    assert report.samples >= 1 and report.sm_clock_mhz == 1980.0 and report.power_w == 650.0
+    assert report.throttle_reasons == () and report.throttled is False
+
+
+@pytest.mark.parametrize(
+    ("nvml", "reasons"), [(FakeNvml(mask=0x4 | 0x1), ("sw_power_cap",)), (FakeNvml(clock_mhz=1200.0), ())]
+)
+def test_a_power_cap_or_a_low_clock_marks_the_benchmark_throttled(nvml, reasons):
+    report = sampled(nvml)
+    assert report.throttled is True and report.throttle_reasons == reasons  # GPU-idle (0x1) is not a throttle
+
+
+def test_without_nvml_every_clock_field_is_null_not_invented():
+    for nvml in (None, FakeNvml(fail=True)):
+        fields = sampled(nvml).as_dict()
+        assert fields["throttled"] is None and fields["sm_clock_mhz"] is None and fields["power_w"] is None
+
+
+def gpu_document(commit: str, cache: str, seed: int, factor: float = 1.0, throttled: bool = False) -> dict:
+    document = run_document(commit, T0, seed=seed, machine=MACHINE | {"device_name": "NVIDIA H100", "cache": cache})
+    document[contract.FORMAT_KEY] = 2
+    for bench in document["benchmarks"]:
+        bench["extra_info"]["device_s"] = bench["stats"]["median"] * 0.8 * factor
+        bench["extra_info"]["throttled"] = throttled
+    return document
+
+
+def test_cold_and_warm_runs_are_different_machines_never_pooled(tmp_path):
+    write_run(tmp_path, 1, gpu_document("a" * 40, "cold", 1))
+    write_run(tmp_path, 2, gpu_document("a" * 40, "warm", 2))
+    write_run(tmp_path, 3, run_document("b" * 40, T0))  # a version-1 run: warm
+    runs = records.load_runs(records.find_files(tmp_path))
+    assert [m.label for m in select.machines(runs)] == [
+        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread",
+        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache",
+        "Test CPU 9000 | torch 2.13.0+cpu | 1 thread",
+    ]
+
+
+def test_device_metric_decides_on_device_time(tmp_path, capsys):
+    for i in range(4):
+        write_run(tmp_path, 1 + i, gpu_document("a" * 40, "cold", i))
+        write_run(tmp_path, 10 + i, gpu_document("b" * 40, "cold", 10 + i, factor=1.3))
+    code = main(["compare", "aaaaaaa", "bbbbbbb", "--storage", str(tmp_path), "--metric", "device", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 1 and {row["verdict"] for row in rows} == {"regression"}
+    assert rows[0]["ratio"] == pytest.approx(1.3, rel=0.02) and rows[0]["unit"] == "runs"
+
+
+def test_the_gate_does_not_decide_on_throttled_samples(tmp_path):
+    base = [records.parse_run(tmp_path / f"b{i}", json.dumps(gpu_document("a" * 40, "cold", i))) for i in range(4)]
+    head = [
+        records.parse_run(tmp_path / f"h{i}", json.dumps(gpu_document("b" * 40, "cold", 9 + i, 1.3, throttled=i == 0)))
+        for i in range(4)
+    ]
+    decided = gate.decide_all(base, head, select.names_of(base), "device", 0.05, 0.05)
+    assert {d.verdict.verdict for d in decided} == {"throttled"} and decided[0].unit == "throttled in 1 run(s)"
+    assert gate.exit_code(decided) == 0
+
+
+def committed_cold_gpu_runs() -> list[records.Run]:
+    files = sorted(ROOT.glob("results/*/history/**/*.json"))
+    return [run for run in records.load_runs(files) if run.machine.cache == "cold" and run.machine.cuda_version]
+
+
+def test_every_committed_cold_gpu_figure_is_at_or_above_its_floor():
+    runs = committed_cold_gpu_runs()
+    assert runs, "no cold GPU run is committed under results/*/history"
+    under = [
+        f"{run.machine.device_name} {run.path.name} {name}: {r.median_s / r.floor_s:.2f}x floor"
+        for run in runs
+        for name, r in run.results.items()
+        if r.floor_s and r.median_s < r.floor_s
+    ]
+    assert under == []

@@ -1,0 +1,145 @@
+"""What perf-core prints can be trusted: machine choice, floors, trend's limits, values that mean nothing."""
+
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from perf_core.analysis import figures
+from perf_core.analysis.select import Point
+from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
+from perf_core.cli import main
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ROOT = Path(__file__).resolve().parent.parent
+H100 = MACHINE | {"device_name": "NVIDIA H100 80GB HBM3", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
+H200 = MACHINE | {"device_name": "NVIDIA H200", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
+
+
+def perf_core(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    return tmp_path / ".benchmarks"
+
+
+def test_machine_number_picks_the_listed_machine_even_where_the_number_is_in_every_label(storage, tmp_path, capsys):
+    write_run(storage, 1, run_document(commit_sha(1), T0, machine=H100))  # labels hold "1 thread", "2.11"
+    write_run(storage, 2, run_document(commit_sha(2), T0, machine=H200))
+    for number, device in (("1", "NVIDIA H100 80GB HBM3"), ("2", "NVIDIA H200")):
+        argv = ["plot", "--storage", storage, "--machine", number, "--json", "-o", tmp_path / "p.png"]
+        code, out, err = perf_core(capsys, *argv)
+        assert code == 0, err
+        assert {row["machine"] for row in json.loads(out)} == {f"{device} | torch 2.11.0+cu130 | 1 thread"}
+        assert f"reading [{number}] {device}" in err and "(by --machine)" in err
+    code, _, err = perf_core(capsys, "plot", "--storage", storage, "--machine", "3", "-o", tmp_path / "p.png")
+    assert code == 2 and "there is no machine [3]" in err and "[1] NVIDIA H100" in err
+
+
+def test_every_command_names_the_machine_it_read(storage, tmp_path, capsys):
+    write_history(storage, 3)
+    label = "Test CPU 9000 | torch 2.13.0+cpu | 1 thread"
+    code, out, _ = perf_core(capsys, "trend", "--storage", storage, "--json", "-o", tmp_path / "t.png")
+    assert code == 0 and json.loads(out)["machine"] == label
+    code, out, _ = perf_core(capsys, "compare", commit_sha(0)[:7], commit_sha(2)[:7], "--storage", storage)
+    assert out.splitlines()[0] == f"machine: {label}"
+
+
+def test_plot_keeps_each_benchmarks_floor_when_the_newest_run_measured_fewer(storage, tmp_path, capsys, monkeypatch):
+    write_run(storage, 1, run_document(commit_sha(1), T0))
+    later = T0 + timedelta(hours=1)
+    write_run(storage, 2, run_document(commit_sha(2), later, names=("matmul-eager-16", "matmul-eager-32")))
+    drawn = {}
+
+    def capture(panels, title, metric):
+        drawn.update({panel.title: panel for panel in panels})
+        return real(panels, title, metric)
+
+    real = figures.per_token_figure
+    monkeypatch.setattr(figures, "per_token_figure", capture)
+    code, _, err = perf_core(capsys, "plot", "--storage", storage, "--last", "2", "-o", tmp_path / "p.png")
+    assert code == 0, err
+    assert [t for t, _ in drawn["attention / compiled"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
+    assert [t for t, _ in drawn["matmul / eager"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
+
+
+def test_trend_says_when_there_are_too_few_commits_to_look(storage, tmp_path, capsys):
+    write_history(storage, 2, step_at=1, step=1.98)
+    code, out, _ = perf_core(capsys, "trend", "--storage", storage, "-o", tmp_path / "t.png")
+    assert code == 0
+    assert "too few commits to look for changes: 2, change points need at least 6" in out
+    assert "no change of" not in out
+    code, out, _ = perf_core(capsys, "trend", "--storage", storage, "--json", "-o", tmp_path / "t.png")
+    assert json.loads(out)["searched"] is False
+
+
+def test_integer_past_pythons_digit_limit_is_one_line_and_exit_2(storage, tmp_path, capsys):
+    write_history(storage, 2)
+    text = json.dumps(run_document(commit_sha(5), T0)).replace('"rounds": 50', '"rounds": ' + "9" * 5000, 1)
+    (storage / "Linux-CPython-3.11-64bit" / "0099_huge.json").write_text(text)
+    figure = ["-o", tmp_path / "x.png"]
+    for command in (["plot", *figure], ["trend", *figure], ["compare", commit_sha(0)[:7], commit_sha(1)[:7]]):
+        code, _, err = perf_core(capsys, *command, "--storage", storage)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "0099_huge.json: not readable JSON" in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "{a}", "{b}", "--threshold", "-1"], "argument --threshold: '-1' must be at least 0"),
+        (["compare", "{a}", "{b}", "--alpha", "2"], "argument --alpha: '2' must be at least 1e-09 and below 1"),
+        (["compare", "{a}", "{b}", "--alpha", "0"], "argument --alpha: '0' must be at least 1e-09"),
+        (["trend", "--min-change", "-1"], "argument --min-change: '-1' must be at least 0"),
+        (["trend", "--min-change", "nan"], "argument --min-change: 'nan' must be at least 0"),
+        (["compare", "", "{b}"], "an empty commit name matches every commit"),
+        (["plot", "--format", "svg", "-o", "{tmp}/y.png"], "is a .png file but --format asks for svg"),
+        (["plot", "-o", "{tmp}/x"], "the figure format must be .png or .svg"),
+        (["plot", "--tokens", "16,,32"], "--tokens: '16,,32' has an empty item"),
+    ],
+)
+def test_values_that_mean_nothing_are_refused(storage, tmp_path, capsys, argv, message):
+    write_history(storage, 2)
+    fill = {"a": commit_sha(0)[:7], "b": commit_sha(1)[:7], "tmp": tmp_path}
+    code, _, err = perf_core(capsys, *[a.format(**fill) for a in argv], "--storage", storage)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("x*"))
+
+
+def test_empty_item_in_the_suites_token_list_is_a_usage_error(suite):
+    result = suite.runpytest_subprocess("--tokens=16,,32", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--tokens: '16,,32' has an empty item" in result.stderr.str()
+
+
+def test_trend_legend_sits_beside_the_axes_not_over_the_series():
+    points = tuple(Point(f"c{i}", None, 1e-6 * (1 + i), 0.9e-6, 1.1e-6 * (1 + i), 1, (1e-5,)) for i in range(5))
+    fig = figures.trend_figure([f"c{i}" for i in range(5)], {"a / b": [figures.TrendLine("16 tokens", points)]}, "t")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # entirely to the right of the plotting area
+    matplotlib.pyplot.close(fig)
+
+
+def test_default_figure_names_are_ignored_by_git():
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "per_token.png", "trend.png", "per_token.svg", "trend.svg"],
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == ["per_token.png", "trend.png", "per_token.svg", "trend.svg"]
+
+
+def test_per_token_table_names_device_preset_and_threads(suite):
+    args = ["--benchmark-only", "--kernels=matmul", "--variants=eager", "--tokens=16", "--benchmark-max-time=0.01"]
+    result = suite.runpytest_subprocess(*args)
+    result.stdout.fnmatch_lines(
+        ["*per-token latency (median per call / tokens): *, preset cpu-small (float32), 1 thread(s)*"]
+    )
