@@ -67,8 +67,9 @@ class FakeNvml:
 
     NVML_CLOCK_SM = 1
 
-    def __init__(self, clock_mhz=1980.0, mask=0, fail=False):
-        self.clock_mhz, self.mask, self.fail = clock_mhz, mask, fail
+    def __init__(self, clock_mhz=1980.0, mask=0, fail=False, every=1):
+        self.clock_mhz, self.mask, self.fail, self.every = clock_mhz, mask, fail, every
+        self.reads = 0
 
     def nvmlInit(self):
         if self.fail:
@@ -87,21 +88,35 @@ class FakeNvml:
         return 650_000  # milliwatts
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
-        return self.mask
+        self.reads += 1
+        return self.mask if self.reads % self.every == 0 else 0  # every=10: the bit flickers
 
 
-def sampled(nvml) -> clock.ClockReport:
-    sampler = clock.ClockSampler(nvml, period_s=0.001)
+def sampled(nvml, samples: int = 20) -> clock.ClockReport:
+    sampler = clock.ClockSampler(nvml, period_s=0.0)
+    for _ in range(samples):  # the sampling thread's step, run here so the count is exact
+        sampler._sample()
+    return sampler.report()
+
+
+def test_the_sampler_thread_samples_while_open():
+    sampler = clock.ClockSampler(FakeNvml(), period_s=0.001)
     with sampler:
         torch.randn(256, 256) @ torch.randn(256, 256)
-        sampler._stop.wait(0.01)
-    return sampler.report()
+        sampler._stop.wait(0.02)
+    assert sampler.report().samples >= 1
 
 
 def test_clocks_are_sampled_during_the_rounds_and_a_full_clock_is_not_throttled():
     report = sampled(FakeNvml())
-    assert report.samples >= 1 and report.sm_clock_mhz == 1980.0 and report.power_w == 650.0
-    assert report.throttle_reasons == () and report.throttled is False
+    assert report.samples == 20 and report.sm_clock_mhz == 1980.0 and report.power_w == 650.0
+    assert report.throttle_reasons == () and report.throttle_share == 0 and report.throttled is False
+
+
+def test_a_power_cap_bit_that_flickers_in_a_few_samples_is_recorded_but_not_a_throttle():
+    report = sampled(FakeNvml(mask=0x4, every=10))
+    assert report.throttle_reasons == ("sw_power_cap",) and report.throttle_share == pytest.approx(0.1)
+    assert report.throttled is False
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,9 @@ THROTTLE_REASONS = {
     0x80: "hw_power_brake",
 }
 LOW_CLOCK = 0.85  # a median SM clock under this share of the card's maximum counts as throttled
+# A reason seen in at least this share of the samples counts: on an H200 at 700 W a power-cap bit
+# flickers on for a sample or two while the clock holds its maximum (results/h200/suite_cold.log).
+THROTTLE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -172,19 +175,20 @@ class ClockReport:
     sm_clock_mhz: float | None  # median of the samples
     sm_clock_max_mhz: float | None
     power_w: float | None  # median
-    throttle_reasons: tuple[str, ...] | None
+    throttle_reasons: tuple[str, ...] | None  # every reason seen in any sample
     samples: int
+    throttle_share: float | None = None  # share of samples with a throttle reason
 
     @property
     def throttled(self) -> bool | None:
-        if self.throttle_reasons is None and (self.sm_clock_mhz is None or self.sm_clock_max_mhz is None):
+        if self.throttle_share is None and (self.sm_clock_mhz is None or self.sm_clock_max_mhz is None):
             return None
         low = (
             self.sm_clock_mhz is not None
             and self.sm_clock_max_mhz
             and self.sm_clock_mhz < LOW_CLOCK * self.sm_clock_max_mhz
         )
-        return bool(self.throttle_reasons) or bool(low)
+        return (self.throttle_share or 0.0) >= THROTTLE_SHARE or bool(low)
 
     def as_dict(self) -> dict:
         return {
@@ -193,6 +197,7 @@ class ClockReport:
             "power_w": self.power_w,
             "throttle_reasons": None if self.throttle_reasons is None else list(self.throttle_reasons),
             "clock_samples": self.samples,
+            "throttle_share": self.throttle_share,
             "throttled": self.throttled,
         }
 
@@ -213,7 +218,8 @@ class ClockSampler:
         self.clocks: list[float] = []
         self.powers: list[float] = []
         self.reasons: set[str] = set()
-        self.reasons_known = False
+        self.reason_samples = 0  # samples whose mask could be read
+        self.throttled_samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if nvml is not None:
@@ -230,9 +236,12 @@ class ClockSampler:
         with contextlib.suppress(Exception):
             self.powers.append(nvml.nvmlDeviceGetPowerUsage(handle) / 1e3)
         with contextlib.suppress(Exception):
-            mask = nvml.nvmlDeviceGetCurrentClocksEventReasons(handle)
-            self.reasons_known = True
-            self.reasons |= {name for bit, name in THROTTLE_REASONS.items() if mask & bit}
+            reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            mask = (reasons or nvml.nvmlDeviceGetCurrentClocksThrottleReasons)(handle)
+            seen = {name for bit, name in THROTTLE_REASONS.items() if mask & bit}
+            self.reason_samples += 1
+            self.throttled_samples += bool(seen)
+            self.reasons |= seen
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -260,8 +269,9 @@ class ClockSampler:
             statistics.median(self.clocks) if self.clocks else None,
             max_mhz,
             statistics.median(self.powers) if self.powers else None,
-            tuple(sorted(self.reasons)) if self.reasons_known else None,
+            tuple(sorted(self.reasons)) if self.reason_samples else None,
             len(self.clocks),
+            self.throttled_samples / self.reason_samples if self.reason_samples else None,
         )
 
 
