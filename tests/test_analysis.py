@@ -134,3 +134,11 @@ def _point(i: int):
     from perf_core.analysis.select import Point
 
     return Point(f"c{i}", None, 1e-6 * (1 + i / 10), 0.9e-6, 1.2e-6 * (1 + i / 10), 1, (16e-6,))
+
+
+def test_throttled_points_are_ringed_in_red_with_a_legend_entry():
+    curve = figures.Curve("abc1234", (16, 32, 64), (3e-6, 2e-6, 1.5e-6), (False, True, True))
+    fig = figures.per_token_figure([figures.Panel("mlp / compiled", (curve,))], "H200", "device")
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    (rings,) = [c for c in ax.collections if c.get_label() == "throttled (NVML)"]
+    assert len(rings.get_offsets()) == 2

@@ -93,7 +93,8 @@ def plot(args: argparse.Namespace) -> int:
                 continue
             date = group[-1].run_time.strftime("%Y-%m-%d")
             tokens = tuple(contract.parse_name(n).n_tokens for n, _ in points)
-            curves.append(figures.Curve(f"{commit} ({date})", tokens, tuple(p.per_token_s for _, p in points)))
+            hot = tuple(any(r.results[n].throttled for r in group if n in r.results) for n, _ in points)
+            curves.append(figures.Curve(f"{commit} ({date})", tokens, tuple(p.per_token_s for _, p in points), hot))
             data += [{"benchmark": n, "commit": commit, "per_token_s": p.per_token_s} for n, p in points]
         floor = tuple(
             (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens) for n, f in floors(runs, members)

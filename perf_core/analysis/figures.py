@@ -27,6 +27,7 @@ class Curve:
     label: str
     tokens: tuple[int, ...]
     per_token_s: tuple[float, ...]
+    throttled: tuple[bool, ...] = ()  # per point: NVML saw the card slowed during its rounds
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> 
             y = [v / scale for v in curve.per_token_s]
             ax.plot(curve.tokens, y, marker="o", linestyle="-", color=colour, label=curve.label, zorder=3)
             ax.fill_between(curve.tokens, y, 0, color=colour, alpha=0.18 if count == 1 else 0.08, zorder=2)
+            slowed = [(t, v) for t, v, hot in zip(curve.tokens, y, curve.throttled) if hot]
+            if slowed:
+                ax.scatter(
+                    *zip(*slowed),
+                    s=110,
+                    facecolors="none",
+                    edgecolors="tab:red",
+                    linewidths=1.5,
+                    zorder=4,
+                    label="throttled (NVML)" if i == count - 1 else None,
+                )
         if panel.floor_per_token_s:
             tokens, floor = zip(*panel.floor_per_token_s)
             ax.plot(tokens, [f / scale for f in floor], linestyle="--", color="0.35", label="floor (cost model)")
