@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_decision(compare)
     compare.set_defaults(run=commands.compare)
 
+    site = subcommands.add_parser("report", help="a static HTML dashboard of the history, one page per machine")
+    add_selection(site)
+    site.add_argument("-o", "--output", type=Path, default=Path("site"), help="folder to write (default site/)")
+    site.add_argument("--commit-url", help="link for each commit, e.g. https://github.com/OWNER/REPO/commit/{sha}")
+    site.add_argument("--ab", type=Path, help="a `perf-core ab --out` folder: show its verdicts on that machine's page")
+    site.add_argument(
+        "--min-change",
+        type=typed(fraction, "--min-change", 0.0, 10.0),
+        default=MIN_CHANGE,
+        help=f"smallest relative change marked (default {MIN_CHANGE})",
+    )
+    add_decision(site)
+    site.set_defaults(run=commands.report)
+
     exporter = subcommands.add_parser("export", help="one commit's figures for Bencher or github-action-benchmark")
     add_selection(exporter)
     exporter.add_argument("--format", required=True, choices=export.FORMATS)

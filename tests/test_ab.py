@@ -222,3 +222,25 @@ def suite_processes(temp: Path) -> list[int]:
         if cwd.startswith(str(temp)):
             found.append(int(proc.name))
     return found
+
+
+def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
+    paths = {"base": [], "head": []}
+    slower = {"attention-compiled-16": 1.3, "matmul-compiled-16": 1.25, "matmul-eager-16": 0.7}
+    for i in range(5):
+        for side, factors in (("base", {}), ("head", slower)):
+            paths[side].append(
+                write_run(tmp_path / side, i, run_document("a" * 40, datetime(2026, 1, 1), factors, seed=i))
+            )
+    decided = ab.decide_all(ab.collect(paths), 0.05, 0.05)
+    text = ab.markdown(decided, "perf-core ab: main -> pr", 0.05, "https://example.org/run/1")
+    lines = text.splitlines()
+    assert lines[0] == ab.COMMENT_MARKER
+    assert lines[1] == "**2 regressions, 1 improvement, 21 unchanged**"
+    changed_table = text.split("<details>")[0]
+    assert "| attention-compiled-16 |" in changed_table and "| matmul-eager-16 |" in changed_table
+    assert "+30.0%" in changed_table and "| attention-eager-16 |" not in changed_table
+    assert "<summary>21 unchanged</summary>" in text and "| attention-eager-16 |" in text.split("<details>")[1]
+    assert lines[-1] == "[The runs and the report](https://example.org/run/1)"
+    same = ab.markdown(ab.decide_all(ab.collect({"base": paths["base"], "head": paths["base"]}), 0.05, 0.05), "t", 0.05)
+    assert same.splitlines()[1] == "No change beyond 5% (24 benchmarks)"

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="compiled", help="comma-separated variants (default: compiled)")
     parser.add_argument("--tokens", help="comma-separated token counts (default: the suite's)")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
-    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown to this file")
+    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown (a PR comment) to this file")
+    parser.add_argument("--report-url", help="link to this run's report artifact, at the end of the Markdown")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: here)")
     parser.add_argument("--pytest-args", default="", help="extra arguments for each suite run, as one string")
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of the table")
@@ -196,6 +197,14 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def run_files(folder: Path) -> dict[str, list[Path]]:
+    """The runs an earlier `perf-core ab --out FOLDER` left: base-NN.json and head-NN.json."""
+    files = {side: sorted(folder.glob(f"{side}-*.json")) for side in ("base", "head")}
+    if not folder.is_dir() or not all(files.values()):
+        raise HistoryError(f"--ab {folder}: not a folder of `perf-core ab --out` runs (base-NN.json, head-NN.json)")
+    return files
+
+
 def collect(files: dict[str, list[Path]]) -> dict[str, list[records.Run]]:
     runs = {side: records.load_runs(paths) for side, paths in files.items()}
     names = {side: set.intersection(*(set(run.results) for run in side_runs)) for side, side_runs in runs.items()}
@@ -218,11 +227,49 @@ def decide_all(
     return gate.decide_all(runs["base"], runs["head"], names, metric, threshold, alpha)
 
 
-def markdown(decided: list[gate.Decided], title: str) -> str:
-    rows = output.verdict_rows(decided)
-    regressions = [d.verdict.name for d in decided if d.verdict.verdict == "regression"]
-    verdict = f"**{len(regressions)} regression(s)**: {', '.join(regressions)}" if regressions else "No regression."
-    return f"### {title}\n\n{output.markdown_table(output.VERDICT_HEADER, rows)}\n\n{verdict}\n"
+COMMENT_MARKER = "<!-- perf-core gate -->"  # the sticky PR comment is found and updated by this line
+
+
+def markdown(decided: list[gate.Decided], title: str, threshold: float, report_url: str | None = None) -> str:
+    """The pull-request comment: one line that says what changed, the changed benchmarks, the rest folded."""
+    counts: dict[str, int] = {}
+    for d in decided:
+        counts[d.verdict.verdict] = counts.get(d.verdict.verdict, 0) + 1
+    changed = [d for d in decided if d.verdict.verdict not in ("unchanged",)]
+    order = ("regression", "improvement", "throttled", "undecided", "unchanged")
+    words = {"regression": "regression", "improvement": "improvement", "unchanged": "unchanged"}
+    if not changed:
+        summary = f"No change beyond {threshold:.0%} ({len(decided)} benchmarks)"
+    else:
+        summary = ", ".join(
+            f"{counts[v]} {words.get(v, v)}{'s' if counts[v] != 1 and v in ('regression', 'improvement') else ''}"
+            for v in order
+            if counts.get(v)
+        )
+    if counts.get("regression"):
+        summary = f"**{summary}**"
+    header = ["benchmark", "base/token", "head/token", "change", "95% interval", "p", "verdict"]
+
+    def row(d: gate.Decided) -> list[str]:
+        full = output.verdict_rows([d])[0]
+        return [full[0], full[1], full[2], f"{d.verdict.change:+.1%}", full[4], full[5], full[7]]
+
+    lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
+    if changed:
+        lines += [output.markdown_table(header, [row(d) for d in changed]), ""]
+    unchanged = [d for d in decided if d not in changed]
+    if unchanged:
+        lines += [
+            f"<details><summary>{len(unchanged)} unchanged</summary>",
+            "",
+            output.markdown_table(header, [row(d) for d in unchanged]),
+            "",
+            "</details>",
+            "",
+        ]
+    if report_url:
+        lines.append(f"[The runs and the report]({report_url})")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -274,7 +321,7 @@ def gate_run(args: argparse.Namespace) -> int:
     else:
         print(title)
         output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
-    report = markdown(decided, title)
+    report = markdown(decided, title, args.threshold, args.report_url)
     if args.markdown:
         output.write_text(args.markdown, report)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

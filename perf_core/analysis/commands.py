@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from perf_core import contract
 from perf_core.analysis import figures, gate, output, records, select
 from perf_core.analysis.records import Machine, Result, Run
-from perf_core.errors import EXIT_OK, HistoryError, split_csv, token_counts
+from perf_core.errors import EXIT_OK, HistoryError, UsageError, split_csv, token_counts
 
 METRIC_LABELS = {
     "steady": "steady state (pytest-benchmark's rounds)",
@@ -97,7 +97,8 @@ def plot(args: argparse.Namespace) -> int:
             curves.append(figures.Curve(f"{commit} ({date})", tokens, tuple(p.per_token_s for _, p in points), hot))
             data += [{"benchmark": n, "commit": commit, "per_token_s": p.per_token_s} for n, p in points]
         floor = tuple(
-            (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens) for n, f in floors(runs, members)
+            (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens)
+            for n, f in select.floors(runs, members)
         )
         if curves:
             panels.append(figures.Panel(panel.replace("-", " / "), tuple(curves), floor))
@@ -109,18 +110,6 @@ def plot(args: argparse.Namespace) -> int:
     fig = figures.per_token_figure(panels, runs[-1].machine.label, f"Latency per Token, {METRIC_LABELS[args.metric]}")
     output.save_figure(fig, path)
     return EXIT_OK
-
-
-def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]:
-    """Each benchmark's floor (seconds per call) from the newest run that recorded one for it: a
-    run of a few kernels or token counts must not take the floor away from the others."""
-    found = []
-    for name in names:
-        recorded = [run.results[name].floor_s for run in runs if name in run.results]
-        latest = next((floor for floor in reversed(recorded) if floor), None)
-        if latest:
-            found.append((name, latest))
-    return found
 
 
 def trend(args: argparse.Namespace) -> int:
@@ -240,4 +229,34 @@ def export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {len(points)} benchmarks of {commit} ({machine})", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def report(args: argparse.Namespace) -> int:
+    """The static HTML dashboard: one page per machine, never mixing machines."""
+    from perf_core.analysis import ab
+    from perf_core.analysis import report as site
+
+    runs = records.load_runs(records.find_files(args.storage))
+    found = select.machines(runs)
+    if args.machine:
+        found = [select.choose_machine(found, args.machine)]
+    if args.commit_url and "{sha}" not in args.commit_url:
+        raise UsageError(f"--commit-url {args.commit_url!r} has no {{sha}} to put the commit in")
+    gate_runs = ab.collect(ab.run_files(args.ab)) if args.ab else None
+    pages = []
+    for number, machine in enumerate(found, 1):
+        mine = [run for run in runs if run.machine == machine]
+        names = names_in(mine, args)
+        if not names:
+            continue
+        decided = None
+        if gate_runs and gate_runs["base"][0].machine == machine:
+            decided = ab.decide_all(gate_runs, args.threshold, args.alpha, args.metric)
+        pages.append(site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided))
+        print(f"[{number}/{len(found)}] {machine.label}: {len(mine)} runs, {pages[-1].charts} charts", file=sys.stderr)
+    if not pages:
+        raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
+    site.write_site(args.output, pages)
+    print(f"wrote {args.output}/index.html and {len(pages)} machine page(s)", file=sys.stderr)
     return EXIT_OK

@@ -81,6 +81,18 @@ def find_commit(runs: list[Run], name: str) -> list[Run]:
     return matches
 
 
+def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]:
+    """Each benchmark's floor (seconds per call) from the newest run that recorded one for it: a
+    run of a few kernels or token counts must not take the floor away from the others."""
+    found = []
+    for name in names:
+        recorded = [run.results[name].floor_s for run in runs if name in run.results]
+        latest = next((floor for floor in reversed(recorded) if floor), None)
+        if latest:
+            found.append((name, latest))
+    return found
+
+
 def names_of(runs: Iterable[Run]) -> list[str]:
     """Every benchmark name in these runs, in table order (kernel, variant, token count)."""
     return sorted({name for run in runs for name in run.results}, key=contract.sort_key)

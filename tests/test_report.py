@@ -1,0 +1,134 @@
+"""`perf-core report`: the static site, opened in a real headless Chromium.
+
+The browser test needs Debian's chromium (.ci/run installs it) and Playwright's Python package (a
+test extra). It fails, not skips, where either is missing: a report nobody has opened is not tested.
+"""
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
+from perf_core.cli import main
+
+# Debian's chromium (.ci/run installs it); PERF_CORE_CHROMIUM=bundled uses Playwright's own download
+# (the GitHub workflow, where `playwright install chromium` can reach the internet).
+CHROMIUM = os.environ.get("PERF_CORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+URL = "https://github.com/OWNER/REPO/commit/{sha}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """Two machines: 8 commits of a CPU, 30% slower from commit 5 on, and one GPU run of matmul."""
+    storage = tmp_path_factory.mktemp("history")
+    write_history(storage, 8, step_at=5, step=1.3, noise=0.005)
+    gpu = MACHINE | {"device_name": "NVIDIA H100 80GB HBM3", "cuda_version": "13.0"}
+    names = ("matmul-compiled-16", "matmul-compiled-32")
+    write_run(
+        storage, 99, run_document(commit_sha(9), datetime(2026, 2, 1, tzinfo=timezone.utc), names=names, machine=gpu)
+    )
+    out = tmp_path_factory.mktemp("site") / "site"
+    assert main(["report", "--storage", str(storage), "-o", str(out), "--commit-url", URL]) == 0
+    return out
+
+
+def test_the_site_is_self_contained_and_split_per_machine(site):
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "machine-1.html", "machine-2.html", "plotly.min.js"]
+    for page in site.glob("*.html"):
+        text = page.read_text()
+        assert "http://" not in text.replace("http://www.w3.org", "") and '<script src="https:' not in text
+    index = (site / "index.html").read_text()
+    assert "NVIDIA H100 80GB HBM3" in index and "Test CPU 9000" in index
+
+
+def test_change_points_are_listed_with_links_to_their_commits(site):
+    page = (site / "machine-2.html").read_text()
+    assert "Change points" in page
+    assert f'href="{URL.format(sha=commit_sha(5))}"' in page and "+30." in page
+
+
+def test_bad_commit_url_and_bad_ab_folder_are_one_line_errors(tmp_path, capsys):
+    write_history(tmp_path / "h", 2)
+    assert main(["report", "--storage", str(tmp_path / "h"), "-o", str(tmp_path / "s"), "--commit-url", "x"]) == 2
+    assert main(["report", "--storage", str(tmp_path / "h"), "-o", str(tmp_path / "s"), "--ab", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "has no {sha}" in err[0] and "not a folder of `perf-core ab --out` runs" in err[1]
+
+
+def test_gate_result_appears_on_its_machines_page(tmp_path):
+    storage, runs = tmp_path / "h", tmp_path / "ab"
+    write_history(storage, 2)
+    for i in range(4):
+        write_run(runs, i, run_document("a" * 40, datetime(2026, 1, 1), seed=i))
+        write_run(runs, 10 + i, run_document("b" * 40, datetime(2026, 1, 1), {"matmul-eager-16": 1.3}, seed=9 + i))
+    folder = runs / "Linux-CPython-3.11-64bit"
+    for i, path in enumerate(sorted(folder.glob("*.json"))):
+        path.rename(runs / (f"base-{i + 1:02d}.json" if i < 4 else f"head-{i - 3:02d}.json"))
+    assert main(["report", "--storage", str(storage), "-o", str(tmp_path / "s"), "--ab", str(runs)]) == 0
+    page = (tmp_path / "s" / "machine-1.html").read_text()
+    assert "Latest gate result" in page and '<span class="regression">REGRESSION</span>' in page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright  # a test extra; missing means this test fails
+
+    bundled = CHROMIUM == "bundled"
+    assert bundled or Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=None if bundled else CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(path.as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+    return page, errors
+
+
+def test_every_chart_renders_in_chromium_without_console_errors(site, browser):
+    page, errors = open_page(browser, site / "machine-2.html")
+    # 4 kernel/variant panels of the CPU history: a per-token chart and a trend chart each.
+    assert page.locator(".js-plotly-plot").count() == 8
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() > 8
+    assert errors == []
+    page, errors = open_page(browser, site / "machine-1.html")
+    assert page.locator(".js-plotly-plot").count() == 2 and errors == []
+
+
+def test_hovering_a_known_point_shows_its_known_value(site, browser):
+    page, _ = open_page(browser, site / "machine-2.html")
+    data = json.loads(
+        page.evaluate("JSON.stringify(document.getElementById('curve-matmul-eager').data.map(t => [t.name, t.x, t.y]))")
+    )
+    name, xs, ys = data[-2]  # the newest commit's curve (the floor is the last trace)
+    assert name.startswith(commit_sha(7)[:7])
+    point = xs.index(64)
+    x, y = page.evaluate(
+        """([x, y]) => { const gd = document.getElementById('curve-matmul-eager');
+            const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return [box.left + xa.l2p(Math.log10(x)), box.top + ya.l2p(y)]; }""",
+        [64, ys[point]],
+    )
+    page.mouse.move(x, y)
+    label = page.locator(".hoverlayer .hovertext").first
+    label.wait_for()
+    text = label.text_content()
+    assert "matmul-eager-64" in text and commit_sha(7)[:7] in text
+    assert f"per token {ys[point]:.4g} us" in text
+
+
+def test_a_commit_link_points_at_the_commit(site, browser):
+    page, _ = open_page(browser, site / "machine-2.html")
+    link = page.locator("a.commit", has_text=commit_sha(5)[:7]).first
+    assert link.get_attribute("href") == URL.format(sha=commit_sha(5))
