@@ -117,6 +117,13 @@ def _classify(ratio: float, significant: bool, threshold: float) -> str:
     return "unchanged"
 
 
+def ratio_only(name: str, base: Sequence[float], head: Sequence[float], verdict: str) -> Verdict:
+    """A verdict that claims nothing ("undecided", "throttled"): the ratio of medians alone."""
+    base_s, head_s = float(np.median(base)), float(np.median(head))
+    ratio = head_s / base_s
+    return Verdict(name, base_s, head_s, ratio, ratio, ratio, None, len(base), len(head), verdict)
+
+
 def decide_by_spread(
     name: str,
     base: Sequence[float],
@@ -127,10 +134,10 @@ def decide_by_spread(
 ) -> Verdict:
     """Fewer than MIN_RUNS runs a side: the ratio of medians against this machine's Spread. A history
     too short to reach alpha, or none, gives "undecided" with the ratio alone."""
+    if spread is None or name not in spread.scale or 1 / (spread.pairs + 1) > alpha:
+        return ratio_only(name, base, head, "undecided")
     base_s, head_s = float(np.median(base)), float(np.median(head))
     ratio = head_s / base_s
-    if spread is None or name not in spread.scale or 1 / (spread.pairs + 1) > alpha:
-        return Verdict(name, base_s, head_s, ratio, ratio, ratio, None, len(base), len(head), "undecided")
     p_value = spread.p_value(name, float(np.log(ratio)))
     # The interval: the ratio give or take the run-to-run ratio this benchmark stays within 95% of the time.
     z = 1.96 * spread.scale[name]
@@ -173,19 +180,7 @@ def decide_all(
         throttled = [run.path.name for run in (*base, *head) if name in run.results and run.results[name].throttled]
         if throttled:
             # NVML saw the card slowed while these rounds ran: the samples measure the throttle, not the code.
-            ratio = float(np.median(head_values) / np.median(base_values))
-            verdict = Verdict(
-                name,
-                float(np.median(base_values)),
-                float(np.median(head_values)),
-                ratio,
-                ratio,
-                ratio,
-                None,
-                len(base_values),
-                len(head_values),
-                "throttled",
-            )
+            verdict = ratio_only(name, base_values, head_values, "throttled")
             decided.append(Decided(verdict, n_tokens, f"throttled in {len(throttled)} run(s)"))
             continue
         if min(len(base_values), len(head_values)) >= MIN_RUNS:
