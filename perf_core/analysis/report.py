@@ -60,6 +60,17 @@ LAYOUT = {
 BLUE = "31, 119, 180"
 
 
+def hover_text(name: str, point: select.Point, commit: str, floor_s: float | None, unit: str, scale: float) -> str:
+    """What hovering a point of the per-token curve says: per token, per call, interval, floor ratio."""
+    n = contract.parse_name(name).n_tokens
+    text = (
+        f"{name}<br>commit {commit}<br>per token {point.per_token_s / scale:.4g} {unit}"
+        f"<br>per call {point.per_token_s * n / scale:.4g} {unit}"
+        f"<br>interval {point.low_s / scale:.4g}-{point.high_s / scale:.4g} {unit} per token"
+    )
+    return text + (f"<br>x floor {point.per_token_s * n / floor_s:.2f}" if floor_s else "")
+
+
 def per_token_figures(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, object]]:
     """One Plotly figure per kernel/variant: Latency per Token against Number of Tokens."""
     import plotly.graph_objects as go
@@ -80,13 +91,7 @@ def per_token_figures(runs: Sequence[Run], names: Sequence[str], metric: str) ->
             newest = i == len(commits) - 1
             date = group[-1].run_time.strftime("%Y-%m-%d")
             tokens = [contract.parse_name(n).n_tokens for n, _ in points]
-            hover = [
-                f"{n}<br>commit {commit} ({date})<br>per token {p.per_token_s / scale:.4g} {unit}"
-                f"<br>per call {p.per_token_s * t / scale:.4g} {unit}"
-                f"<br>interval {p.low_s / scale:.4g}-{p.high_s / scale:.4g} {unit} per token"
-                + (f"<br>x floor {p.per_token_s * t / floors[n]:.2f}" if floors.get(n) else "")
-                for (n, p), t in zip(points, tokens)
-            ]
+            hover = [hover_text(n, p, f"{commit} ({date})", floors.get(n), unit, scale) for n, p in points]
             fig.add_trace(
                 go.Scatter(
                     x=tokens,
@@ -101,16 +106,12 @@ def per_token_figures(runs: Sequence[Run], names: Sequence[str], metric: str) ->
                     hoverinfo="text",
                 )
             )
-        floor_points = [
-            (contract.parse_name(n).n_tokens, floors[n] / contract.parse_name(n).n_tokens)
-            for n in members
-            if floors.get(n)
-        ]
+        floor_points = [(contract.parse_name(n).n_tokens, floors[n]) for n in members if floors.get(n)]
         if floor_points:
             fig.add_trace(
                 go.Scatter(
                     x=[t for t, _ in floor_points],
-                    y=[f / scale for _, f in floor_points],
+                    y=[f / t / scale for t, f in floor_points],
                     mode="lines",
                     name="floor (cost model)",
                     line={"dash": "dash", "color": "#555"},
@@ -169,29 +170,7 @@ def trend_figures(
                     yshift=12,
                     font={"color": "#d62728", "size": 10},
                 )
-            fig.add_trace(
-                go.Scatter(
-                    x=[i for i, _ in present],
-                    customdata=[labels[i] for i, _ in present],
-                    y=[p.per_token_s / scale for _, p in present],
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [max(p.high_s - p.per_token_s, 0) / scale for _, p in present],
-                        "arrayminus": [max(p.per_token_s - p.low_s, 0) / scale for _, p in present],
-                        "thickness": 1,
-                        "visible": dense,
-                    },
-                    # Past DENSE commits, markers and error bars (an SVG node each) cost the page seconds
-                    # to draw; the line and the hover (which gives the interval) remain.
-                    mode="lines+markers" if dense else "lines",
-                    marker={"size": 5},
-                    name=f"{contract.parse_name(name).n_tokens} tokens",
-                    text=[f"{p.low_s / scale:.4g}-{p.high_s / scale:.4g}" for _, p in present],
-                    hovertemplate=f"{name}<br>commit %{{customdata}}<br>%{{y:.4g}} {unit} per token"
-                    f"<br>interval %{{text}} {unit}<extra></extra>",
-                )
-            )
+            fig.add_trace(trend_trace(name, present, [labels[i] for i, _ in present], unit, scale, dense))
         fig.update_layout(
             title=panel.replace("-", " / "),
             # A numeric axis labelled at most ~30 commits: a category axis of 1,000 commits is slow to draw.
@@ -212,6 +191,33 @@ def trend_figures(
         )
         figures.append((panel, fig))
     return figures, found
+
+
+def trend_trace(name: str, present: list, labels: list[str], unit: str, scale: float, dense: bool):
+    """One benchmark's line across commits: x the commit's position, hover its label and interval."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=[i for i, _ in present],
+        customdata=labels,
+        y=[p.per_token_s / scale for _, p in present],
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": [max(p.high_s - p.per_token_s, 0) / scale for _, p in present],
+            "arrayminus": [max(p.per_token_s - p.low_s, 0) / scale for _, p in present],
+            "thickness": 1,
+            "visible": dense,
+        },
+        # Past DENSE commits, markers and error bars (an SVG node each) cost the page seconds to draw;
+        # the line and the hover (which gives the interval) remain.
+        mode="lines+markers" if dense else "lines",
+        marker={"size": 5},
+        name=f"{contract.parse_name(name).n_tokens} tokens",
+        text=[f"{p.low_s / scale:.4g}-{p.high_s / scale:.4g}" for _, p in present],
+        hovertemplate=f"{name}<br>commit %{{customdata}}<br>%{{y:.4g}} {unit} per token<br>interval %{{text}} {unit}"
+        "<extra></extra>",
+    )
 
 
 STYLE = """
