@@ -1,11 +1,13 @@
 """`perf-core report -o site/`: a static HTML dashboard, one page per machine, charts by Plotly.
 
-Plotly was chosen over Bokeh and Vega-Lite (Altair) for this page: its one script (plotly.min.js,
-~4.7 MB) is written once into the site and shared by every page, so the site opens from file:// and
-from GitHub Pages alike with no network; hover labels, log axes and filled areas are built in, so no
-charting code is written here; and Python builds the figures directly from the pooled points
-(Altair's inline mode needs a further converter package, Bokeh's standalone pages embed their own
-resources per page). Sizes and load times at 1,000 runs are measured by scripts/bench_report.py.
+Plotly: its one script (plotly.min.js) is written once into the site and shared by every page, so
+the site opens from file:// and from GitHub Pages alike with no network; hover labels, log axes and
+filled areas are built in, so no charting code is written here. Measured after the fact, one chart
+per self-contained page in headless Chromium on the 2-core machine (median of 5 loads; 2026-11-28):
+Plotly 7.1 4.82 MB, 1.32 s to the first chart; Bokeh 3.9 1.27 MB, 0.37 s; Vega-Lite through Altair
+6.3 (inline, vl-convert) 0.90 MB, 0.23 s. By page size and load time Vega-Lite would be the better
+choice; Plotly meets the report's limits (scripts/bench_report.py: 1,000 runs drawn in 2.1-2.3 s,
+of which ~1.3 s is plotly.js itself) and is kept until the switch is made and measured.
 
 Pure builders (figures and HTML text) over records; writing the files is `write_site`.
 """
