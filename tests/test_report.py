@@ -37,7 +37,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_the_site_is_self_contained_and_split_per_machine(site):
-    assert sorted(p.name for p in site.iterdir()) == ["index.html", "machine-1.html", "machine-2.html", "plotly.min.js"]
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "machine-1.html", "machine-2.html", "vega.js"]
     for page in site.glob("*.html"):
         text = page.read_text()
         assert "http://" not in text.replace("http://www.w3.org", "") and '<script src="https:' not in text
@@ -91,41 +91,50 @@ def open_page(browser, path: Path):
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(path.as_uri())
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+    page.wait_for_function(
+        "window.views && Object.keys(window.views).length === document.querySelectorAll('.chart').length"
+    )
     return page, errors
+
+
+def chart_rows(path: Path, chart_id: str) -> list[dict]:
+    """The data rows the page gave one chart (its spec is inline in the page)."""
+    text = path.read_text()
+    start = text.index(f'vegaEmbed("#{chart_id}", ') + len(f'vegaEmbed("#{chart_id}", ')
+    spec, _ = json.JSONDecoder().raw_decode(text[start:].replace("<\\/", "</"))
+    return spec["datasets"]["curves"]
 
 
 def test_every_chart_renders_in_chromium_without_console_errors(site, browser):
     page, errors = open_page(browser, site / "machine-2.html")
-    # 4 kernel/variant panels of the CPU history: a per-token chart and a trend chart each.
-    assert page.locator(".js-plotly-plot").count() == 8
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() > 8
+    # 4 kernel/variant panels of the CPU history: a per-token chart and a trend chart each, each drawn.
+    assert page.locator(".chart").count() == 8
+    assert page.locator(".chart canvas").count() == 8
     assert errors == []
     page, errors = open_page(browser, site / "machine-1.html")
-    assert page.locator(".js-plotly-plot").count() == 2 and errors == []
+    assert page.locator(".chart canvas").count() == 2 and errors == []
 
 
 def test_hovering_a_known_point_shows_its_known_value(site, browser):
     page, _ = open_page(browser, site / "machine-2.html")
-    data = json.loads(
-        page.evaluate("JSON.stringify(document.getElementById('curve-matmul-eager').data.map(t => [t.name, t.x, t.y]))")
-    )
-    name, xs, ys = data[-2]  # the newest commit's curve (the floor is the last trace)
-    assert name.startswith(commit_sha(7)[:7])
-    point = xs.index(64)
+    rows = chart_rows(site / "machine-2.html", "curve-matmul-eager")
+    (row,) = [r for r in rows if r["newest"] and r["tokens"] == 64]
+    assert row["commit"].startswith(commit_sha(7)[:7])
+    page.locator("#curve-matmul-eager").scroll_into_view_if_needed()
     x, y = page.evaluate(
-        """([x, y]) => { const gd = document.getElementById('curve-matmul-eager');
-            const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-            return [box.left + xa.l2p(Math.log10(x)), box.top + ya.l2p(y)]; }""",
-        [64, ys[point]],
+        """([id, x, y]) => { const v = window.views[id];
+            const box = document.getElementById(id).querySelector('canvas').getBoundingClientRect();
+            const [ox, oy] = v.origin(), pad = v.padding();
+            return [box.left + pad.left + ox + v.scale('x')(x), box.top + pad.top + oy + v.scale('y')(y)]; }""",
+        ["curve-matmul-eager", 64, row["per_token"]],
     )
-    page.mouse.move(x, y)
-    label = page.locator(".hoverlayer .hovertext").first
-    label.wait_for()
-    text = label.text_content()
+    page.mouse.move(x - 40, y - 40)
+    page.mouse.move(x, y, steps=4)
+    tooltip = page.locator("#vg-tooltip-element.visible")
+    tooltip.wait_for(state="visible")
+    text = tooltip.text_content()
     assert "matmul-eager-64" in text and commit_sha(7)[:7] in text
-    assert f"per token {ys[point]:.4g} us" in text
+    assert f"{row['per_token']:g}" in text and f"{row['per_call']:g}" in text
 
 
 def test_a_commit_link_points_at_the_commit(site, browser):

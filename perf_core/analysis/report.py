@@ -1,21 +1,22 @@
-"""`perf-core report -o site/`: a static HTML dashboard, one page per machine, charts by Plotly.
+"""`perf-core report -o site/`: a static HTML dashboard, one page per machine, charts by Vega-Lite.
 
-Plotly: its one script (plotly.min.js) is written once into the site and shared by every page, so
-the site opens from file:// and from GitHub Pages alike with no network; hover labels, log axes and
-filled areas are built in, so no charting code is written here. Measured after the fact, one chart
-per self-contained page in headless Chromium on the 2-core machine (median of 5 loads; 2026-11-28):
-Plotly 7.1 4.82 MB, 1.32 s to the first chart; Bokeh 3.9 1.27 MB, 0.37 s; Vega-Lite through Altair
-6.3 (inline, vl-convert) 0.90 MB, 0.23 s. By page size and load time Vega-Lite would be the better
-choice; Plotly meets the report's limits (scripts/bench_report.py: 1,000 runs drawn in 2.1-2.3 s,
-of which ~1.3 s is plotly.js itself) and is kept until the switch is made and measured.
+Vega-Lite through Altair, chosen by page size and load time: one chart per self-contained page in
+headless Chromium on the 2-core machine (median of 5 loads, 2026-11-28): Vega-Lite (Altair 6.3,
+vl-convert's bundle) 0.90 MB and 0.23 s to the first chart; Bokeh 3.9 1.27 MB, 0.37 s; Plotly 7.1
+4.82 MB, 1.32 s (this module drew with Plotly first; scripts/bench_report.py measures the site at
+1,000 runs). The bundle (Vega, Vega-Lite, Vega-Embed with its tooltips) is written once into the
+site as vega.js and shared by every page: no network at view time, from file:// or GitHub Pages.
+Altair builds each chart's spec from the pooled points; no charting code is written here.
 
-Pure builders (figures and HTML text) over records; writing the files is `write_site`.
+Pure builders (chart specs and HTML text) over records; writing the files is `write_site`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
-import math
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,10 @@ from perf_core.analysis import changes, gate, output, select
 from perf_core.analysis.records import Run
 from perf_core.units import unit_for
 
-PLOTLY_JS = "plotly.min.js"
-DENSE = 200  # commits up to which the trend draws a marker and an error bar per point
-CURVE_COMMITS = 5  # per-token curves drawn: the newest commits (the newest solid, older fainter)
+VEGA_JS = "vega.js"
+DENSE = 200  # commits up to which the trend draws a point and an error bar per commit
+CURVE_COMMITS = 5  # per-token curves drawn: the newest commits (the newest solid and shaded)
+RED = "#d62728"
 
 
 @dataclass(frozen=True)
@@ -47,89 +49,107 @@ def commit_link(label: str, sha: str, template: str | None) -> str:
     return f'<a class="commit" href="{html.escape(template.format(sha=sha))}">{html.escape(label)}</a>'
 
 
-def _figure_div(fig, div_id: str) -> str:
-    config = {"displaylogo": False, "responsive": True}
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=config, default_width="100%")
-
-
-LAYOUT = {
-    "template": "plotly_white",
-    "height": 400,
-    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-    "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.22},
-    "autosize": True,
-}
-BLUE = "31, 119, 180"
-
-
-def hover_text(name: str, point: select.Point, commit: str, floor_s: float | None, unit: str, scale: float) -> str:
-    """What hovering a point of the per-token curve says: per token, per call, interval, floor ratio."""
-    n = contract.parse_name(name).n_tokens
-    text = (
-        f"{name}<br>commit {commit}<br>per token {point.per_token_s / scale:.4g} {unit}"
-        f"<br>per call {point.per_token_s * n / scale:.4g} {unit}"
-        f"<br>interval {point.low_s / scale:.4g}-{point.high_s / scale:.4g} {unit} per token"
+def chart_div(spec: dict, div_id: str) -> str:
+    """A chart's place and the call that draws it; its Vega view is kept for tests and the console."""
+    data = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+    return (
+        f'<div class="chart" id="{div_id}"></div><script>vegaEmbed("#{div_id}", {data}, {{actions: false, renderer: "canvas"}})'
+        f'.then(r => {{ (window.views = window.views || {{}})["{div_id}"] = r.view; }});</script>'
     )
-    return text + (f"<br>x floor {point.per_token_s * n / floor_s:.2f}" if floor_s else "")
 
 
-def per_token_figures(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, object]]:
-    """One Plotly figure per kernel/variant: Latency per Token against Number of Tokens."""
-    import plotly.graph_objects as go
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, dict]]:
+    """One chart per kernel/variant: Latency per Token against Number of Tokens, newest commits."""
+    import altair as alt
 
     commits = select.by_commit(runs)[-CURVE_COMMITS:]
-    panels = list(dict.fromkeys(contract.parse_name(n).panel for n in names))
     floors = dict(select.floors(runs, names))
     values = [p.per_token_s for c, g in commits for n in names if (p := select.pool(c, g, n, metric))] or [1.0]
     unit, scale = unit_for(values)
-    figures = []
-    for panel in panels:
+    specs = []
+    for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
-        fig = go.Figure()
+        rows = []
         for i, (commit, group) in enumerate(commits):
-            points = [(n, p) for n in members if (p := select.pool(commit, group, n, metric))]
-            if not points:
-                continue
-            newest = i == len(commits) - 1
-            date = group[-1].run_time.strftime("%Y-%m-%d")
-            tokens = [contract.parse_name(n).n_tokens for n, _ in points]
-            hover = [hover_text(n, p, f"{commit} ({date})", floors.get(n), unit, scale) for n, p in points]
-            fig.add_trace(
-                go.Scatter(
-                    x=tokens,
-                    y=[p.per_token_s / scale for _, p in points],
-                    mode="lines+markers",
-                    name=f"{commit} ({date})",
-                    marker={"symbol": "circle", "size": 8, "color": f"rgba({BLUE}, {1.0 if newest else 0.4})"},
-                    line={"width": 2.5 if newest else 1.2, "color": f"rgba({BLUE}, {1.0 if newest else 0.4})"},
-                    fill="tozeroy" if newest else None,
-                    fillcolor=f"rgba({BLUE}, 0.18)",
-                    hovertext=hover,
-                    hoverinfo="text",
+            label = f"{commit} ({group[-1].run_time.strftime('%Y-%m-%d')})"
+            for name in members:
+                point = select.pool(commit, group, name, metric)
+                if point is None:
+                    continue
+                n = contract.parse_name(name).n_tokens
+                floor = floors.get(name)
+                rows.append(
+                    {
+                        "benchmark": name,
+                        "commit": label,
+                        "newest": i == len(commits) - 1,
+                        "tokens": n,
+                        "per_token": _round(point.per_token_s / scale),
+                        "per_call": _round(point.per_token_s * n / scale),
+                        "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
+                        "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
+                    }
                 )
-            )
-        floor_points = [(contract.parse_name(n).n_tokens, floors[n]) for n in members if floors.get(n)]
-        if floor_points:
-            fig.add_trace(
-                go.Scatter(
-                    x=[t for t, _ in floor_points],
-                    y=[f / t / scale for t, f in floor_points],
-                    mode="lines",
-                    name="floor (cost model)",
-                    line={"dash": "dash", "color": "#555"},
-                    hovertemplate="floor %{y:.4g} " + unit + " per token<extra></extra>",
-                )
-            )
+        floor_rows = [
+            {
+                "tokens": contract.parse_name(n).n_tokens,
+                "floor": _round(floors[n] / contract.parse_name(n).n_tokens / scale),
+            }
+            for n in members
+            if floors.get(n)
+        ]
         ticks = sorted({contract.parse_name(n).n_tokens for n in members})
-        span = [math.log10(ticks[0]) - 0.08, math.log10(ticks[-1]) + 0.08]  # room for the end markers
-        fig.update_layout(
-            title=panel.replace("-", " / "),
-            xaxis={"title": "Number of Tokens", "type": "log", "tickvals": ticks, "range": span},
-            yaxis={"title": f"Latency per Token ({unit})", "rangemode": "tozero"},
-            **LAYOUT,
+        x = alt.X(
+            "tokens:Q",
+            scale=alt.Scale(type="log", base=2, nice=False, padding=12),
+            axis=alt.Axis(values=ticks, title="Number of Tokens"),
         )
-        figures.append((panel, fig))
-    return figures
+        y_title = f"Latency per Token ({unit})"
+        curves = alt.Chart(alt.Data(name="curves"))
+        tooltip = [
+            alt.Tooltip("benchmark:N"),
+            alt.Tooltip("commit:N"),
+            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
+            alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
+            alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
+            alt.Tooltip("x_floor:Q", title="x floor"),
+        ]
+        colour = alt.Color(
+            "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
+        )
+        layers = [
+            curves.transform_filter("datum.newest")
+            .mark_area(opacity=0.18, color="#1f77b4")
+            .encode(x=x, y=alt.Y("per_token:Q", title=y_title, scale=alt.Scale(zero=True))),
+            curves.mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
+                x=x,
+                y="per_token:Q",
+                color=colour,
+                tooltip=tooltip,
+                strokeWidth=alt.condition("datum.newest", alt.value(2.5), alt.value(1.2)),
+            ),
+        ]
+        if floor_rows:
+            layers.append(
+                alt.Chart(alt.Data(name="floor"))
+                .mark_line(strokeDash=[6, 4], color="#555")
+                .encode(x=x, y="floor:Q", tooltip=[alt.Tooltip("floor:Q", title=f"floor per token ({unit})")])
+            )
+        chart = alt.layer(*layers).properties(title=panel.replace("-", " / "), width="container", height=300)
+        specs.append((panel, with_data(chart, {"curves": rows, "floor": floor_rows})))
+    return specs
+
+
+def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
+    """The chart's spec with its rows as named datasets: Altair walks and validates every inline row
+    (15 s at 1,000 commits), so the rows go in after it has built the (small) spec."""
+    spec = chart.to_dict(validate=False)
+    spec["datasets"] = datasets
+    return spec
 
 
 @dataclass(frozen=True)
@@ -140,86 +160,73 @@ class Found:
     change: float
 
 
-def trend_figures(
+def trend_specs(
     runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float
-) -> tuple[list[tuple[str, object]], list[Found]]:
-    """One figure per kernel/variant across commits, a line per token count, change points marked."""
-    import plotly.graph_objects as go
+) -> tuple[list[tuple[str, dict]], list[Found]]:
+    """One chart per kernel/variant across commits, a line per token count, change points marked."""
+    import altair as alt
 
     commits = select.by_commit(runs)
-    labels = [c for c, _ in commits]
     dense = len(commits) <= DENSE
     found: list[Found] = []
-    figures = []
+    specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
-        fig = go.Figure()
         members = [n for n in names if contract.parse_name(n).panel == panel]
         series = {n: [select.pool(c, g, n, metric) for c, g in commits] for n in members}
-        values = [p.per_token_s for points in series.values() for p in points if p] or [1.0]
-        unit, scale = unit_for(values)
+        unit, scale = unit_for([p.per_token_s for points in series.values() for p in points if p] or [1.0])
+        rows, marks = [], []
         for name, points in series.items():
             present = [(i, p) for i, p in enumerate(points) if p]
             for change in changes.detect([p.per_token_s for _, p in present], min_change=min_change):
                 index, point = present[change.index]
                 when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
                 found.append(Found(name, point.commit, when, change.change))
-                fig.add_vline(x=index - 0.5, line={"color": "#d62728", "dash": "dot", "width": 1})
-                fig.add_annotation(
-                    x=index,
-                    y=point.per_token_s / scale,
-                    text=f"{change.change:+.1%}",
-                    showarrow=False,
-                    yshift=12,
-                    font={"color": "#d62728", "size": 10},
+                marks.append(
+                    {
+                        "at": index - 0.5,
+                        "x": index,
+                        "y": _round(point.per_token_s / scale),
+                        "text": f"{change.change:+.1%}",
+                    }
                 )
-            fig.add_trace(trend_trace(name, present, [labels[i] for i, _ in present], unit, scale, dense))
-        fig.update_layout(
-            title=panel.replace("-", " / "),
-            # A numeric axis labelled at most ~30 commits: a category axis of 1,000 commits is slow to draw.
-            xaxis={
-                "title": "commit (oldest to newest)",
-                "tickvals": list(range(0, len(labels), max(1, len(labels) // 30))),
-                "ticktext": labels[:: max(1, len(labels) // 30)],
-                "tickangle": -60,
-            },
-            yaxis={"title": f"Latency per Token ({unit})"},
-            **(
-                LAYOUT
-                | {
-                    "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.35},
-                    "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+            rows += [
+                {
+                    "index": i,
+                    "commit": p.commit,
+                    "tokens": contract.parse_name(name).n_tokens,
+                    "per_token": _round(p.per_token_s / scale),
+                    "low": _round(p.low_s / scale),
+                    "high": _round(p.high_s / scale),
                 }
-            ),
+                for i, p in present
+            ]
+        base = alt.Chart(alt.Data(name="trend"))
+        x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
+        tooltip = [
+            alt.Tooltip("commit:N"),
+            alt.Tooltip("tokens:O"),
+            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
+            alt.Tooltip("low:Q", title="interval low"),
+            alt.Tooltip("high:Q", title="interval high"),
+        ]
+        colour = alt.Color(
+            "tokens:O", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(orient="bottom", title="tokens")
         )
-        figures.append((panel, fig))
-    return figures, found
-
-
-def trend_trace(name: str, present: list, labels: list[str], unit: str, scale: float, dense: bool):
-    """One benchmark's line across commits: x the commit's position, hover its label and interval."""
-    import plotly.graph_objects as go
-
-    return go.Scatter(
-        x=[i for i, _ in present],
-        customdata=labels,
-        y=[p.per_token_s / scale for _, p in present],
-        error_y={
-            "type": "data",
-            "symmetric": False,
-            "array": [max(p.high_s - p.per_token_s, 0) / scale for _, p in present],
-            "arrayminus": [max(p.per_token_s - p.low_s, 0) / scale for _, p in present],
-            "thickness": 1,
-            "visible": dense,
-        },
-        # Past DENSE commits, markers and error bars (an SVG node each) cost the page seconds to draw;
-        # the line and the hover (which gives the interval) remain.
-        mode="lines+markers" if dense else "lines",
-        marker={"size": 5},
-        name=f"{contract.parse_name(name).n_tokens} tokens",
-        text=[f"{p.low_s / scale:.4g}-{p.high_s / scale:.4g}" for _, p in present],
-        hovertemplate=f"{name}<br>commit %{{customdata}}<br>%{{y:.4g}} {unit} per token<br>interval %{{text}} {unit}"
-        "<extra></extra>",
-    )
+        line = base.mark_line(point=dense).encode(
+            x=x, y=alt.Y("per_token:Q", title=f"Latency per Token ({unit})"), color=colour, tooltip=tooltip
+        )
+        layers = [line]
+        if dense:  # past DENSE commits an error bar per point costs the page its load time
+            layers.append(base.mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=""), y2="high:Q", color=colour))
+        if marks:
+            changes_at = alt.Chart(alt.Data(name="changes"))
+            layers += [
+                changes_at.mark_rule(color=RED, strokeDash=[2, 3]).encode(x="at:Q"),
+                changes_at.mark_text(color=RED, dy=-10, fontSize=10).encode(x="x:Q", y="y:Q", text="text:N"),
+            ]
+        chart = alt.layer(*layers).properties(title=panel.replace("-", " / "), width="container", height=300)
+        specs.append((panel, with_data(chart, {"trend": rows, "changes": marks})))
+    return specs, found
 
 
 STYLE = """
@@ -229,7 +236,7 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 td, th { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.5rem; }
-.grid > div { min-width: 0; }
+.grid > div { min-width: 0; } .chart { width: 100%; }
 .regression { color: #b00020; font-weight: bold; } .note { color: #555; font-size: 0.85rem; }
 """
 
@@ -237,15 +244,8 @@ td:first-child, th:first-child { text-align: left; }
 def html_page(title: str, body: str) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<style>{STYLE}</style><script src="{PLOTLY_JS}"></script></head>\n<body>\n{body}\n</body></html>\n'
+        f'<style>{STYLE}</style><script src="{VEGA_JS}"></script></head>\n<body>\n{body}\n</body></html>\n'
     )
-
-
-# Each chart is drawn as its script is parsed, before the page's layout is final: fit them once loaded.
-RESIZE = (
-    "<script>window.addEventListener('load', () => document.querySelectorAll('.js-plotly-plot')"
-    ".forEach(gd => Plotly.Plots.resize(gd)));</script>\n"
-)
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence[str]], raw: bool = False) -> str:
@@ -269,8 +269,8 @@ def machine_page(
     machine = runs[0].machine
     commits = select.by_commit(runs)
     full = {label: group[0].commit for label, group in commits}
-    curves = per_token_figures(runs, names, metric)
-    trends, found = trend_figures(runs, names, metric, min_change)
+    curves = per_token_specs(runs, names, metric)
+    trends, found = trend_specs(runs, names, metric, min_change)
     parts = [
         f"<h1>{html.escape(machine.label)}</h1>",
         '<p class="note"><a href="index.html">all machines</a></p>',
@@ -296,9 +296,9 @@ def machine_page(
         parts += ["<h2>Latest gate result</h2>", gate_table(gate_rows)]
     parts += [
         f"<h2>Latency per Token against Number of Tokens ({html.escape(metric)}; newest {len(commits[-CURVE_COMMITS:])} commits)</h2>",
-        '<div class="grid">' + "".join(_figure_div(fig, f"curve-{p}") for p, fig in curves) + "</div>",
+        '<div class="grid">' + "".join(chart_div(spec, f"curve-{p}") for p, spec in curves) + "</div>",
         "<h2>Across commits</h2>",
-        '<div class="grid">' + "".join(_figure_div(fig, f"trend-{p}") for p, fig in trends) + "</div>",
+        '<div class="grid">' + "".join(chart_div(spec, f"trend-{p}") for p, spec in trends) + "</div>",
         f"<h2>Change points ({min_change:.0%} or more)</h2>",
     ]
     if len(commits) < changes.MIN_POINTS:
@@ -343,14 +343,30 @@ def index_page(pages: Sequence[Page]) -> str:
     return html_page("perf-core report", f"<h1>perf-core report</h1><ul>{items}</ul>")
 
 
+def vega_bundle() -> str:
+    """vl-convert's bundle of Vega, Vega-Lite and Vega-Embed. Bundling takes ~2 s, so it is kept in the
+    user's cache folder per vl-convert version (a build product, never history; rebuilt if missing)."""
+    import vl_convert
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perf-core"
+    path = cache / f"vega-{vl_convert.__version__}.js"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return path.read_text(encoding="utf-8")
+    bundle = vl_convert.javascript_bundle()
+    with contextlib.suppress(OSError, output.UsageError):  # an unwritable cache only costs the 2 s again
+        cache.mkdir(parents=True, exist_ok=True)
+        output.write_text(path, bundle)
+    return bundle
+
+
 def write_site(folder: Path, pages: Sequence[Page]) -> None:
-    """The pages, an index and plotly.min.js (Plotly's own copy): nothing is fetched at view time."""
-    from plotly.offline import get_plotlyjs
+    """The pages, an index and vega.js (vl-convert's bundle of Vega-Embed, Vega-Lite and Vega): nothing
+    is fetched at view time."""
 
     if folder.exists() and not folder.is_dir():
         raise output.UsageError(f"-o {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    output.write_text(folder / PLOTLY_JS, get_plotlyjs())
+    output.write_text(folder / VEGA_JS, vega_bundle())
     for page in pages:
         output.write_text(folder / page.file, html_page(page.title, page.body))
     output.write_text(folder / "index.html", index_page(pages))
