@@ -62,6 +62,33 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
+def curve_rows(
+    commits: list, members: Sequence[str], metric: str, floors: dict[str, float], scale: float
+) -> list[dict]:
+    """The per-token chart's rows: one per commit and benchmark, with what hovering a point shows."""
+    rows = []
+    for i, (commit, group) in enumerate(commits):
+        label = f"{commit} ({group[-1].run_time.strftime('%Y-%m-%d')})"
+        for name in members:
+            point = select.pool(commit, group, name, metric)
+            if point is None:
+                continue
+            n, floor = contract.parse_name(name).n_tokens, floors.get(name)
+            rows.append(
+                {
+                    "benchmark": name,
+                    "commit": label,
+                    "newest": i == len(commits) - 1,
+                    "tokens": n,
+                    "per_token": _round(point.per_token_s / scale),
+                    "per_call": _round(point.per_token_s * n / scale),
+                    "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
+                    "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
+                }
+            )
+    return rows
+
+
 def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, dict]]:
     """One chart per kernel/variant: Latency per Token against Number of Tokens, newest commits."""
     import altair as alt
@@ -73,27 +100,7 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
     specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
-        rows = []
-        for i, (commit, group) in enumerate(commits):
-            label = f"{commit} ({group[-1].run_time.strftime('%Y-%m-%d')})"
-            for name in members:
-                point = select.pool(commit, group, name, metric)
-                if point is None:
-                    continue
-                n = contract.parse_name(name).n_tokens
-                floor = floors.get(name)
-                rows.append(
-                    {
-                        "benchmark": name,
-                        "commit": label,
-                        "newest": i == len(commits) - 1,
-                        "tokens": n,
-                        "per_token": _round(point.per_token_s / scale),
-                        "per_call": _round(point.per_token_s * n / scale),
-                        "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
-                        "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
-                    }
-                )
+        rows = curve_rows(commits, members, metric, floors, scale)
         floor_rows = [
             {
                 "tokens": contract.parse_name(n).n_tokens,
