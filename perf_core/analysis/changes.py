@@ -18,8 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from perf_core.analysis.select import Point
 
 MIN_CHANGE = 0.05
 PENALTY_SCALE = 5.0
@@ -64,4 +68,26 @@ def detect(
         change = float(np.exp(np.median(series[cut:stop]) - np.median(series[start:cut])) - 1)
         if abs(change) >= min_change:
             found.append(Change(cut, change))
+    return found
+
+
+@dataclass(frozen=True)
+class Found:
+    """A change point of one benchmark's series across commits, as trend and the report list it."""
+
+    benchmark: str
+    index: int  # position in the series given: the first commit at the new level
+    commit: str
+    date: str
+    change: float
+
+
+def found_in(benchmark: str, points: Sequence[Point | None], min_change: float = MIN_CHANGE) -> list[Found]:
+    """The change points of a series with gaps (None where a commit lacks the benchmark)."""
+    present = [(i, p) for i, p in enumerate(points) if p]
+    found = []
+    for change in detect([p.per_token_s for _, p in present], min_change=min_change):
+        index, point = present[change.index]
+        when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
+        found.append(Found(benchmark, index, point.commit, when, change.change))
     return found

@@ -122,14 +122,10 @@ def trend(args: argparse.Namespace) -> int:
     found, data = [], []
     for name in names_in(runs, args):
         points = [select.pool(commit, group, name, args.metric) for commit, group in commits]
-        present = [(i, p) for i, p in enumerate(points) if p]
-        detected = changes.detect([p.per_token_s for _, p in present], min_change=args.min_change)
-        marks = tuple((present[c.index][0], c.change) for c in detected)
-        for index, change in marks:
-            point = points[index]
-            when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
-            found.append({"benchmark": name, "change": change, "commit": point.commit, "date": when})
-        data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for _, p in present]})
+        located = changes.found_in(name, points, args.min_change)
+        marks = tuple((f.index, f.change) for f in located)
+        found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
+        data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points if p]})
         parsed = contract.parse_name(name)
         panels.setdefault(parsed.panel.replace("-", " / "), []).append(
             figures.TrendLine(f"{parsed.n_tokens} tokens", tuple(points), marks)

@@ -23,6 +23,7 @@ shown and nothing is claimed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -169,13 +170,15 @@ def decide_all(
     `history`: this machine's runs, for the run-to-run spread when a side has fewer than MIN_RUNS
     runs; the head's own runs are left out of it (a regression must not widen its own yardstick).
     """
-    present = [n for n in names if run_values(base, n, metric) and run_values(head, n, metric)]
+    samples = {n: (run_values(base, n, metric), run_values(head, n, metric)) for n in names}
+    present = [n for n in names if all(samples[n])]
     head_files = {run.path for run in head}
     reference = [run for run in history if run.path not in head_files]
-    spread = run_spread(reference, present, metric)
+    # Measured over the whole history, so only when some benchmark has fewer than MIN_RUNS runs a side.
+    spread = functools.cache(lambda: run_spread(reference, present, metric))
     decided = []
     for name in present:
-        base_values, head_values = run_values(base, name, metric), run_values(head, name, metric)
+        base_values, head_values = samples[name]
         n_tokens = next(run.results[name].n_tokens for run in base if name in run.results)
         throttled = [run.path.name for run in (*base, *head) if name in run.results and run.results[name].throttled]
         if throttled:
@@ -186,8 +189,8 @@ def decide_all(
         if min(len(base_values), len(head_values)) >= MIN_RUNS:
             verdict, unit = decide(name, base_values, head_values, threshold, alpha), "runs"
         else:
-            verdict = decide_by_spread(name, base_values, head_values, spread, threshold, alpha)
-            unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread.pairs})"
+            verdict = decide_by_spread(name, base_values, head_values, spread(), threshold, alpha)
+            unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread().pairs})"
         decided.append(Decided(verdict, n_tokens, unit))
     return decided
 

@@ -159,23 +159,15 @@ def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
     return spec
 
 
-@dataclass(frozen=True)
-class Found:
-    benchmark: str
-    commit: str
-    date: str
-    change: float
-
-
 def trend_specs(
     runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float
-) -> tuple[list[tuple[str, dict]], list[Found]]:
+) -> tuple[list[tuple[str, dict]], list[changes.Found]]:
     """One chart per kernel/variant across commits, a line per token count, change points marked."""
     import altair as alt
 
     commits = select.by_commit(runs)
     dense = len(commits) <= DENSE
-    found: list[Found] = []
+    found: list[changes.Found] = []
     specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
@@ -183,19 +175,17 @@ def trend_specs(
         unit, scale = unit_for([p.per_token_s for points in series.values() for p in points if p] or [1.0])
         rows, marks = [], []
         for name, points in series.items():
-            present = [(i, p) for i, p in enumerate(points) if p]
-            for change in changes.detect([p.per_token_s for _, p in present], min_change=min_change):
-                index, point = present[change.index]
-                when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
-                found.append(Found(name, point.commit, when, change.change))
-                marks.append(
-                    {
-                        "at": index - 0.5,
-                        "x": index,
-                        "y": _round(point.per_token_s / scale),
-                        "text": f"{change.change:+.1%}",
-                    }
-                )
+            located = changes.found_in(name, points, min_change)
+            found += located
+            marks += [
+                {
+                    "at": f.index - 0.5,
+                    "x": f.index,
+                    "y": _round(points[f.index].per_token_s / scale),
+                    "text": f"{f.change:+.1%}",
+                }
+                for f in located
+            ]
             rows += [
                 {
                     "index": i,
@@ -205,7 +195,8 @@ def trend_specs(
                     "low": _round(p.low_s / scale),
                     "high": _round(p.high_s / scale),
                 }
-                for i, p in present
+                for i, p in enumerate(points)
+                if p
             ]
         base = alt.Chart(alt.Data(name="trend"))
         x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
