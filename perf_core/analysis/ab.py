@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -232,19 +233,15 @@ COMMENT_MARKER = "<!-- perf-core gate -->"  # the sticky PR comment is found and
 
 def markdown(decided: list[gate.Decided], title: str, threshold: float, report_url: str | None = None) -> str:
     """The pull-request comment: one line that says what changed, the changed benchmarks, the rest folded."""
-    counts: dict[str, int] = {}
-    for d in decided:
-        counts[d.verdict.verdict] = counts.get(d.verdict.verdict, 0) + 1
-    changed = [d for d in decided if d.verdict.verdict not in ("unchanged",)]
+    counts = Counter(d.verdict.verdict for d in decided)
+    changed = [d for d in decided if d.verdict.verdict != "unchanged"]
     order = ("regression", "improvement", "throttled", "undecided", "unchanged")
-    words = {"regression": "regression", "improvement": "improvement", "unchanged": "unchanged"}
     if not changed:
         summary = f"No change beyond {threshold:.0%} ({len(decided)} benchmarks)"
     else:
+        plural = ("regression", "improvement")  # "2 regressions", but "21 unchanged", "3 throttled"
         summary = ", ".join(
-            f"{counts[v]} {words.get(v, v)}{'s' if counts[v] != 1 and v in ('regression', 'improvement') else ''}"
-            for v in order
-            if counts.get(v)
+            f"{counts[v]} {v}{'s' if counts[v] != 1 and v in plural else ''}" for v in order if counts[v]
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
