@@ -39,6 +39,11 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def is_count(value: object) -> bool:
+    """A positive integer value (Python's True and False are ints, not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def split_csv(option: str, raw: str) -> list[str]:
     """ "a, b" -> ["a", "b"]; an empty item ("16,,32") is refused rather than silently dropped."""
     items = [item.strip() for item in raw.split(",")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from perf_core import contract
-from perf_core.errors import HistoryError
+from perf_core.errors import HistoryError, is_count
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def parse_result(path: Path, bench: dict) -> Result:
     if not isinstance(stats, dict):
         raise HistoryError(f"{path}: benchmark {_show(name)} has no stats")
     n_tokens = extra[contract.N_TOKENS]
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
+    if not is_count(n_tokens):
         raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid n_tokens ({_show(n_tokens)})")
     median = _seconds(path, name, "median", stats.get("median"))
     rounds = _rounds(path, name, stats.get("data") or [])
@@ -178,7 +178,7 @@ def parse_run(path: Path, text: str) -> Run:
     if not isinstance(document, dict) or not {"benchmarks", "machine_info"} <= document.keys():
         raise HistoryError(f"{path}: not a pytest-benchmark file (no 'benchmarks' and 'machine_info')")
     version = document.get(contract.FORMAT_KEY, 1)  # runs saved before the version existed are version 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_count(version):
         raise HistoryError(f"{path}: invalid {contract.FORMAT_KEY} ({_show(version)})")
     if version > contract.FORMAT_VERSION:
         raise HistoryError(
@@ -191,7 +191,7 @@ def parse_run(path: Path, text: str) -> Run:
     if missing:
         raise HistoryError(f"{path}: not saved by the perf_core suite (machine_info lacks {', '.join(missing)})")
     threads = info[contract.NUM_THREADS]
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if not is_count(threads):
         raise HistoryError(f"{path}: machine_info has an invalid num_threads ({_show(threads)})")
     cuda = info.get(contract.CUDA_VERSION)
     cache = info.get(contract.CACHE, "warm")

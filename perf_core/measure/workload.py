@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from perf_core.errors import UsageError, one_of
+from perf_core.errors import UsageError, is_count, one_of
 from perf_core.measure import kernels
 
 DEVICES = ("cpu", "cuda")
@@ -33,7 +33,7 @@ class Workload:
             value = getattr(self, name)
             if name == "d_ff" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise UsageError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
