@@ -34,20 +34,10 @@ def clean_flush_s(fn, flush: torch.Tensor, samples: int = 100) -> float:
     """CUDA events around each call after *reading* a buffer of 4 x L2 (do_bench *writes* one).
 
     do_bench's zero_() leaves L2 full of dirty lines, which the timed call must write back before
-    it can use them; reading leaves clean lines, as the previous layer of a model does. A spin kernel
-    before the events keeps launch gaps out, as clock.device_time_s does.
+    it can use them; reading leaves clean lines, as the previous layer of a model does. Timed by
+    clock.device_time_s, the read run before each sample outside the timed span.
     """
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-    fn()
-    for start, end in zip(starts, ends):
-        flush.sum()
-        torch.cuda._sleep(2_000_000)
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return sorted(s.elapsed_time(e) for s, e in zip(starts, ends))[samples // 2] / 1e3
+    return clock.device_time_s(fn, samples=samples, before=flush.sum)
 
 
 def run_suite(out: Path, extra: list[str]) -> dict:

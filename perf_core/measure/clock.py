@@ -113,14 +113,19 @@ def device_name(device: str) -> str:
 
 
 def device_time_s(
-    fn: Callable[[], object], samples: int = 100, calls_per_sample: int = 1, head_start_s: float = 1e-3
+    fn: Callable[[], object],
+    samples: int = 100,
+    calls_per_sample: int = 1,
+    head_start_s: float = 1e-3,
+    before: Callable[[], object] | None = None,
 ) -> float:
     """Median seconds per call on the device's own clock: CUDA events around `calls_per_sample` calls.
 
     Before each start event the GPU is handed a spin kernel (torch.cuda._sleep) of about
     `head_start_s`, so by the time it reaches the events the host has queued the whole call: gaps
     where the GPU waits for a slow host to launch the next kernel (eager calls on virtual machines)
-    stay outside the figure. The one event-timing function of the package (suite and scripts).
+    stay outside the figure. `before` runs ahead of each sample, outside the timed span (a cache
+    flush, say). The one event-timing function of the package (suite and scripts).
     """
     fn()  # warm: library handles, allocator
     torch.cuda.synchronize()
@@ -128,6 +133,8 @@ def device_time_s(
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
     for start, end in zip(starts, ends):
+        if before is not None:
+            before()
         torch.cuda._sleep(cycles)
         start.record()
         for _ in range(calls_per_sample):
