@@ -40,6 +40,8 @@ def test_gpu_is_chosen_automatically_with_its_preset():
         ("device", "tpu", "--device: unknown value 'tpu'"),
         ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
         ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
+        ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
+        ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
         ("threads", "0", "--threads: '0' is not a positive integer"),
     ],
 )

@@ -22,7 +22,7 @@ import torch
 from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
-from perf_core.errors import PerfCoreError, UsageError, choices, positive_int, token_counts
+from perf_core.errors import PerfCoreError, UsageError, choices, one_of, positive_int, token_counts
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
 from perf_core.units import format_seconds
@@ -87,17 +87,17 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     device = raw["device"].strip() or "auto"
     if device == "auto":
         device = "cuda" if cuda_available else "cpu"
-    (device,) = choices("--device", device, DEVICES)
+    one_of("value", device, DEVICES, "--device")
     if device == "cuda" and not cuda_available:
         raise UsageError("--device: 'cuda' was asked for but CUDA is not available on this machine")
     preset = raw["preset"].strip() or DEFAULT_PRESET[device]
-    choices("--preset", preset, PRESETS)
+    one_of("value", preset, PRESETS, "--preset")
     dtype = raw["dtype"].strip() or PRESETS[preset].dtype
-    choices("--dtype", dtype, DTYPE_BYTES)
+    one_of("value", dtype, DTYPE_BYTES, "--dtype")
     cache = raw["cache"].strip() or "auto"
     if cache == "auto":
         cache = "cold" if device == "cuda" else "warm"
-    choices("--cache", cache, core.CACHE_MODES)
+    one_of("value", cache, core.CACHE_MODES, "--cache")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
         kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
