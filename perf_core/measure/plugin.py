@@ -178,8 +178,10 @@ def failures_reported(case: Case) -> Iterator[None]:
     pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
 
 
-def extra_info(case: Case, call: core.PreparedCall, median_s: float | None, peaks: clock.Peaks | None) -> dict:
-    """The per-benchmark fields of the JSON contract (see the README)."""
+def extra_info(
+    case: Case, call: core.PreparedCall, median_s: float | None, peaks: clock.Peaks | None, l2_bytes: int | None = None
+) -> dict:
+    """The per-benchmark fields of the JSON contract (see the README); the GPU-only figures are added by run_case."""
     w = case.workload
     info = {
         contract.KERNEL: w.kernel,
@@ -191,6 +193,9 @@ def extra_info(case: Case, call: core.PreparedCall, median_s: float | None, peak
         contract.BYTES: w.bytes,
         contract.PER_TOKEN_S: None if median_s is None else median_s / w.n_tokens,
         contract.FLOOR_S: None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
+        contract.CACHE: case.cache,
+        "copies": call.copies,
+        "l2_bytes": l2_bytes,
     }
     if call.flags is not None:
         info[contract.COMPILE_S] = call.compile_s
@@ -213,8 +218,7 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
         with core.no_recompiles(), sampler or contextlib.nullcontext():
             benchmark(call.fn)
         median_s = benchmark.stats.stats.median if benchmark.stats else None
-        benchmark.extra_info.update(extra_info(case, call, median_s, peaks))
-        benchmark.extra_info.update({contract.CACHE: case.cache, "copies": call.copies, "l2_bytes": l2})
+        benchmark.extra_info.update(extra_info(case, call, median_s, peaks, l2))
         if device == "cuda" and median_s is not None:
             latency_s = clock.isolated_latency_s(call.fn, torch.cuda.synchronize)
             device_s = clock.device_time_s(call.fn)
