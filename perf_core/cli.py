@@ -49,6 +49,16 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage", type=Path, default=Path(".benchmarks"), help="history folder (default .benchmarks)"
     )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--index",
+        type=Path,
+        help="keep the history's index (parsed runs, SQLite) in this file (default: one per history folder"
+        " in ~/.cache/perf-core/index)",
+    )
+    where.add_argument(
+        "--no-index", action="store_true", help="read every run file instead of the index (same answers, slower)"
+    )
     parser.add_argument(
         "--machine", help="machine to read: its number in the listing ([1], [2], ...) or a part of its label"
     )

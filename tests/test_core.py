@@ -81,7 +81,9 @@ def test_every_registered_kernel_compiles_and_matches_eager(kernel):
 def test_mlp_is_swiglu_down_of_silu_gate_times_up():
     module, x = kernels.build(small("mlp"))
     with torch.no_grad():
-        expected = (torch.nn.functional.silu(x @ module.gate.weight.T) * (x @ module.up.weight.T)) @ module.down.weight.T
+        expected = (
+            torch.nn.functional.silu(x @ module.gate.weight.T) * (x @ module.up.weight.T)
+        ) @ module.down.weight.T
         torch.testing.assert_close(module(x), expected)
     assert [p.shape for p in module.parameters()] == [(88, 32), (88, 32), (32, 88)]
     assert not any(name.endswith("bias") for name, _ in module.named_parameters())

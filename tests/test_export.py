@@ -23,7 +23,11 @@ def test_bencher_metric_format_matches_its_schema_with_latency_in_nanoseconds(tm
     for benchmark, measures in document.items():
         assert isinstance(benchmark, str) and benchmark and isinstance(measures, dict)
         for measure, metric in measures.items():
-            assert measure in ("latency", "latency-per-token") and set(metric) <= {"value", "lower_value", "upper_value"}
+            assert measure in ("latency", "latency-per-token") and set(metric) <= {
+                "value",
+                "lower_value",
+                "upper_value",
+            }
             assert all(isinstance(v, Real) and not isinstance(v, bool) for v in metric.values())
             assert metric["lower_value"] <= metric["value"] <= metric["upper_value"]
     # synthetic matmul at 16 tokens: 20 us + 16 x 1.2 us per call, about 2.45 us per token (commit 2's level)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from perf_core import contract
-from perf_core.analysis import figures, gate, output, records, select
+from perf_core.analysis import figures, gate, index, output, select
 from perf_core.analysis.records import Machine, Result, Run
 from perf_core.errors import EXIT_OK, HistoryError, UsageError, split_csv, token_counts
 
@@ -49,9 +49,15 @@ def current_machine() -> Machine | None:
     return Machine(contract.cpu_name(), torch_version, 1, None)
 
 
+def history(args: argparse.Namespace) -> list[Run]:
+    """Every run in --storage, through the index unless --no-index."""
+    where = None if args.no_index else (args.index or index.default_path(args.storage))
+    return index.load(args.storage, where)
+
+
 def load(args: argparse.Namespace) -> list[Run]:
     """The runs of one machine (select.choose_machine's rule), announced when the history has several."""
-    runs = records.load_runs(records.find_files(args.storage))
+    runs = history(args)
     found = select.machines(runs)
     chosen = select.choose_machine(found, args.machine, current_machine())
     if len(found) > 1:
@@ -233,7 +239,7 @@ def report(args: argparse.Namespace) -> int:
     from perf_core.analysis import ab
     from perf_core.analysis import report as site
 
-    runs = records.load_runs(records.find_files(args.storage))
+    runs = history(args)
     found = select.machines(runs)
     if args.machine:
         found = [select.choose_machine(found, args.machine)]

@@ -52,6 +52,11 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
+def cache_folder() -> Path:
+    """perf-core's folder in the user's cache ($XDG_CACHE_HOME or ~/.cache): build products only, never history."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perf-core"
+
+
 def figure_path(output: Path | None, fmt: str | None, stem: str) -> Path:
     """-o wins; its suffix must be a figure format and agree with --format when both are given."""
     if output is None:

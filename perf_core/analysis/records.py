@@ -47,9 +47,11 @@ class Result:
     variant: str
     n_tokens: int
     median_s: float
-    q1_s: float
-    q3_s: float
-    rounds_s: tuple[float, ...]  # per-call seconds of each round; empty unless saved with data
+    # The interquartile range of the rounds (numpy's percentiles of the raw rounds when the run saved
+    # them, else pytest-benchmark's q1/q3). Rounds themselves are validated, then not kept: a history
+    # of years holds hundreds of millions, and nothing after parsing needs more than their spread.
+    low_s: float
+    high_s: float
     floor_s: float | None = None
     latency_s: float | None = None
     device_s: float | None = None
@@ -115,7 +117,7 @@ def _seconds(path: Path, name: str, what: str, value: object, positive: bool = T
     return number
 
 
-def _rounds(path: Path, name: str, data: list) -> tuple[float, ...]:
+def _rounds(path: Path, name: str, data: list) -> np.ndarray:
     """Validate the raw rounds in one vectorised pass: long histories hold millions of them."""
     try:
         values = np.asarray(data, dtype=float)
@@ -125,7 +127,7 @@ def _rounds(path: Path, name: str, data: list) -> tuple[float, ...]:
     if values.ndim != 1 or bad.any():
         first = float(values[bad][0]) if values.ndim == 1 else "not a list"
         raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid round time ({_show(first)})")
-    return tuple(values.tolist())
+    return values
 
 
 def parse_result(path: Path, bench: dict) -> Result:
@@ -144,6 +146,9 @@ def parse_result(path: Path, bench: dict) -> Result:
         raise HistoryError(f"{path}: benchmark {_show(name)} has an invalid n_tokens ({_show(n_tokens)})")
     median = _seconds(path, name, "median", stats.get("median"))
     rounds = _rounds(path, name, stats.get("data") or [])
+    q1 = _seconds(path, name, "q1", stats.get("q1", median), positive=False)
+    q3 = _seconds(path, name, "q3", stats.get("q3", median), positive=False)
+    low, high = (float(q) for q in np.percentile(rounds, [25, 75])) if len(rounds) else (q1, q3)
     kernel, variant = extra[contract.KERNEL], extra[contract.VARIANT]
     if not isinstance(kernel, str) or not isinstance(variant, str) or not kernel or "-" in variant:
         raise HistoryError(
@@ -157,9 +162,8 @@ def parse_result(path: Path, bench: dict) -> Result:
         variant=variant,
         n_tokens=n_tokens,
         median_s=median,
-        q1_s=_seconds(path, name, "q1", stats.get("q1", median), positive=False),
-        q3_s=_seconds(path, name, "q3", stats.get("q3", median), positive=False),
-        rounds_s=rounds,
+        low_s=low,
+        high_s=high,
         **{key: None if value is None else _seconds(path, name, key, value) for key, value in optional.items()},
         throttled=throttled if isinstance(throttled, bool) else None,
     )

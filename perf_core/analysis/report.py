@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import html
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,7 +345,7 @@ def vega_bundle() -> str:
     user's cache folder per vl-convert version (a build product, never history; rebuilt if missing)."""
     import vl_convert
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perf-core"
+    cache = output.cache_folder()
     path = cache / f"vega-{vl_convert.__version__}.js"
     with contextlib.suppress(OSError, UnicodeDecodeError):
         return path.read_text(encoding="utf-8")

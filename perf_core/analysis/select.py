@@ -106,30 +106,31 @@ def run_values(runs: Iterable[Run], name: str, metric: str) -> list[float]:
 
 @dataclass(frozen=True)
 class Point:
-    """One benchmark at one commit, runs pooled: per-token median and interval (IQR of the rounds)."""
+    """One benchmark at one commit, runs pooled: per-token median and interval."""
 
     commit: str
     when: datetime | None
     per_token_s: float
-    low_s: float
+    low_s: float  # the interquartile range of the rounds; several runs: the median of their ranges
     high_s: float
     runs: int
     run_values_s: tuple[float, ...]  # each run's median per call: the gate's independent samples
 
 
 def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Point | None:
-    """Pool one commit's runs of benchmark `name`; None when no run has it (or not that metric)."""
+    """Pool one commit's runs of benchmark `name`; None when no run has it (or not that metric).
+
+    The interval of "steady" is the rounds' IQR (the median run's, per side, over several runs);
+    of "latency" and "device", one figure per run, the range of the runs.
+    """
     results = [run.results[name] for run in runs if name in run.results]
     values = run_values(runs, name, metric)
     if not values:
         return None
     n = results[0].n_tokens
     median = statistics.median(values)
-    rounds = [value for result in results for value in result.rounds_s]
-    if metric == "steady" and rounds:
-        low, high = (float(q) for q in np.percentile(rounds, [25, 75]))
-    elif metric == "steady":
-        low, high = min(r.q1_s for r in results), max(r.q3_s for r in results)
+    if metric == "steady":
+        low, high = statistics.median(r.low_s for r in results), statistics.median(r.high_s for r in results)
     else:
         low, high = min(values), max(values)
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
