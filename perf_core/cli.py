@@ -45,7 +45,7 @@ def add_metric(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_selection(parser: argparse.ArgumentParser) -> None:
+def add_storage(parser: argparse.ArgumentParser, offer_no_index: bool = True) -> None:
     parser.add_argument(
         "--storage", type=Path, default=Path(".benchmarks"), help="history folder (default .benchmarks)"
     )
@@ -53,12 +53,17 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--index",
         type=Path,
-        help="keep the history's index (parsed runs, SQLite) in this file (default: one per history folder"
+        help="the history's index (parsed runs, SQLite) in this file (default: one per history folder"
         " in ~/.cache/perf-core/index)",
     )
-    where.add_argument(
-        "--no-index", action="store_true", help="read every run file instead of the index (same answers, slower)"
-    )
+    if offer_no_index:
+        where.add_argument(
+            "--no-index", action="store_true", help="read every run file instead of the index (same answers, slower)"
+        )
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    add_storage(parser)
     parser.add_argument(
         "--machine", help="machine to read: its number in the listing ([1], [2], ...) or a part of its label"
     )
@@ -134,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_decision(site)
     site.set_defaults(run=commands.report)
+
+    indexer = subcommands.add_parser(
+        "index", help="bring the history's index up to date (the reading commands also do, as they start)"
+    )
+    indexer.add_argument(
+        "--storage", type=Path, default=Path(".benchmarks"), help="history folder (default .benchmarks)"
+    )
+    indexer.add_argument(
+        "--index", type=Path, help="the index file (default: one per history folder in ~/.cache/perf-core/index)"
+    )
+    indexer.set_defaults(run=commands.update_index, no_index=False)
 
     exporter = subcommands.add_parser("export", help="one commit's figures for Bencher or github-action-benchmark")
     add_selection(exporter)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from perf_core import contract
-from perf_core.analysis import changes, figures, gate, records
+from perf_core.analysis import changes, figures, gate, records, select
 from perf_core.analysis.synthetic import run_document
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION, HistoryError
 
@@ -142,3 +142,25 @@ def test_throttled_points_are_ringed_in_red_with_a_legend_entry():
     (ax,) = [ax for ax in fig.axes if ax.get_visible()]
     (rings,) = [c for c in ax.collections if c.get_label() == "throttled (NVML)"]
     assert len(rings.get_offsets()) == 2
+
+
+def test_a_long_series_is_searched_coarsely_and_each_change_placed_exactly():
+    rng = np.random.default_rng(3)
+    n, step_at = 5_000, 3_217  # longer than EXACT_UP_TO: candidates every 3rd commit, 3,217 is not one
+    assert n > changes.EXACT_UP_TO and step_at % -(-n // changes.EXACT_UP_TO)
+    values = np.where(np.arange(n) >= step_at, 1.10, 1.0) * (1 + 0.005 * rng.standard_normal(n))
+    (found,) = changes.detect(values)
+    assert found.index == step_at and found.change == pytest.approx(0.10, abs=0.005)
+
+
+def test_change_points_are_remembered_by_the_series_they_came_from():
+    points = [select.Point(f"c{i}", None, 1.0 if i < 10 else 1.2, 1.0, 1.2, 1, (1.0,)) for i in range(20)]
+    memo: dict[str, str] = {}
+    (first,) = changes.found_in("b", points, memo=memo)
+    assert first.index == 10 and len(memo) == 1
+    (key,) = memo
+    memo[key] = "[[4, 0.5]]"  # an answer that only the memo can give: proves it is read, not recomputed
+    (again,) = changes.found_in("b", points, memo=memo)
+    assert (again.index, again.change) == (4, 0.5)
+    changed = [*points[:-1], select.Point("c19", None, 1.3, 1.0, 1.3, 1, (1.3,))]
+    assert changes.found_in("b", changed, memo=memo)[0].index == 10 and len(memo) == 2  # new series, new key

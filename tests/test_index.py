@@ -94,7 +94,7 @@ def test_the_index_follows_added_changed_touched_and_removed_files(storage, tmp_
     os.utime(files[1], ns=(stamp, stamp))
     with sqlite3.connect(where) as db:
         db.execute(
-            "UPDATE runs SET record = replace(record, ?, ?) WHERE path = ?",
+            "UPDATE runs SET machine = replace(machine, ?, ?) WHERE path = ?",
             ("Test CPU", "Marked", files[1].relative_to(storage).as_posix()),
         )
     marked = {run.path: run for run in index.load(storage, where)}[files[1]]
@@ -159,3 +159,27 @@ def test_the_index_is_never_put_in_the_history_and_an_unusable_one_is_only_slowe
         capsys, "plot", "--storage", storage, "--index", blocker / "i.sqlite", "-o", tmp_path / "p.png", "--json"
     )
     assert code == 0 and "not usable" in err and "reading the files" in err and len(json.loads(out)) == 24
+
+
+def test_a_row_that_does_not_decode_rebuilds_the_index(storage, tmp_path, capsys):
+    where = tmp_path / "idx.sqlite"
+    expected = [(run.path, run.results) for run in records.load_runs(records.find_files(storage))]
+    index.load(storage, where)
+    with sqlite3.connect(where) as db:
+        db.execute("UPDATE runs SET results = x'00ff' WHERE rowid = 3")
+    runs = index.load(storage, where)
+    assert [(run.path, run.results) for run in runs] == expected
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not decode" in err and "rebuilding" in err
+
+
+def test_perf_core_index_says_what_it_added_and_dropped(storage, tmp_path, capsys):
+    where = tmp_path / "idx.sqlite"
+    code, out, _ = perf_core(capsys, "index", "--storage", storage, "--index", where)
+    assert code == 0 and "31 runs; 31 new or changed, 0 gone" in out
+    write_run(storage, 40, run_document(commit_sha(40), datetime(2026, 2, 1, tzinfo=timezone.utc), seed=9))
+    records.find_files(storage)[0].unlink()
+    code, out, _ = perf_core(capsys, "index", "--storage", storage, "--index", where)
+    assert code == 0 and "31 runs; 1 new or changed, 1 gone" in out
+    code, _, err = perf_core(capsys, "index", "--storage", tmp_path / "nothing", "--index", where)
+    assert code == 2 and "no history yet" in err

@@ -11,9 +11,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import figures, gate, index, output, select
+from perf_core.analysis import gate, index, output, select
 from perf_core.analysis.records import Machine, Result, Run
 from perf_core.errors import EXIT_OK, HistoryError, UsageError, split_csv, token_counts
 
@@ -49,10 +50,13 @@ def current_machine() -> Machine | None:
     return Machine(contract.cpu_name(), torch_version, 1, None)
 
 
+def index_path(args: argparse.Namespace) -> Path | None:
+    return None if args.no_index else (args.index or index.default_path(args.storage))
+
+
 def history(args: argparse.Namespace) -> list[Run]:
     """Every run in --storage, through the index unless --no-index."""
-    where = None if args.no_index else (args.index or index.default_path(args.storage))
-    return index.load(args.storage, where)
+    return index.load(args.storage, index_path(args))
 
 
 def load(args: argparse.Namespace) -> list[Run]:
@@ -79,6 +83,8 @@ def names_in(runs: Sequence[Run], args: argparse.Namespace) -> list[str]:
 
 
 def plot(args: argparse.Namespace) -> int:
+    from perf_core.analysis import figures  # matplotlib: 0.35 s that compare and export need not pay
+
     runs = load(args)
     commits = select.by_commit(runs)
     if args.commit:
@@ -119,23 +125,27 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def trend(args: argparse.Namespace) -> int:
-    from perf_core.analysis import changes
+    from perf_core.analysis import changes, figures
 
     runs = load(args)
     commits = select.by_commit(runs)
     path = output.figure_path(args.output, args.format, "trend")
     panels: dict[str, list] = {}
     found, data = [], []
+    known = index.remembered(index_path(args))
+    memo = dict(known)
     for name in names_in(runs, args):
         points = [select.pool(commit, group, name, args.metric) for commit, group in commits]
-        located = changes.found_in(name, points, args.min_change)
+        located = changes.found_in(name, points, args.min_change, memo)
         marks = tuple((f.index, f.change) for f in located)
         found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
-        data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points if p]})
+        if args.json:
+            data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points if p]})
         parsed = contract.parse_name(name)
         panels.setdefault(parsed.panel.replace("-", " / "), []).append(
             figures.TrendLine(f"{parsed.n_tokens} tokens", tuple(points), marks)
         )
+    index.remember(index_path(args), memo, known)
     machine = runs[0].machine.label
     searched = len(commits) >= changes.MIN_POINTS
     if args.json:
@@ -204,6 +214,20 @@ def compare_notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], a
         if missing:
             notes.append(f"only in {side}, not compared: {', '.join(missing)}")
     return notes
+
+
+def update_index(args: argparse.Namespace) -> int:
+    """`perf-core index`: bring the history's index up to date (e.g. right after saving a run)."""
+    import time
+
+    where = index_path(args) or index.default_path(args.storage)
+    started = time.perf_counter()
+    synced = index.update(args.storage, where)
+    print(
+        f"index {where}: {len(synced.keys)} runs; {synced.parsed} new or changed, {synced.gone} gone;"
+        f" {time.perf_counter() - started:.2f} s"
+    )
+    return EXIT_OK
 
 
 def export(args: argparse.Namespace) -> int:

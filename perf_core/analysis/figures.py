@@ -96,13 +96,18 @@ class TrendLine:
     changes: tuple[tuple[int, float], ...] = ()  # (commit index, relative change)
 
 
+MAX_WIDTH_IN = 24.0  # the trend figure's widest, in inches (2,880 px at 120 dpi)
+MARKERS_UP_TO = 150  # commits drawn as markers with error bars; more: a line and an IQR band
+
+
 def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]], title: str) -> Figure:
     """Per-token latency across commits, one panel per kernel/variant, one line per token count."""
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(max(8.0, 0.18 * len(commits) + 4), 3.6 * len(panels)), squeeze=False
-    )
+    # Wider with more commits, up to a screen: a year of commits on one axis is a line, not markers.
+    width = min(max(8.0, 0.18 * len(commits) + 4), MAX_WIDTH_IN)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False)
     x_all = range(len(commits))
     step = max(1, len(commits) // 40)  # at most ~40 labels on the axis
+    markers = len(commits) <= MARKERS_UP_TO
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         values = [p.per_token_s for line in lines for p in line.points if p]
         unit, scale = unit_for(values)
@@ -112,14 +117,25 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
             xs = [x for x, p in zip(x_all, line.points) if p]
             ps = [p for p in line.points if p]
             y = [p.per_token_s / scale for p in ps]
-            # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
-            err = [
-                [max(p.per_token_s - p.low_s, 0) / scale for p in ps],
-                [max(p.high_s - p.per_token_s, 0) / scale for p in ps],
-            ]
-            ax.errorbar(
-                xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
-            )
+            if markers:
+                # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
+                err = [
+                    [max(p.per_token_s - p.low_s, 0) / scale for p in ps],
+                    [max(p.high_s - p.per_token_s, 0) / scale for p in ps],
+                ]
+                ax.errorbar(
+                    xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
+                )
+            else:  # too many commits for error bars to be seen: the IQR as a band
+                ax.plot(xs, y, linewidth=0.8, color=colour, label=line.label)
+                ax.fill_between(
+                    xs,
+                    [p.low_s / scale for p in ps],
+                    [p.high_s / scale for p in ps],
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
             for index, change in line.changes:
                 point = line.points[index]
                 ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)

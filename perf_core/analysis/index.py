@@ -19,25 +19,33 @@ records.parse_run's output and is never required (--no-index reads the files, sa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from perf_core.analysis import output, records
 from perf_core.analysis.records import Machine, Result, Run
 from perf_core.errors import HistoryError, UsageError
 
 # The layout of a row: the record classes' fields. A change to them makes every older index foreign.
-LAYOUT = "1:" + ",".join(f.name for cls in (Machine, Result, Run) for f in dataclasses.fields(cls))
+LAYOUT = "2:" + ",".join(f.name for cls in (Machine, Result, Run) for f in dataclasses.fields(cls))
+T = TypeVar("T")
 BATCH = 200  # files parsed between commits: an interrupted first build keeps what it did
+PARALLEL_FROM = 400  # stale files from which parsing is spread over the CPUs
 PROGRESS_AFTER_S = 2.0  # say what is happening when building takes longer than this
 
 
@@ -52,22 +60,82 @@ def load(storage: Path, index: Path | None) -> list[Run]:
     through the index at `index` (created or brought up to date first), or straight from the files
     when `index` is None."""
     files = records.find_files(storage)
-    if index is None:
-        return records.load_runs(files)
+    if index is not None:
+        try:
+            return _with_index(storage, index, lambda db: _read(db, _sync(db, storage, files).keys))
+        except (OSError, sqlite3.Error, _Corrupt) as error:
+            # No cache folder, a read-only disk, a locked database: slower, never wrong.
+            print(f"perf-core: warning: index {index} not usable ({error}); reading the files", file=sys.stderr)
+    return records.load_runs(files)
+
+
+@dataclass(frozen=True)
+class Synced:
+    keys: dict[str, Path]  # every run file, by its path under the history folder
+    parsed: int  # files new or changed since the index last saw them
+    gone: int  # rows dropped: their files are no longer in the history
+
+
+def update(storage: Path, index: Path) -> Synced:
+    """Bring the index up to date without reading the runs back (`perf-core index`)."""
+    files = records.find_files(storage)
+    try:
+        return _with_index(storage, index, lambda db: _sync(db, storage, files))
+    except (OSError, sqlite3.Error, _Corrupt) as error:
+        raise UsageError(f"index {index} not usable ({error})") from None
+
+
+def _with_index(storage: Path, index: Path, action: Callable[[sqlite3.Connection], T]) -> T:
     if index.suffix == ".json" or _inside(index, storage):
         raise UsageError(f"--index {index}: the index is never kept inside the history folder or named .json")
+    index.parent.mkdir(parents=True, exist_ok=True)
     try:
-        index.parent.mkdir(parents=True, exist_ok=True)
         with _opened(index, storage) as db:
-            return _current(db, storage, files)
-    except (OSError, sqlite3.Error) as error:
-        # No cache folder, a read-only disk, a locked database: slower, never wrong.
-        print(f"perf-core: warning: index {index} not usable ({error}); reading the files", file=sys.stderr)
-        return records.load_runs(files)
+            return action(db)
+    except _Corrupt as problem:  # rows the checks at opening could not see: once more, afresh
+        _set_aside(index, str(problem))
+    with _opened(index, storage) as db:
+        return action(db)
+
+
+MEMO_KEEP = 2000  # answers kept (newest first): 24 benchmarks x metrics x filters, with room
+
+
+def remembered(index: Path | None) -> dict[str, str]:
+    """Derived answers kept in the index (changes.found_in's, by a hash of what they were computed
+    from), or nothing: a cache that cannot be read is an empty one."""
+    if index is None or not index.exists():
+        return {}
+    with contextlib.suppress(sqlite3.Error), closing(sqlite3.connect(index, timeout=60)) as db:
+        return dict(db.execute("SELECT key, value FROM memo").fetchall())
+    return {}
+
+
+def remember(index: Path | None, memo: dict[str, str], known: dict[str, str]) -> None:
+    """Keep `memo`'s answers that `known` (remembered's) lacked; trim to the MEMO_KEEP newest."""
+    new = [(key, value) for key, value in memo.items() if key not in known]
+    if index is None or not new:
+        return
+    with contextlib.suppress(sqlite3.Error), closing(sqlite3.connect(index, timeout=60)) as db, db:
+        db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", new)
+        db.execute("DELETE FROM memo WHERE rowid <= (SELECT max(rowid) FROM memo) - ?", (MEMO_KEEP,))
+
+
+class _Corrupt(Exception):
+    """A row of the index that does not decode: the index is set aside and rebuilt."""
 
 
 def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
+
+
+def _set_aside(index: Path, problem: str) -> None:
+    aside = index.with_name(index.name + ".corrupt")
+    print(f"perf-core: warning: index {index} {problem}; rebuilding it (old one kept as {aside.name})", file=sys.stderr)
+    os.replace(index, aside)
+    for suffix in ("-wal", "-shm"):  # SQLite's journal files belong to the old one
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{index}{suffix}")
 
 
 @contextmanager
@@ -75,25 +143,31 @@ def _opened(index: Path, storage: Path) -> Iterator[sqlite3.Connection]:
     """The index for `storage`, set aside and started afresh when it is not one (see the docstring)."""
     problem = _check(index, storage)
     if problem:
-        aside = index.with_name(index.name + ".corrupt")
-        print(
-            f"perf-core: warning: index {index} {problem}; rebuilding it (old one kept as {aside.name})",
-            file=sys.stderr,
-        )
-        os.replace(index, aside)
+        _set_aside(index, problem)
     with closing(sqlite3.connect(index, timeout=60)) as db:
         db.execute("PRAGMA journal_mode=WAL")  # readers do not wait for a writer
         with db:
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS runs (path TEXT PRIMARY KEY, size INTEGER NOT NULL,"
-                " mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL, record TEXT NOT NULL)"
-            )
+            db.executescript(SCHEMA)
             db.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)",
                 [("layout", LAYOUT), ("storage", str(storage.resolve()))],
             )
         yield db
+
+
+# One row per run file. A run's results are one float64 blob (RESULT_FIELDS per benchmark, NaN for
+# "not recorded") under a shared list of benchmark names: most runs have the same benchmarks, so a
+# row is ~1.5 KB and is decoded without a parser (a JSON row was 4.7 KB and 70 us to decode).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS runs (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL,
+    machine TEXT NOT NULL, run TEXT NOT NULL, names INTEGER NOT NULL REFERENCES names(id), results BLOB NOT NULL
+);
+"""
+RESULT_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
 
 
 def _check(index: Path, storage: Path) -> str | None:
@@ -103,7 +177,8 @@ def _check(index: Path, storage: Path) -> str | None:
     try:
         with closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=60)) as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            db.execute("SELECT path, size, mtime_ns, digest, record FROM runs LIMIT 1").fetchall()
+            db.execute("SELECT path, size, mtime_ns, digest, machine, run, names, results FROM runs LIMIT 1").fetchall()
+            db.execute("SELECT id, names FROM names LIMIT 1").fetchall()
     except sqlite3.DatabaseError as error:
         return f"is not a readable index ({error})"
     if meta.get("layout") != LAYOUT:
@@ -113,12 +188,9 @@ def _check(index: Path, storage: Path) -> str | None:
     return None
 
 
-def _current(db: sqlite3.Connection, storage: Path, files: list[Path]) -> list[Run]:
-    """Bring the rows in line with the files (new, changed, gone), then read every run from them."""
-    known = {
-        path: (size, mtime, digest)
-        for path, size, mtime, digest in db.execute("SELECT path, size, mtime_ns, digest FROM runs")
-    }
+def _sync(db: sqlite3.Connection, storage: Path, files: list[Path]) -> Synced:
+    """Bring the rows in line with the files: parse the new and changed ones, drop the gone ones."""
+    known = {row[0]: row[1:] for row in db.execute("SELECT path, size, mtime_ns, digest FROM runs")}
     keys = {path.relative_to(storage).as_posix(): path for path in files}
     gone = known.keys() - keys.keys()
     if gone:
@@ -134,70 +206,124 @@ def _current(db: sqlite3.Connection, storage: Path, files: list[Path]) -> list[R
             stale.append((key, path))
     if stale:
         _update(db, stale, known)
-    rows = dict(db.execute("SELECT path, record FROM runs").fetchall())
-    # In the files' order before sorting, as records.load_runs: runs that tie on time keep that order.
-    runs = [_from_record(path, rows[key]) for key, path in keys.items()]
-    return sorted(runs, key=lambda run: run.sort_key)
+    return Synced(keys, len(stale), len(gone))
 
 
 def _update(db: sqlite3.Connection, stale: list[tuple[str, Path]], known: dict) -> None:
-    started, told = time.monotonic(), False
-    rows = []
+    """Parse the stale files (in worker processes when there are many: a first build parses GBs of
+    JSON) and write their rows in batches; a file that fails raises its error after the rows before it."""
+    work = [(key, path, known.get(key, (None, None, None))[2]) for key, path in stale]
+    started, told, rows = time.monotonic(), False, []
+    pool = ProcessPoolExecutor(os.cpu_count()) if len(work) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 else None
     try:
-        for done, (key, path) in enumerate(stale, 1):
-            try:
-                data = path.read_bytes()
-                stat = path.stat()
-            except OSError as error:
-                raise HistoryError(f"{path}: cannot be read ({error})") from None
-            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            if key in known and known[key][2] == digest:  # same content, new stamp
-                db.execute(
-                    "UPDATE runs SET size = ?, mtime_ns = ? WHERE path = ?", (stat.st_size, stat.st_mtime_ns, key)
-                )
+        found = pool.map(_examine, work, chunksize=32) if pool else map(_examine, work)
+        for done, item in enumerate(found, 1):
+            if isinstance(item, str):  # the file's one-line error
+                raise HistoryError(item)
+            key, size, mtime, _, run = item
+            if run is None:  # same content, new stamp
+                db.execute("UPDATE runs SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime, key))
                 continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise HistoryError(f"{path}: cannot be read ({error})") from None
-            run = records.parse_run(path, text)
-            rows.append((key, stat.st_size, stat.st_mtime_ns, digest, _to_record(run)))
+            rows.append(item)
             if len(rows) >= BATCH:
                 _write(db, rows)
                 rows = []
             if not told and time.monotonic() - started > PROGRESS_AFTER_S:
                 told = True
                 print(
-                    f"perf-core: indexing {len(stale)} run files (once; later reads use the index)...", file=sys.stderr
+                    f"perf-core: indexing {len(work)} run files (once; later reads use the index)...", file=sys.stderr
                 )
             if told and done % 1000 == 0:
-                print(f"perf-core: indexed {done} of {len(stale)}", file=sys.stderr)
+                print(f"perf-core: indexed {done} of {len(work)}", file=sys.stderr)
     finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
         _write(db, rows)  # what was parsed before an error or Ctrl-C is kept
         db.commit()
 
 
+def _examine(item: tuple[str, Path, str | None]) -> tuple | str:
+    """One stale file: (key, size, mtime_ns, digest, Run), Run None when its content is unchanged,
+    or the file's HistoryError message (errors cross the process boundary as text)."""
+    key, path, known_digest = item
+    try:
+        try:
+            data = path.read_bytes()
+            stat = path.stat()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise HistoryError(f"{path}: cannot be read ({error})") from None
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        run = None if digest == known_digest else records.parse_run(path, text)
+    except HistoryError as error:
+        return str(error)
+    return key, stat.st_size, stat.st_mtime_ns, digest, run
+
+
 def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
     with db:
-        db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", rows)
+        for key, size, mtime, digest, run in rows:
+            results = list(run.results.values())
+            names = json.dumps([[r.name, r.kernel, r.variant, r.n_tokens] for r in results])
+            db.execute("INSERT OR IGNORE INTO names (names) VALUES (?)", (names,))
+            (names_id,) = db.execute("SELECT id FROM names WHERE names = ?", (names,)).fetchone()
+            numbers = array("d", [_number(getattr(r, field)) for r in results for field in RESULT_FIELDS])
+            when = None if run.commit_time is None else run.commit_time.isoformat()
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    size,
+                    mtime,
+                    digest,
+                    json.dumps(dataclasses.astuple(run.machine)),
+                    json.dumps([run.commit, when, run.run_time.isoformat(), run.dirty]),
+                    names_id,
+                    numbers.tobytes(),
+                ),
+            )
 
 
-def _to_record(run: Run) -> str:
-    machine = dataclasses.astuple(run.machine)
-    results = [dataclasses.astuple(result) for result in run.results.values()]
-    when = None if run.commit_time is None else run.commit_time.isoformat()
-    return json.dumps([machine, run.commit, when, run.run_time.isoformat(), run.dirty, results])
+def _number(value: float | bool | None) -> float:
+    return math.nan if value is None else float(value)
 
 
-def _from_record(path: Path, record: str) -> Run:
-    machine, commit, when, run_time, dirty, results = json.loads(record)
-    parsed = [Result(*fields) for fields in results]
+def _read(db: sqlite3.Connection, keys: dict[str, Path]) -> list[Run]:
+    try:
+        names = {key: json.loads(text) for key, text in db.execute("SELECT id, names FROM names")}
+        machines: dict[str, Machine] = {}
+        rows = {row[0]: row[1:] for row in db.execute("SELECT path, machine, run, names, results FROM runs")}
+        # In the files' order before sorting, as records.load_runs: runs that tie on time keep that order.
+        runs = [_run(path, *rows[key], names, machines) for key, path in keys.items()]
+    except (KeyError, ValueError, TypeError) as error:
+        raise _Corrupt(f"has a row that does not decode ({type(error).__name__}: {error})") from None
+    return sorted(runs, key=lambda run: run.sort_key)
+
+
+def _run(path: Path, machine: str, run: str, names_id: int, blob: bytes, names: dict, machines: dict) -> Run:
+    if machine not in machines:
+        machines[machine] = Machine(*json.loads(machine))
+    commit, when, run_time, dirty = json.loads(run)
+    numbers = array("d")
+    numbers.frombytes(blob)
+    layout = names[names_id]
+    width = len(RESULT_FIELDS)
+    if len(numbers) != width * len(layout):
+        raise ValueError(f"{path.name}: {len(numbers)} numbers for {len(layout)} benchmarks")
+    values = [None if value != value else value for value in numbers.tolist()]  # NaN: not recorded
+    results = {}
+    for i, (name, kernel, variant, n_tokens) in enumerate(layout):
+        median, low, high, floor, latency, device, throttled = values[i * width : (i + 1) * width]
+        flag = None if throttled is None else throttled == 1.0
+        results[name] = Result.restored(
+            (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag)
+        )
     return Run(
         path=path,
-        machine=Machine(*machine),
+        machine=machines[machine],
         commit=commit,
         commit_time=None if when is None else datetime.fromisoformat(when),
         run_time=datetime.fromisoformat(run_time),
         dirty=dirty,
-        results={result.name: result for result in parsed},
+        results=results,
     )

@@ -86,8 +86,8 @@ def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]
     run of a few kernels or token counts must not take the floor away from the others."""
     found = []
     for name in names:
-        recorded = [run.results[name].floor_s for run in runs if name in run.results]
-        latest = next((floor for floor in reversed(recorded) if floor), None)
+        recorded = (run.results[name].floor_s for run in reversed(runs) if name in run.results)
+        latest = next((floor for floor in recorded if floor), None)
         if latest:
             found.append((name, latest))
     return found
@@ -123,6 +123,14 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     The interval of "steady" is the rounds' IQR (the median run's, per side, over several runs);
     of "latency" and "device", one figure per run, the range of the runs.
     """
+    if len(runs) == 1:  # most commits: the general path below gives the same Point, 4x slower
+        result = runs[0].results.get(name)
+        value = result and result.seconds(metric)
+        if value is None:
+            return None
+        n = result.n_tokens
+        low, high = (result.low_s, result.high_s) if metric == "steady" else (value, value)
+        return Point(commit, runs[0].commit_time, value / n, low / n, high / n, 1, (value,))
     results = [run.results[name] for run in runs if name in run.results]
     values = run_values(runs, name, metric)
     if not values:
