@@ -2,11 +2,14 @@
 
 Each trial is one full `perf-core ab` in a scratch clone of this repository. With --slowdown F,
 the clone gets one extra commit: tests/fixtures/slow_attention.py appended to the kernel registry,
-its extra work set to F of the attention block's projections; base is the commit before it. With --slowdown 0 both sides
-are the same commit.
+its extra work set to F of the attention block's projections; base is the commit before it. With
+--sleep-us US (GPU), the extra commit appends tests/fixtures/sleep_attention.py instead: a device-side
+wait of US microseconds after the attention block, a known amount of device time. With neither, both
+sides are the same commit.
 
     python scripts/gate_trials.py --trials 10 --slowdown 0
     python scripts/gate_trials.py --trials 10 --slowdown 0.10
+    python scripts/gate_trials.py --trials 3 --sleep-us 2.6 -- --metric device --kernel attention --tokens 16
 """
 
 from __future__ import annotations
@@ -21,20 +24,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "slow_attention.py"  # a data file: appended, not imported
+FIXTURE = ROOT / "tests" / "fixtures" / "slow_attention.py"  # data files: appended, not imported
+SLEEP_FIXTURE = ROOT / "tests" / "fixtures" / "sleep_attention.py"
 
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def scratch_clone(folder: Path, slowdown: float) -> tuple[Path, str, str]:
+def scratch_clone(folder: Path, slowdown: float, sleep_us: float) -> tuple[Path, str, str]:
     clone = folder / "repo"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    if slowdown == 0:
+    if slowdown == 0 and sleep_us == 0:
         return clone, "HEAD", "HEAD"
     kernels = clone / "perf_core" / "measure" / "kernels.py"
-    fixture = re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", FIXTURE.read_text())
+    if sleep_us:
+        fixture = re.sub(r"SLEEP_US = [0-9.]+", f"SLEEP_US = {sleep_us}", SLEEP_FIXTURE.read_text())
+    else:
+        fixture = re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", FIXTURE.read_text())
     kernels.write_text(kernels.read_text() + "\n" + fixture)
     git(
         clone,
@@ -44,7 +51,7 @@ def scratch_clone(folder: Path, slowdown: float) -> tuple[Path, str, str]:
         "user.email=trials@localhost",
         "commit",
         "-qam",
-        f"slow attention {slowdown}",
+        f"slow attention {slowdown or f'+{sleep_us} us'}",
     )
     return clone, "HEAD~1", "HEAD"
 
@@ -53,12 +60,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--slowdown", type=float, default=0.0, help="extra attention work, fraction (0 = same code)")
+    parser.add_argument(
+        "--sleep-us", type=float, default=0.0, help="instead: a device-side wait after attention, microseconds (GPU)"
+    )
     parser.add_argument("ab_args", nargs=argparse.REMAINDER, help="extra arguments for perf-core ab, after --")
     args = parser.parse_args()
     extra = [a for a in args.ab_args if a != "--"]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        clone, base, head = scratch_clone(Path(folder), args.slowdown)
+        clone, base, head = scratch_clone(Path(folder), args.slowdown, args.sleep_us)
         for trial in range(1, args.trials + 1):
             out = Path(folder) / f"trial{trial}"
             start = time.monotonic()
@@ -78,7 +88,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
     flagged_runs = sum(bool(row["flagged"]) for row in rows)
     print(
-        f"\nslowdown {args.slowdown:.0%}: {flagged_runs}/{len(rows)} trials flagged a regression; "
+        f"\n{f'sleep +{args.sleep_us} us' if args.sleep_us else f'slowdown {args.slowdown:.0%}'}: {flagged_runs}/{len(rows)} trials flagged a regression; "
         f"wall per trial {min(r['seconds'] for r in rows):.0f}-{max(r['seconds'] for r in rows):.0f} s"
     )
     names = sorted({name for row in rows for name in row["ratios"]})
