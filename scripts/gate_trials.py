@@ -3,13 +3,13 @@
 Each trial is one full `perf-core ab` in a scratch clone of this repository. With --slowdown F,
 the clone gets one extra commit: tests/fixtures/slow_attention.py appended to the kernel registry,
 its extra work set to F of the attention block's projections; base is the commit before it. With
---sleep-us US (GPU), the extra commit appends tests/fixtures/sleep_attention.py instead: a device-side
-wait of US microseconds after the attention block, a known amount of device time. With neither, both
-sides are the same commit.
+--widen F, the extra commit appends tests/fixtures/wide_attention.py instead: the attention's QKV
+matmul streams F x 4 d_model more weight rows, no extra kernel (about F more device time where the
+block is bound by its weights, as at 16 tokens on a GPU). With neither, both sides are the same commit.
 
     python scripts/gate_trials.py --trials 10 --slowdown 0
     python scripts/gate_trials.py --trials 10 --slowdown 0.10
-    python scripts/gate_trials.py --trials 3 --sleep-us 2.6 -- --metric device --kernel attention --tokens 16
+    python scripts/gate_trials.py --trials 3 --widen 0.08 -- --metric device --kernel attention --tokens 16
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "slow_attention.py"  # data files: appended, not imported
-SLEEP_FIXTURE = ROOT / "tests" / "fixtures" / "sleep_attention.py"
+WIDE_FIXTURE = ROOT / "tests" / "fixtures" / "wide_attention.py"
 
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def scratch_clone(folder: Path, slowdown: float, sleep_us: float) -> tuple[Path, str, str]:
+def scratch_clone(folder: Path, slowdown: float, widen: float) -> tuple[Path, str, str]:
     clone = folder / "repo"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    if slowdown == 0 and sleep_us == 0:
+    if slowdown == 0 and widen == 0:
         return clone, "HEAD", "HEAD"
     kernels = clone / "perf_core" / "measure" / "kernels.py"
-    if sleep_us:
-        fixture = re.sub(r"SLEEP_US = [0-9.]+", f"SLEEP_US = {sleep_us}", SLEEP_FIXTURE.read_text())
+    if widen:
+        fixture = re.sub(r"WIDEN = [0-9.]+", f"WIDEN = {widen}", WIDE_FIXTURE.read_text())
     else:
         fixture = re.sub(r"SLOW_FRACTION = [0-9.]+", f"SLOW_FRACTION = {slowdown}", FIXTURE.read_text())
     kernels.write_text(kernels.read_text() + "\n" + fixture)
@@ -51,7 +51,7 @@ def scratch_clone(folder: Path, slowdown: float, sleep_us: float) -> tuple[Path,
         "user.email=trials@localhost",
         "commit",
         "-qam",
-        f"slow attention {slowdown or f'+{sleep_us} us'}",
+        f"slow attention {slowdown or f'wider by {widen}'}",
     )
     return clone, "HEAD~1", "HEAD"
 
@@ -61,14 +61,14 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--slowdown", type=float, default=0.0, help="extra attention work, fraction (0 = same code)")
     parser.add_argument(
-        "--sleep-us", type=float, default=0.0, help="instead: a device-side wait after attention, microseconds (GPU)"
+        "--widen", type=float, default=0.0, help="instead: attention's QKV weights read F x 4 d_model more rows"
     )
     parser.add_argument("ab_args", nargs=argparse.REMAINDER, help="extra arguments for perf-core ab, after --")
     args = parser.parse_args()
     extra = [a for a in args.ab_args if a != "--"]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        clone, base, head = scratch_clone(Path(folder), args.slowdown, args.sleep_us)
+        clone, base, head = scratch_clone(Path(folder), args.slowdown, args.widen)
         for trial in range(1, args.trials + 1):
             out = Path(folder) / f"trial{trial}"
             start = time.monotonic()
@@ -88,7 +88,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
     flagged_runs = sum(bool(row["flagged"]) for row in rows)
     print(
-        f"\n{f'sleep +{args.sleep_us} us' if args.sleep_us else f'slowdown {args.slowdown:.0%}'}: {flagged_runs}/{len(rows)} trials flagged a regression; "
+        f"\n{f'widen {args.widen}' if args.widen else f'slowdown {args.slowdown:.0%}'}: {flagged_runs}/{len(rows)} trials flagged a regression; "
         f"wall per trial {min(r['seconds'] for r in rows):.0f}-{max(r['seconds'] for r in rows):.0f} s"
     )
     names = sorted({name for row in rows for name in row["ratios"]})
