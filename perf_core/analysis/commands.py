@@ -270,6 +270,8 @@ def report(args: argparse.Namespace) -> int:
     if args.commit_url and "{sha}" not in args.commit_url:
         raise UsageError(f"--commit-url {args.commit_url!r} has no {{sha}} to put the commit in")
     gate_runs = ab.collect(ab.run_files(args.ab)) if args.ab else None
+    known = index.remembered(index_path(args))
+    memo = dict(known)
     pages = []
     for number, machine in enumerate(found, 1):
         mine = [run for run in runs if run.machine == machine]
@@ -279,8 +281,11 @@ def report(args: argparse.Namespace) -> int:
         decided = None
         if gate_runs and gate_runs["base"][0].machine == machine:
             decided = ab.decide_all(gate_runs, args.threshold, args.alpha, args.metric)
-        pages.append(site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided))
+        pages.append(
+            site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided, memo)
+        )
         print(f"[{number}/{len(found)}] {machine.label}: {len(mine)} runs, {pages[-1].charts} charts", file=sys.stderr)
+    index.remember(index_path(args), memo, known)
     if not pages:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
     site.write_site(args.output, pages)

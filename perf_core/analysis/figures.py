@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display: also what CI and the GPU machines have
 
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from perf_core.analysis import select
 from perf_core.analysis.select import Point
 from perf_core.units import unit_for
 
@@ -127,15 +129,15 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
                     xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
                 )
             else:  # too many commits for error bars to be seen: the IQR as a band
-                ax.plot(xs, y, linewidth=0.8, color=colour, label=line.label)
-                ax.fill_between(
-                    xs,
-                    [p.low_s / scale for p in ps],
-                    [p.high_s / scale for p in ps],
-                    color=colour,
-                    alpha=0.2,
-                    linewidth=0,
-                )
+                band = np.array([(x, p.per_token_s, p.low_s, p.high_s) for x, p in zip(xs, ps)]) / [
+                    1,
+                    scale,
+                    scale,
+                    scale,
+                ]
+                x, mid, low, high = select.binned(band, select.bin_size(len(commits))).T
+                ax.plot(x, mid, linewidth=0.8, color=colour, label=line.label)
+                ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
             for index, change in line.changes:
                 point = line.points[index]
                 ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
@@ -154,7 +156,9 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
         ax.grid(True, alpha=0.3)
         # Beside the axes, not on them: inside, it covered the top series (the slowest token count).
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    axes.flat[-1].set_xlabel("commit (oldest to newest; interval: IQR of the rounds)")
+    size = select.bin_size(len(commits))
+    binned = f"; {size} commits a point" if size > 1 else ""
+    axes.flat[-1].set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
     return fig

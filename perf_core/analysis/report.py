@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from perf_core import contract
 from perf_core.analysis import changes, gate, output, select
 from perf_core.analysis.records import Run
@@ -158,8 +160,34 @@ def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
     return spec
 
 
+def trend_rows(points: Sequence[select.Point | None], tokens: int, scale: float, size: int) -> list[dict]:
+    """The chart's rows of one series; past select.MAX_DRAWN commits, one row per `size` commits (the
+    medians, named by the bin's first and last commit): a page of 240,000 rows was 21 MB."""
+    present = [(i, p) for i, p in enumerate(points) if p]
+    if size == 1:
+        spans = [(i, p.commit, p.per_token_s, p.low_s, p.high_s) for i, p in present]
+    else:
+        numbers = select.binned(np.array([(i, p.per_token_s, p.low_s, p.high_s) for i, p in present]), size)
+        names = [
+            f"{present[k][1].commit}..{present[min(k + size, len(present)) - 1][1].commit}"
+            for k in range(0, len(present), size)
+        ]
+        spans = [(round(i, 1), name, *rest) for (i, *rest), name in zip(numbers.tolist(), names)]
+    return [
+        {
+            "index": index,
+            "commit": commit,
+            "tokens": tokens,
+            "per_token": _round(value / scale),
+            "low": _round(low / scale),
+            "high": _round(high / scale),
+        }
+        for index, commit, value, low, high in spans
+    ]
+
+
 def trend_specs(
-    runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float
+    runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float, memo: dict[str, str] | None = None
 ) -> tuple[list[tuple[str, dict]], list[changes.Found]]:
     """One chart per kernel/variant across commits, a line per token count, change points marked."""
     import altair as alt
@@ -174,7 +202,7 @@ def trend_specs(
         unit, scale = unit_for([p.per_token_s for points in series.values() for p in points if p] or [1.0])
         rows, marks = [], []
         for name, points in series.items():
-            located = changes.found_in(name, points, min_change)
+            located = changes.found_in(name, points, min_change, memo)
             found += located
             marks += [
                 {
@@ -185,18 +213,7 @@ def trend_specs(
                 }
                 for f in located
             ]
-            rows += [
-                {
-                    "index": i,
-                    "commit": p.commit,
-                    "tokens": contract.parse_name(name).n_tokens,
-                    "per_token": _round(p.per_token_s / scale),
-                    "low": _round(p.low_s / scale),
-                    "high": _round(p.high_s / scale),
-                }
-                for i, p in enumerate(points)
-                if p
-            ]
+            rows += trend_rows(points, contract.parse_name(name).n_tokens, scale, select.bin_size(len(commits)))
         base = alt.Chart(alt.Data(name="trend"))
         x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
         tooltip = [
@@ -262,12 +279,13 @@ def machine_page(
     commit_url: str | None,
     min_change: float,
     gate_rows: list[gate.Decided] | None = None,
+    memo: dict[str, str] | None = None,
 ) -> Page:
     machine = runs[0].machine
     commits = select.by_commit(runs)
     full = {label: group[0].commit for label, group in commits}
     curves = per_token_specs(runs, names, metric)
-    trends, found = trend_specs(runs, names, metric, min_change)
+    trends, found = trend_specs(runs, names, metric, min_change, memo)
     parts = [
         f"<h1>{html.escape(machine.label)}</h1>",
         '<p class="note"><a href="index.html">all machines</a></p>',

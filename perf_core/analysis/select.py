@@ -144,6 +144,24 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
 
 
+MAX_DRAWN = 1500  # points per line past which a trend chart draws consecutive commits as one
+
+
+def bin_size(commits: int) -> int:
+    """Commits per drawn point: 1 up to MAX_DRAWN commits, then as few as keep a line under it. A
+    chart 2,880 px wide cannot show more commits apart, and drawing 10,000 took seconds."""
+    return -(-commits // MAX_DRAWN)
+
+
+def binned(rows: np.ndarray, size: int) -> np.ndarray:
+    """Rows of numbers -> one row per `size` consecutive rows: the median of each column."""
+    if size <= 1:
+        return rows
+    cut = len(rows) // size * size
+    groups = [rows[:cut].reshape(-1, size, rows.shape[1])] + ([rows[cut:][None]] if cut < len(rows) else [])
+    return np.concatenate([np.median(group, axis=1) for group in groups])
+
+
 MIN_SPREAD = 0.002  # a floor on a benchmark's scale: identical figures must not divide by zero
 
 
