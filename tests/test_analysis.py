@@ -144,15 +144,6 @@ def test_throttled_points_are_ringed_in_red_with_a_legend_entry():
     assert len(rings.get_offsets()) == 2
 
 
-def test_a_long_series_is_searched_coarsely_and_each_change_placed_exactly():
-    rng = np.random.default_rng(3)
-    n, step_at = 5_000, 3_217  # longer than EXACT_UP_TO: candidates every 3rd commit, 3,217 is not one
-    assert n > changes.EXACT_UP_TO and step_at % -(-n // changes.EXACT_UP_TO)
-    values = np.where(np.arange(n) >= step_at, 1.10, 1.0) * (1 + 0.005 * rng.standard_normal(n))
-    (found,) = changes.detect(values)
-    assert found.index == step_at and found.change == pytest.approx(0.10, abs=0.005)
-
-
 def test_change_points_are_remembered_by_the_series_they_came_from():
     points = [select.Point(f"c{i}", None, 1.0 if i < 10 else 1.2, 1.0, 1.2, 1, (1.0,)) for i in range(20)]
     memo: dict[str, str] = {}

@@ -31,10 +31,6 @@ MIN_CHANGE = 0.05
 PENALTY_SCALE = 5.0
 MIN_SIZE = 3  # commits per segment: a single odd commit is noise, not a new level
 MIN_POINTS = 2 * MIN_SIZE  # a shorter series cannot hold a change: nothing is searched
-# ruptures' KernelCPD search is quadratic in the series' length (0.25 s at 10,000 commits, 0.01 s at
-# 2,000). Longer series are searched on every k-th commit, k = ceil(n / EXACT_UP_TO), and each cut
-# found is then placed exactly: the best split (least squares) within k commits of it.
-EXACT_UP_TO = 2000
 
 
 @dataclass(frozen=True)
@@ -65,35 +61,16 @@ def detect(
     # gives the same segmentation in pure Python, ~50x slower on a 200-commit history).
     import ruptures  # loaded only when there is a series to segment: keeps the CLI's start quick
 
-    jump = -(-len(series) // EXACT_UP_TO)
     ends = (
-        ruptures.KernelCPD(kernel="linear", min_size=min_size, jump=jump)
-        .fit(series.reshape(-1, 1))
-        .predict(pen=penalty)
+        ruptures.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(series.reshape(-1, 1)).predict(pen=penalty)
     )
-    bounds = [0, *ends] if jump == 1 else _placed(series, [0, *ends], jump, min_size)
+    bounds = [0, *ends]
     found = []
     for start, cut, stop in zip(bounds, bounds[1:], bounds[2:]):
         change = float(np.exp(np.median(series[cut:stop]) - np.median(series[start:cut])) - 1)
         if abs(change) >= min_change:
             found.append(Change(int(cut), change))
     return found
-
-
-def _placed(series: np.ndarray, bounds: list[int], jump: int, min_size: int) -> list[int]:
-    """Move each inner bound to the least-squares best split within `jump` of it, left to right."""
-    sums = np.concatenate([[0.0], np.cumsum(series)])
-    squares = np.concatenate([[0.0], np.cumsum(series**2)])
-
-    def cost(a: int, b: int) -> float:
-        return float(squares[b] - squares[a] - (sums[b] - sums[a]) ** 2 / (b - a))
-
-    placed = list(bounds)
-    for i in range(1, len(placed) - 1):
-        before, after = placed[i - 1], placed[i + 1]
-        candidates = range(max(before + min_size, placed[i] - jump), min(after - min_size, placed[i] + jump) + 1)
-        placed[i] = min(candidates, key=lambda cut: cost(before, cut) + cost(cut, after), default=placed[i])
-    return placed
 
 
 @dataclass(frozen=True)
@@ -121,7 +98,7 @@ def found_in(
     present = [(i, p) for i, p in enumerate(points) if p]
     values = [p.per_token_s for _, p in present]
     key = hashlib.blake2b(
-        np.asarray(values, dtype=float).tobytes() + repr((min_change, PENALTY_SCALE, MIN_SIZE, EXACT_UP_TO)).encode(),
+        np.asarray(values, dtype=float).tobytes() + repr((min_change, PENALTY_SCALE, MIN_SIZE)).encode(),
         digest_size=16,
     ).hexdigest()
     if memo is not None and key in memo:
