@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from helpers import perf_core
 
 from perf_core.analysis import ab
 from perf_core.analysis.synthetic import run_document, write_run
-from perf_core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
@@ -45,12 +45,6 @@ def project(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "suite")
     return repo
-
-
-def perf_core(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_schedule_alternates_who_goes_first():

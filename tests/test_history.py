@@ -1,6 +1,5 @@
 """The history reader and the perf-core commands over synthetic pytest-benchmark files."""
 
-import hashlib
 import json
 import os
 import stat
@@ -8,27 +7,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from helpers import perf_core, snapshot
 
 from perf_core.analysis import records, select
 from perf_core.analysis.synthetic import MACHINE, NAMES, commit_sha, run_document, write_history, write_run
-from perf_core.cli import main
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def snapshot(storage: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(storage.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Path:
     return tmp_path / ".benchmarks"
-
-
-def perf_core(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_runs_are_ordered_by_commit_time_and_a_commits_runs_are_pooled(storage):

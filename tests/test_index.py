@@ -1,7 +1,6 @@
 """The history index: never required (same answers without it), current after every change to the
 history, never trusted when foreign or corrupt, never written inside the history."""
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -9,20 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from helpers import perf_core, snapshot
 
 from perf_core.analysis import index, records
 from perf_core.analysis.synthetic import commit_sha, run_document, write_history, write_run
-from perf_core.cli import main
-
-
-def snapshot(storage: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(storage.rglob("*")) if p.is_file()}
-
-
-def perf_core(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

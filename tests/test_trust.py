@@ -7,22 +7,16 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+from helpers import perf_core
 
 from perf_core.analysis import figures
 from perf_core.analysis.select import Point
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
-from perf_core.cli import main
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
 H100 = MACHINE | {"device_name": "NVIDIA H100 80GB HBM3", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
 H200 = MACHINE | {"device_name": "NVIDIA H200", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
-
-
-def perf_core(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
