@@ -107,6 +107,32 @@ def test_compare_flags_a_regression_with_exit_1(storage, capsys):
     assert verdict["machine"].startswith("Test CPU 9000")
 
 
+def test_the_spread_is_measured_on_the_newest_runs_of_a_long_history(monkeypatch):
+    from perf_core.analysis import gate
+
+    monkeypatch.setattr(gate, "SPREAD_RUNS", 10)
+    when = [T0 + timedelta(hours=i) for i in range(30)]
+    # 20 old runs whose benchmark jumps 1.5x and back, then 10 quiet runs: only the quiet ones count.
+    runs = [
+        records.parse_run(
+            Path(f"{i}.json"),
+            json.dumps(
+                run_document(commit_sha(i), when[i], {"matmul-eager-16": 1.5 ** (i % 2) if i < 20 else 1.0}, seed=i)
+            ),
+        )
+        for i in range(30)
+    ]
+    head = records.parse_run(
+        Path("head.json"),
+        json.dumps(run_document(commit_sha(40), T0 + timedelta(days=3), {"matmul-eager-16": 1.3}, seed=40)),
+    )
+    decided = gate.decide_all([runs[-1]], [head], ["matmul-eager-16"], "steady", 0.05, 0.1, history=[*runs, head])
+    assert decided[0].unit == "spread(9)" and decided[0].verdict.verdict == "regression"
+    monkeypatch.setattr(gate, "SPREAD_RUNS", 500)  # all 30: the old jumps make 1.3x ordinary
+    decided = gate.decide_all([runs[-1]], [head], ["matmul-eager-16"], "steady", 0.05, 0.1, history=[*runs, head])
+    assert decided[0].unit == "spread(29)" and decided[0].verdict.verdict == "unchanged"
+
+
 def test_compare_same_code_with_one_run_a_side_is_never_a_regression(storage, capsys):
     # Two runs whose rounds differ by 6% (run-to-run drift): rounds would call it significant.
     write_run(storage, 1, run_document(commit_sha(1), T0, seed=1, rounds=200))

@@ -4,6 +4,7 @@ history, never trusted when foreign or corrupt, never written inside the history
 import json
 import os
 import sqlite3
+from array import array
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -154,12 +155,13 @@ def test_a_row_that_does_not_decode_rebuilds_the_index(storage, tmp_path, capsys
     where = tmp_path / "idx.sqlite"
     expected = [(run.path, run.results) for run in records.load_runs(records.find_files(storage))]
     index.load(storage, where)
-    with sqlite3.connect(where) as db:
-        db.execute("UPDATE runs SET results = x'00ff' WHERE rowid = 3")
-    runs = index.load(storage, where)
-    assert [(run.path, run.results) for run in runs] == expected
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not decode" in err and "rebuilding" in err
+    for tampered in (b"\x00\xff", array("d", [-1.0] * 24 * len(index.NUMBER_FIELDS)).tobytes()):  # short; negative
+        with sqlite3.connect(where) as db:
+            db.execute("UPDATE runs SET results = ? WHERE rowid = 3", (tampered,))
+        runs = index.load(storage, where)
+        assert [(run.path, dict(run.results)) for run in runs] == expected
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "does not decode" in err and "rebuilding" in err
 
 
 def test_perf_core_index_says_what_it_added_and_dropped(storage, tmp_path, capsys):

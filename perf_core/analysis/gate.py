@@ -38,6 +38,10 @@ ALPHA = 0.05
 THRESHOLD = 0.05
 CONFIDENCE = 0.95
 MIN_RUNS = 3  # runs a side for the runs-as-samples test; fewer: the measured spread decides
+# The newest runs of the machine whose consecutive pairs measure its spread: the machine's noise now,
+# not years ago (drivers, kernels, neighbours change), and a compare that costs the same at any length
+# of history. 500 runs give p-values down to 1/500, far below any useful alpha.
+SPREAD_RUNS = 500
 
 
 @dataclass(frozen=True)
@@ -167,13 +171,14 @@ def decide_all(
 ) -> list[Decided]:
     """One verdict per benchmark that both sides have for `metric`, in the order of `names`.
 
-    `history`: this machine's runs, for the run-to-run spread when a side has fewer than MIN_RUNS
-    runs; the head's own runs are left out of it (a regression must not widen its own yardstick).
+    `history`: this machine's runs in history order, for the run-to-run spread when a side has fewer
+    than MIN_RUNS runs: the newest SPREAD_RUNS of them, the head's own runs left out (a regression
+    must not widen its own yardstick).
     """
     samples = {n: (run_values(base, n, metric), run_values(head, n, metric)) for n in names}
     present = [n for n in names if all(samples[n])]
     head_files = {run.path for run in head}
-    reference = [run for run in history if run.path not in head_files]
+    reference = [run for run in history if run.path not in head_files][-SPREAD_RUNS:]
     # Measured over the whole history, so only when some benchmark has fewer than MIN_RUNS runs a side.
     spread = functools.cache(lambda: run_spread(reference, present, metric))
     decided = []

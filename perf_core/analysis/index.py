@@ -29,13 +29,15 @@ import sqlite3
 import sys
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
+
+import numpy as np
 
 from perf_core.analysis import output, records
 from perf_core.analysis.records import Machine, Result, Run
@@ -155,7 +157,7 @@ def _opened(index: Path, storage: Path) -> Iterator[sqlite3.Connection]:
         yield db
 
 
-# One row per run file. A run's results are one float64 blob (RESULT_FIELDS per benchmark, NaN for
+# One row per run file. A run's results are one float64 blob (NUMBER_FIELDS per benchmark, NaN for
 # "not recorded") under a shared list of benchmark names: most runs have the same benchmarks, so a
 # row is ~1.5 KB and is decoded without a parser (a JSON row was 4.7 KB and 70 us to decode).
 SCHEMA = """
@@ -167,7 +169,7 @@ CREATE TABLE IF NOT EXISTS runs (
     machine TEXT NOT NULL, run TEXT NOT NULL, names INTEGER NOT NULL REFERENCES names(id), results BLOB NOT NULL
 );
 """
-RESULT_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
+NUMBER_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
 
 
 def _check(index: Path, storage: Path) -> str | None:
@@ -267,7 +269,7 @@ def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
             names = json.dumps([[r.name, r.kernel, r.variant, r.n_tokens] for r in results])
             db.execute("INSERT OR IGNORE INTO names (names) VALUES (?)", (names,))
             (names_id,) = db.execute("SELECT id FROM names WHERE names = ?", (names,)).fetchone()
-            numbers = array("d", [_number(getattr(r, field)) for r in results for field in RESULT_FIELDS])
+            numbers = array("d", [_number(getattr(r, field)) for r in results for field in NUMBER_FIELDS])
             when = None if run.commit_time is None else run.commit_time.isoformat()
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -290,34 +292,88 @@ def _number(value: float | bool | None) -> float:
 
 def _read(db: sqlite3.Connection, keys: dict[str, Path]) -> list[Run]:
     try:
-        names = {key: json.loads(text) for key, text in db.execute("SELECT id, names FROM names")}
+        layouts = {key: _Layout(json.loads(text)) for key, text in db.execute("SELECT id, names FROM names")}
         machines: dict[str, Machine] = {}
         rows = {row[0]: row[1:] for row in db.execute("SELECT path, machine, run, names, results FROM runs")}
         # In the files' order before sorting, as records.load_runs: runs that tie on time keep that order.
-        runs = [_run(path, *rows[key], names, machines) for key, path in keys.items()]
+        runs = [_run(path, *rows[key], layouts, machines) for key, path in keys.items()]
+        _check_numbers(b"".join(rows[key][3] for key in keys))
     except (KeyError, ValueError, TypeError) as error:
         raise _Corrupt(f"has a row that does not decode ({type(error).__name__}: {error})") from None
     return sorted(runs, key=lambda run: run.sort_key)
 
 
-def _run(path: Path, machine: str, run: str, names_id: int, blob: bytes, names: dict, machines: dict) -> Run:
+def _check_numbers(blob: bytes) -> None:
+    """Every number of every row at once, as parse_result would have let it through (vectorised:
+    the records themselves are built only when a command reads them)."""
+    numbers = np.frombuffer(blob, dtype=np.float64).reshape(-1, len(NUMBER_FIELDS))
+    median, low, high, floor, latency, device, throttled = numbers.T
+    optional = np.stack([floor, latency, device])
+    good = (
+        np.isfinite(median).all()
+        and (median > 0).all()
+        and (np.isfinite(low) & np.isfinite(high) & (low >= 0) & (high >= 0)).all()
+        and (np.isnan(optional) | (np.isfinite(optional) & (optional > 0))).all()
+        and (np.isnan(throttled) | (throttled == 0) | (throttled == 1)).all()
+    )
+    if not good:
+        raise ValueError("a number that no run file can hold")
+
+
+class _Layout:
+    """One list of benchmarks (name, kernel, variant, n_tokens), shared by the runs that have it."""
+
+    def __init__(self, entries: list) -> None:
+        self.entries = [tuple(entry) for entry in entries]
+        self.names = tuple(entry[0] for entry in self.entries)
+        self.members = frozenset(self.names)
+
+
+class _Results(Mapping):
+    """A run's results as the index holds them, each Result built on first use: `plot` reads a
+    handful of the 10,000 runs, and building all 240,000 records was most of reading the index."""
+
+    __slots__ = ("_built", "_layout", "_values")
+
+    def __init__(self, layout: _Layout, values: list) -> None:
+        self._layout, self._values, self._built = layout, values, None
+
+    def _all(self) -> dict[str, Result]:
+        if self._built is None:
+            width, built = len(NUMBER_FIELDS), {}
+            for i, (name, kernel, variant, n_tokens) in enumerate(self._layout.entries):
+                median, low, high, floor, latency, device, throttled = self._values[i * width : (i + 1) * width]
+                flag = None if throttled is None else throttled == 1.0
+                built[name] = Result.restored(
+                    (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag)
+                )
+            self._built = built
+        return self._built
+
+    def __getitem__(self, name: str) -> Result:
+        return self._all()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._layout.members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout.names)
+
+    def __len__(self) -> int:
+        return len(self._layout.names)
+
+
+def _run(path: Path, machine: str, run: str, names_id: int, blob: bytes, layouts: dict, machines: dict) -> Run:
     if machine not in machines:
         machines[machine] = Machine(*json.loads(machine))
     commit, when, run_time, dirty = json.loads(run)
     numbers = array("d")
     numbers.frombytes(blob)
-    layout = names[names_id]
-    width = len(RESULT_FIELDS)
-    if len(numbers) != width * len(layout):
-        raise ValueError(f"{path.name}: {len(numbers)} numbers for {len(layout)} benchmarks")
+    layout = layouts[names_id]
+    if len(numbers) != len(NUMBER_FIELDS) * len(layout.names):
+        raise ValueError(f"{path.name}: {len(numbers)} numbers for {len(layout.names)} benchmarks")
     values = [None if value != value else value for value in numbers.tolist()]  # NaN: not recorded
-    results = {}
-    for i, (name, kernel, variant, n_tokens) in enumerate(layout):
-        median, low, high, floor, latency, device, throttled = values[i * width : (i + 1) * width]
-        flag = None if throttled is None else throttled == 1.0
-        results[name] = Result.restored(
-            (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag)
-        )
+    results = _Results(layout, values)
     return Run(
         path=path,
         machine=machines[machine],

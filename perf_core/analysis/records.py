@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,7 +95,7 @@ class Run:
     commit_time: datetime | None
     run_time: datetime
     dirty: bool
-    results: dict[str, Result] = field(hash=False)
+    results: Mapping[str, Result] = field(hash=False)  # a dict, or the index's lazily built mapping
 
     @property
     def short(self) -> str:
