@@ -196,11 +196,11 @@ def trend_check(commits, panels, title):
 @pytest.fixture
 def drawing(monkeypatch):
     if not RENDER:
-        from perf_core.analysis import commands
+        from perf_core.analysis import figures, output
 
-        monkeypatch.setattr(commands.figures, "per_token_figure", per_token_check)
-        monkeypatch.setattr(commands.figures, "trend_figure", trend_check)
-        monkeypatch.setattr(commands.output, "save_figure", lambda fig, path: None)
+        monkeypatch.setattr(figures, "per_token_figure", per_token_check)
+        monkeypatch.setattr(figures, "trend_figure", trend_check)
+        monkeypatch.setattr(output, "save_figure", lambda fig, path: None)
     yield
     __import__("matplotlib.pyplot").pyplot.close("all")
 
