@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from perf_core.analysis import records
-from perf_core.analysis.synthetic import commit_sha, run_document, write_history, write_run
+from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
 
 def main() -> int:
@@ -41,13 +41,17 @@ def main() -> int:
     parser.add_argument("--storage", type=Path, help="an existing history (default: a synthetic one, made here)")
     parser.add_argument("--without", action="store_true", help="also time every command with --no-index")
     parser.add_argument("--code", type=Path, help="a checkout whose perf_core to run (default: this one)")
+    parser.add_argument(
+        "--machines", type=int, default=1, help="runner kinds: each commit runs on each (the commands read machine 1)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         storage = args.storage or work / ".benchmarks"
         if not args.storage:
             started = time.perf_counter()
-            write_history(storage, args.runs, step_at=args.runs // 2, rounds=args.rounds)
+            commits = args.runs // args.machines
+            write_history(storage, commits, step_at=commits // 2, rounds=args.rounds, machines=args.machines)
             print(f"wrote {args.runs} runs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         files = records.find_files(storage)
         size = sum(path.stat().st_size for path in files) / 1e6
@@ -60,10 +64,15 @@ def main() -> int:
         newest = runs[0]
         first = records.load_runs(files[:1])[0]
 
+        chosen = (
+            ["--machine", "1"] if len({run.machine for run in records.load_runs(files[: args.machines])}) > 1 else []
+        )
+
         def perf_core(*argv: str | Path, check: bool = True) -> float:
             started = time.perf_counter()
+            where = ["--storage", str(storage)] + (chosen if argv[0] not in ("index", "report") else [])
             done = subprocess.run(
-                [sys.executable, "-m", "perf_core.cli", *map(str, argv), "--storage", str(storage)],
+                [sys.executable, "-m", "perf_core.cli", *map(str, argv), *where],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -78,7 +87,7 @@ def main() -> int:
             "plot": ["plot", "-o", work / "plot.png"],
             "trend": ["trend", "-o", work / "trend.png"],
             "compare": ["compare", first.commit[:10], newest.commit[:10]],
-            "report": ["report", "-o", work / "site"],
+            "report": ["report", "-o", work / "site"],  # every machine: one page each
         }
         rows = []
         added = None
@@ -112,7 +121,8 @@ def main() -> int:
 def add_run(storage: Path, newest: records.Run, number: int) -> Path:
     """A new run saved after the newest (the next commit an hour later), as the suite would."""
     when = (newest.commit_time or newest.run_time) + timedelta(hours=1)
-    document = run_document(commit_sha(10**6 + number), when, seed=number, rounds=400)
+    machine = MACHINE | {"device_name": newest.machine.device_name}  # the newest run's machine
+    document = run_document(commit_sha(10**6 + number), when, seed=number, rounds=400, machine=machine)
     document["datetime"] = (datetime.now(when.tzinfo)).isoformat()
     return write_run(storage, number, document)
 

@@ -119,19 +119,34 @@ def commit_sha(i: int) -> str:
 
 
 def write_history(
-    storage: Path, commits: int, step_at: int | None = None, step: float = 1.08, noise: float = 0.03, rounds: int = 50
+    storage: Path,
+    commits: int,
+    step_at: int | None = None,
+    step: float = 1.08,
+    noise: float = 0.03,
+    rounds: int = 50,
+    machines: int = 1,
 ) -> list[Path]:
-    """`commits` runs, one per commit; from commit `step_at` on every benchmark is `step` times slower.
+    """`commits` commits, one run each on each of `machines` machines ("Test CPU 9000 #k" when more
+    than one); from commit `step_at` on every benchmark is `step` times slower.
 
-    Each commit's level carries `noise` (relative) on top of the round-to-round jitter.
+    Each run's level carries `noise` (relative) on top of the round-to-round jitter.
     """
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rng = np.random.default_rng(12345)
     paths = []
     for i in range(commits):
-        level = (step if step_at is not None and i >= step_at else 1.0) * (1 + noise * rng.standard_normal())
-        document = run_document(
-            commit_sha(i), start + timedelta(hours=i), {n: level for n in NAMES}, seed=i, rounds=rounds, noise=0.01
-        )
-        paths.append(write_run(storage, i + 1, document))
+        for k in range(machines):
+            level = (step if step_at is not None and i >= step_at else 1.0) * (1 + noise * rng.standard_normal())
+            machine = MACHINE | {"device_name": f"{MACHINE['device_name']} #{k + 1}"} if machines > 1 else None
+            document = run_document(
+                commit_sha(i),
+                start + timedelta(hours=i),
+                {n: level for n in NAMES},
+                seed=i * machines + k,
+                rounds=rounds,
+                noise=0.01,
+                machine=machine,
+            )
+            paths.append(write_run(storage, len(paths) + 1, document))
     return paths
