@@ -72,6 +72,9 @@ def figure_path(output: Path | None, fmt: str | None, stem: str) -> Path:
 def save_figure(fig, path: Path) -> None:
     fmt = path.suffix.lstrip(".").lower()
     write_atomic(path, lambda temporary: fig.savefig(temporary, format=fmt, dpi=120))
+    import matplotlib.pyplot as plt  # loaded already: the figure was made with it
+
+    plt.close(fig)  # pyplot keeps every figure until closed: commands run in one process (tests) add up
     print(f"wrote {path}", file=sys.stderr)
 
 
