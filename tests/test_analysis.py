@@ -158,14 +158,15 @@ def test_change_points_are_remembered_by_the_series_they_came_from():
 
 
 def test_long_trends_are_drawn_as_medians_of_consecutive_commits():
-    assert [select.bin_size(n) for n in (1, select.MAX_DRAWN, select.MAX_DRAWN + 1, 10_000)] == [1, 1, 2, 7]
+    assert [select.bin_size(n) for n in (1, select.MAX_DRAWN, select.MAX_DRAWN + 1, 10 * select.MAX_DRAWN + 1)] == [1, 1, 2, 11]
     rows = np.array([[0, 1.0], [1, 3.0], [2, 2.0], [3, 10.0], [4, 5.0]])
     assert select.binned(rows, 2).tolist() == [[0.5, 2.0], [2.5, 6.0], [4.0, 5.0]]  # the last bin holds one
     assert select.binned(rows, 1) is rows
     from perf_core.analysis import report
 
-    points = [select.Point(f"c{i}", None, float(i), i - 0.5, i + 0.5, 1, (float(i),)) for i in range(3_001)]
+    n = 3 * select.MAX_DRAWN + 1
+    points = [select.Point(f"c{i}", None, float(i), i - 0.5, i + 0.5, 1, (float(i),)) for i in range(n)]
     drawn = report.trend_rows(points, 16, 1e-6, select.bin_size(len(points)))
-    assert len(drawn) == 1_001  # 3 commits a row
-    assert drawn[0] == {"index": 1.0, "commit": "c0..c2", "tokens": 16, "per_token": 1e6, "low": 0.5e6, "high": 1.5e6}
-    assert drawn[-1]["commit"] == "c3000..c3000"
+    assert len(drawn) == -(-n // 4)  # 4 commits a row
+    assert drawn[0] == {"index": 1.5, "commit": "c0..c3", "tokens": 16, "per_token": 1.5e6, "low": 1e6, "high": 2e6}
+    assert drawn[-1]["commit"] == f"c{n - 1}..c{n - 1}"

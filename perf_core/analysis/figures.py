@@ -98,7 +98,7 @@ class TrendLine:
     changes: tuple[tuple[int, float], ...] = ()  # (commit index, relative change)
 
 
-MAX_WIDTH_IN = 24.0  # the trend figure's widest, in inches (2,880 px at 120 dpi)
+MAX_WIDTH_IN = 16.0  # the trend figure's widest, in inches: 1,920 px at 120 dpi, a screen
 MARKERS_UP_TO = 150  # commits drawn as markers with error bars; more: a line and an IQR band
 
 

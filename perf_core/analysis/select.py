@@ -144,12 +144,12 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
 
 
-MAX_DRAWN = 1500  # points per line past which a trend chart draws consecutive commits as one
+MAX_DRAWN = 1000  # points per line past which a trend chart draws consecutive commits as one
 
 
 def bin_size(commits: int) -> int:
     """Commits per drawn point: 1 up to MAX_DRAWN commits, then as few as keep a line under it. A
-    chart 2,880 px wide cannot show more commits apart, and drawing 10,000 took seconds."""
+    chart 1,920 px wide cannot show more commits apart, and drawing 10,000 took seconds."""
     return -(-commits // MAX_DRAWN)
 
 
