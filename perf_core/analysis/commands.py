@@ -134,8 +134,10 @@ def trend(args: argparse.Namespace) -> int:
     found, data = [], []
     known = index.remembered(index_path(args))
     memo = dict(known)
-    for name in names_in(runs, args):
-        points = [select.pool(commit, group, name, args.metric) for commit, group in commits]
+    names = names_in(runs, args)
+    every = select.series(commits, names, args.metric)
+    for name in names:
+        points = every[name]
         located = changes.found_in(name, points, args.min_change, memo)
         marks = tuple((f.index, f.change) for f in located)
         found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]

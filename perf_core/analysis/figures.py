@@ -160,5 +160,13 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     binned = f"; {size} commits a point" if size > 1 else ""
     axes.flat[-1].set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
     fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
+    # Fixed margins in inches, not tight_layout: that drew the whole figure once more just to measure
+    # its text (0.45 s of a 3 s trend on 3,000 commits); the labels here have known sizes.
+    width, height = fig.get_size_inches()
+    rows = len(panels)
+    gap, top, bottom = 1.3, 0.65, 1.25  # between panels: rotated commit labels and a title
+    tall = (height - top - bottom - gap * (rows - 1)) / rows
+    fig.subplots_adjust(
+        left=0.85 / width, right=1 - 1.15 / width, top=1 - top / height, bottom=bottom / height, hspace=gap / tall
+    )
     return fig

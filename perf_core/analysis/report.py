@@ -198,7 +198,7 @@ def trend_specs(
     specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
-        series = {n: [select.pool(c, g, n, metric) for c, g in commits] for n in members}
+        series = select.series(commits, members, metric)
         unit, scale = unit_for([p.per_token_s for points in series.values() for p in points if p] or [1.0])
         rows, marks = [], []
         for name, points in series.items():

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from perf_core import contract
-from perf_core.analysis.records import Machine, Run
+from perf_core.analysis.records import METRIC_FIELDS, Machine, Run
 from perf_core.errors import HistoryError
 
 METRICS = ("steady", "latency", "device")
@@ -142,6 +142,30 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     else:
         low, high = min(values), max(values)
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
+
+
+def series(commits: list[tuple[str, list[Run]]], names: Sequence[str], metric: str) -> dict[str, list[Point | None]]:
+    """pool() of every benchmark at every commit, one pass over the commits: what trend reads. A
+    commit of one run (most) is read once for all benchmarks, not once per benchmark."""
+    field = METRIC_FIELDS[metric]
+    found: dict[str, list[Point | None]] = {name: [] for name in names}
+    for commit, group in commits:
+        if len(group) > 1:
+            for name in names:
+                found[name].append(pool(commit, group, name, metric))
+            continue
+        run = group[0]
+        results = dict(run.results.items())
+        for name in names:
+            result = results.get(name)
+            value = result and getattr(result, field)
+            if value is None:
+                found[name].append(None)
+                continue
+            n = result.n_tokens
+            low, high = (result.low_s, result.high_s) if metric == "steady" else (value, value)
+            found[name].append(Point(commit, run.commit_time, value / n, low / n, high / n, 1, (value,)))
+    return found
 
 
 MAX_DRAWN = 1000  # points per line past which a trend chart draws consecutive commits as one
