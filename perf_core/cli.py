@@ -143,12 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     indexer = subcommands.add_parser(
         "index", help="bring the history's index up to date (the reading commands also do, as they start)"
     )
-    indexer.add_argument(
-        "--storage", type=Path, default=Path(".benchmarks"), help="history folder (default .benchmarks)"
-    )
-    indexer.add_argument(
-        "--index", type=Path, help="the index file (default: one per history folder in ~/.cache/perf-core/index)"
-    )
+    add_storage(indexer, offer_no_index=False)
     indexer.set_defaults(run=commands.update_index, no_index=False)
 
     exporter = subcommands.add_parser("export", help="one commit's figures for Bencher or github-action-benchmark")

@@ -60,13 +60,8 @@ def main() -> int:
         if args.code:
             env["PYTHONPATH"] = str(args.code.resolve())
             env.pop("XDG_CACHE_HOME")  # an older version may not know the index; it keeps its own cache
-        runs = records.load_runs(files[-1:])
-        newest = runs[0]
-        first = records.load_runs(files[:1])[0]
-
-        chosen = (
-            ["--machine", "1"] if len({run.machine for run in records.load_runs(files[: args.machines])}) > 1 else []
-        )
+        first, newest = records.load_runs([files[0], files[-1]])
+        chosen = ["--machine", "1"] if args.machines > 1 else []  # several machines: read the first
 
         def perf_core(*argv: str | Path, check: bool = True) -> float:
             started = time.perf_counter()

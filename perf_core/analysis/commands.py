@@ -222,7 +222,7 @@ def update_index(args: argparse.Namespace) -> int:
     """`perf-core index`: bring the history's index up to date (e.g. right after saving a run)."""
     import time
 
-    where = index_path(args) or index.default_path(args.storage)
+    where = index_path(args)  # never None: `index` offers no --no-index
     started = time.perf_counter()
     synced = index.update(args.storage, where)
     print(
