@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")  # files only, no display: also what CI and the GPU machines have
 
@@ -110,6 +109,7 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     x_all = range(len(commits))
     step = max(1, len(commits) // 40)  # at most ~40 labels on the axis
     markers = len(commits) <= MARKERS_UP_TO
+    size = select.bin_size(len(commits))
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         values = [p.per_token_s for line in lines for p in line.points if p]
         unit, scale = unit_for(values)
@@ -129,15 +129,9 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
                     xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
                 )
             else:  # too many commits for error bars to be seen: the IQR as a band
-                band = np.array([(x, p.per_token_s, p.low_s, p.high_s) for x, p in zip(xs, ps)]) / [
-                    1,
-                    scale,
-                    scale,
-                    scale,
-                ]
-                x, mid, low, high = select.binned(band, select.bin_size(len(commits))).T
-                ax.plot(x, mid, linewidth=0.8, color=colour, label=line.label)
-                ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+                x, mid, low, high = select.band(line.points, size).T
+                ax.plot(x, mid / scale, linewidth=0.8, color=colour, label=line.label)
+                ax.fill_between(x, low / scale, high / scale, color=colour, alpha=0.2, linewidth=0)
             for index, change in line.changes:
                 point = line.points[index]
                 ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
@@ -156,7 +150,6 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
         ax.grid(True, alpha=0.3)
         # Beside the axes, not on them: inside, it covered the top series (the slowest token count).
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    size = select.bin_size(len(commits))
     binned = f"; {size} commits a point" if size > 1 else ""
     axes.flat[-1].set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
     fig.suptitle(title, fontsize="medium")

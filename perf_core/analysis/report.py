@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from perf_core import contract
 from perf_core.analysis import changes, gate, output, select
 from perf_core.analysis.records import Run
@@ -167,7 +165,7 @@ def trend_rows(points: Sequence[select.Point | None], tokens: int, scale: float,
     if size == 1:
         spans = [(i, p.commit, p.per_token_s, p.low_s, p.high_s) for i, p in present]
     else:
-        numbers = select.binned(np.array([(i, p.per_token_s, p.low_s, p.high_s) for i, p in present]), size)
+        numbers = select.band(points, size)
         names = [
             f"{present[k][1].commit}..{present[min(k + size, len(present)) - 1][1].commit}"
             for k in range(0, len(present), size)

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from perf_core import contract
-from perf_core.analysis.records import METRIC_FIELDS, Machine, Run
+from perf_core.analysis.records import Machine, Run
 from perf_core.errors import HistoryError
 
 METRICS = ("steady", "latency", "device")
@@ -145,27 +145,8 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
 
 
 def series(commits: list[tuple[str, list[Run]]], names: Sequence[str], metric: str) -> dict[str, list[Point | None]]:
-    """pool() of every benchmark at every commit, one pass over the commits: what trend reads. A
-    commit of one run (most) is read once for all benchmarks, not once per benchmark."""
-    field = METRIC_FIELDS[metric]
-    found: dict[str, list[Point | None]] = {name: [] for name in names}
-    for commit, group in commits:
-        if len(group) > 1:
-            for name in names:
-                found[name].append(pool(commit, group, name, metric))
-            continue
-        run = group[0]
-        results = dict(run.results.items())
-        for name in names:
-            result = results.get(name)
-            value = result and getattr(result, field)
-            if value is None:
-                found[name].append(None)
-                continue
-            n = result.n_tokens
-            low, high = (result.low_s, result.high_s) if metric == "steady" else (value, value)
-            found[name].append(Point(commit, run.commit_time, value / n, low / n, high / n, 1, (value,)))
-    return found
+    """pool() of every benchmark at every commit: the series trend and the report draw."""
+    return {name: [pool(commit, group, name, metric) for commit, group in commits] for name in names}
 
 
 MAX_DRAWN = 1000  # points per line past which a trend chart draws consecutive commits as one
@@ -175,6 +156,12 @@ def bin_size(commits: int) -> int:
     """Commits per drawn point: 1 up to MAX_DRAWN commits, then as few as keep a line under it. A
     chart 1,920 px wide cannot show more commits apart, and drawing 10,000 took seconds."""
     return -(-commits // MAX_DRAWN)
+
+
+def band(points: Sequence[Point | None], size: int) -> np.ndarray:
+    """Rows (commit index, per token, low, high) of a series' present points, binned by `size`."""
+    rows = np.array([(i, p.per_token_s, p.low_s, p.high_s) for i, p in enumerate(points) if p])
+    return binned(rows, size)
 
 
 def binned(rows: np.ndarray, size: int) -> np.ndarray:
