@@ -252,14 +252,20 @@ def _examine(item: tuple[str, Path, str | None]) -> tuple | str:
         try:
             data = path.read_bytes()
             stat = path.stat()
-            text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
             raise HistoryError(f"{path}: cannot be read ({error})") from None
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        run = None if digest == known_digest else records.parse_run(path, text)
+        run = None if digest == known_digest else records.parse_run(path, _text(path, data))
     except HistoryError as error:
         return str(error)
     return key, stat.st_size, stat.st_mtime_ns, digest, run
+
+
+def _text(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise HistoryError(f"{path}: cannot be read ({error})") from None
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
@@ -333,16 +339,17 @@ class _Results(Mapping):
     """A run's results as the index holds them, each Result built on first use: `plot` reads a
     handful of the 10,000 runs, and building all 240,000 records was most of reading the index."""
 
-    __slots__ = ("_built", "_layout", "_values")
+    __slots__ = ("_built", "_layout", "_numbers")
 
-    def __init__(self, layout: _Layout, values: list) -> None:
-        self._layout, self._values, self._built = layout, values, None
+    def __init__(self, layout: _Layout, numbers: array) -> None:
+        self._layout, self._numbers, self._built = layout, numbers, None
 
     def _all(self) -> dict[str, Result]:
         if self._built is None:
+            values = [None if value != value else value for value in self._numbers.tolist()]  # NaN: not recorded
             width, built = len(NUMBER_FIELDS), {}
             for i, (name, kernel, variant, n_tokens) in enumerate(self._layout.entries):
-                median, low, high, floor, latency, device, throttled = self._values[i * width : (i + 1) * width]
+                median, low, high, floor, latency, device, throttled = values[i * width : (i + 1) * width]
                 flag = None if throttled is None else throttled == 1.0
                 built[name] = Result.restored(
                     (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag)
@@ -372,8 +379,7 @@ def _run(path: Path, machine: str, run: str, names_id: int, blob: bytes, layouts
     layout = layouts[names_id]
     if len(numbers) != len(NUMBER_FIELDS) * len(layout.names):
         raise ValueError(f"{path.name}: {len(numbers)} numbers for {len(layout.names)} benchmarks")
-    values = [None if value != value else value for value in numbers.tolist()]  # NaN: not recorded
-    results = _Results(layout, values)
+    results = _Results(layout, numbers)
     return Run(
         path=path,
         machine=machines[machine],
