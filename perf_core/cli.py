@@ -84,8 +84,8 @@ def add_decision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=typed(fraction, "--threshold", 0.0, 10.0),
-        default=gate.THRESHOLD,
-        help=f"smallest slowdown that fails the gate (default {gate.THRESHOLD})",
+        help=f"smallest slowdown that fails the gate (default {gate.THRESHOLD};"
+        f" {gate.DEVICE_THRESHOLD} with --metric device)",
     )
     parser.add_argument(
         "--alpha",
@@ -161,10 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with the defaults that depend on other options filled in."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threshold", 0.0) is None:
+        args.threshold = gate.default_threshold(args.metric)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The one place where errors become exit codes."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         return args.run(args)
     except PerfCoreError as error:
         print(f"perf-core: error: {error}", file=sys.stderr)

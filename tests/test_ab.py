@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import perf_core
 
-from perf_core.analysis import ab
+from perf_core import cli
+from perf_core.analysis import ab, gate
 from perf_core.analysis.synthetic import run_document, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,3 +239,17 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
     assert lines[-1] == "[The runs and the report](https://example.org/run/1)"
     same = ab.markdown(ab.decide_all(ab.collect({"base": paths["base"], "head": paths["base"]}), 0.05, 0.05), "t", 0.05)
     assert same.splitlines()[1] == "No change beyond 5% (24 benchmarks)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "threshold"),
+    [
+        (["ab", "HEAD"], gate.THRESHOLD),
+        (["ab", "HEAD", "--metric", "device"], gate.DEVICE_THRESHOLD),
+        (["ab", "HEAD", "--metric", "device", "--threshold", "0.1"], 0.1),
+        (["compare", "a", "b", "--metric", "device"], gate.DEVICE_THRESHOLD),
+        (["compare", "a", "b", "--metric", "latency"], gate.THRESHOLD),
+    ],
+)
+def test_device_time_defaults_to_its_own_threshold_and_an_explicit_one_wins(argv, threshold):
+    assert cli.parse_args(argv).threshold == threshold

@@ -158,7 +158,12 @@ def test_change_points_are_remembered_by_the_series_they_came_from():
 
 
 def test_long_trends_are_drawn_as_medians_of_consecutive_commits():
-    assert [select.bin_size(n) for n in (1, select.MAX_DRAWN, select.MAX_DRAWN + 1, 10 * select.MAX_DRAWN + 1)] == [1, 1, 2, 11]
+    assert [select.bin_size(n) for n in (1, select.MAX_DRAWN, select.MAX_DRAWN + 1, 10 * select.MAX_DRAWN + 1)] == [
+        1,
+        1,
+        2,
+        11,
+    ]
     rows = np.array([[0, 1.0], [1, 3.0], [2, 2.0], [3, 10.0], [4, 5.0]])
     assert select.binned(rows, 2).tolist() == [[0.5, 2.0], [2.5, 6.0], [4.0, 5.0]]  # the last bin holds one
     assert select.binned(rows, 1) is rows

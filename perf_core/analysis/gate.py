@@ -36,6 +36,9 @@ from perf_core.errors import EXIT_OK, EXIT_REGRESSION
 # The defaults of every command that decides (compare, ab); their --help shows these.
 ALPHA = 0.05
 THRESHOLD = 0.05
+# Device time (CUDA events, no host in it) is quiet: five A/A gates on an H200 read ratios within
+# 0.3% of 1 (docs/gate.md), so its default threshold can be 2% and a 5% regression stands clear of it.
+DEVICE_THRESHOLD = 0.02
 CONFIDENCE = 0.95
 MIN_RUNS = 3  # runs a side for the runs-as-samples test; fewer: the measured spread decides
 # The newest runs of the machine whose consecutive pairs measure its spread: the machine's noise now,
@@ -198,6 +201,11 @@ def decide_all(
             unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread().pairs})"
         decided.append(Decided(verdict, n_tokens, unit))
     return decided
+
+
+def default_threshold(metric: str) -> float:
+    """The --threshold a command uses when none is given: DEVICE_THRESHOLD for device time."""
+    return DEVICE_THRESHOLD if metric == "device" else THRESHOLD
 
 
 def spread_runs_needed(alpha: float) -> int:
