@@ -74,16 +74,18 @@ def main() -> int:
 
     print("\n2. every ordered pair of distinct runs (in-process, same rule):")
     names = select.names_of(runs)
-    alarms = compares_alarmed = pairs = 0
+    alarms = compares_alarmed = pairs = undecided = 0
     for base, head in itertools.permutations(runs, 2):
         decided = gate.decide_all([base], [head], names, "steady", gate.THRESHOLD, gate.ALPHA, history=runs)
         flagged = sum(d.verdict.verdict == "regression" for d in decided)
         alarms += flagged
         compares_alarmed += flagged > 0
+        undecided += any(d.unit == "noisy run" for d in decided)
         pairs += 1
     print(
         f"   {pairs} compares x {len(names)} benchmarks: {alarms} benchmark verdicts 'regression'"
-        f" ({alarms / (pairs * len(names)):.3%}); {compares_alarmed} compares exit 1 ({compares_alarmed / pairs:.2%})"
+        f" ({alarms / (pairs * len(names)):.3%}); {compares_alarmed} compares exit 1 ({compares_alarmed / pairs:.2%});"
+        f" {undecided} undecided because a run compared was noisy ({undecided / pairs:.1%})"
     )
 
     print(f"\n3. newest run made {SLOWER - 1:.0%} slower, against the history:")

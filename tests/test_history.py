@@ -6,6 +6,7 @@ import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import perf_core, snapshot
 
@@ -94,7 +95,8 @@ def test_compare_flags_a_regression_with_exit_1(storage, capsys):
     # One run a side: judged against the run-to-run spread of a 20-run history of this machine.
     write_history(storage, 20, noise=0.02)
     slower = {"attention-compiled-128": 1.2}
-    write_run(storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200))
+    # Its rounds as noisy as the history's (write_history: 1%): a wider run would be "noisy run".
+    write_run(storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200, noise=0.01))
     code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(21)[:7], "--storage", storage)
     assert code == 1
     (row,) = [line for line in out.splitlines() if line.startswith("attention-compiled-128 ")]
@@ -105,6 +107,41 @@ def test_compare_flags_a_regression_with_exit_1(storage, capsys):
     (verdict,) = [row for row in json.loads(out) if row["name"] == "attention-compiled-128"]
     assert code == 1 and verdict["ratio"] == pytest.approx(1.2, abs=0.05) and verdict["unit"] == "spread(19)"
     assert verdict["machine"].startswith("Test CPU 9000")
+
+
+def _spiky_history(storage: Path) -> None:
+    """20 runs of one commit as on a shared CPU: the whole run drifts by ~1%, and every third run
+    one benchmark strays 1.5x."""
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        level = 1 + 0.01 * rng.standard_normal()
+        factors = {name: level * (1.5 if i % 3 == 0 and name == NAMES[i % len(NAMES)] else 1.0) for name in NAMES}
+        write_run(storage, i, run_document(commit_sha(i), T0 + timedelta(hours=i), factors, seed=i))
+
+
+def test_a_run_slower_as_a_whole_is_flagged_though_single_benchmarks_strayed_further(storage, capsys):
+    _spiky_history(storage)
+    head = {name: 1.15 for name in NAMES}
+    write_run(storage, 20, run_document(commit_sha(20), T0 + timedelta(days=2), head, seed=20))
+    code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(20)[:7], "--storage", storage, "--json")
+    rows = json.loads(out)
+    assert code == 1 and {row["verdict"] for row in rows} == {"regression"} and len(rows) == len(NAMES)
+    # By its worst single benchmark alone, 15% is ordinary here: the whole run's shift is what shows it.
+    runs = records.load_runs(records.find_files(storage))
+    spread = select.run_spread([r for r in runs if r.commit != commit_sha(20)], NAMES, "steady")
+    assert all(spread.p_value(name, float(np.log(1.15))) > 0.05 for name in NAMES)
+    assert all(spread.p_value(name, float(np.log(1.15)), shift=float(np.log(1.15))) <= 0.05 for name in NAMES)
+
+
+def test_a_run_taken_on_a_busy_machine_is_undecided_not_a_regression(storage, capsys):
+    _spiky_history(storage)
+    busy = run_document(commit_sha(20), T0 + timedelta(days=2), {name: 1.15 for name in NAMES}, seed=20, noise=0.2)
+    write_run(storage, 20, busy)
+    code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(20)[:7], "--storage", storage)
+    assert code == 0 and "REGRESSION" not in out
+    assert "spread its rounds over 2x as wide as this machine's typical run" in out and "perf-core ab" in out
+    code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(20)[:7], "--storage", storage, "--json")
+    assert {(row["verdict"], row["unit"]) for row in json.loads(out)} == {("undecided", "noisy run")}
 
 
 def test_the_spread_is_measured_on_the_newest_runs_of_a_long_history(monkeypatch):

@@ -204,7 +204,13 @@ def compare_notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], a
         notes.append(
             f"fewer than {gate.MIN_RUNS} runs a side: each ratio is judged against this machine's run-to-run"
             " spread, measured on consecutive runs of its history (n column: pairs used; p: share of those"
-            " pairs whose noisiest benchmark strayed as far)"
+            " pairs that strayed as far, by their noisiest benchmark or the whole run's shift)"
+        )
+    if "noisy run" in units:
+        notes.append(
+            f"undecided: a run compared spread its rounds over {gate.NOISY:g}x as wide as this machine's typical"
+            " run (a busy machine), which one run a side cannot tell from a regression; run again, or"
+            " `perf-core ab BASE HEAD`"
         )
     if "no spread" in units:
         notes.append(

@@ -11,9 +11,10 @@ With fewer runs a side the rounds of one run say nothing about the next run (run
 the noise that matters), so the ratio of the sides' medians is judged against this machine's
 measured run-to-run spread (decide_by_spread, select.Spread): consecutive runs of the history are
 pairs of runs like this one; each benchmark's log ratio is put in units of that benchmark's own
-spread, and a pair's statistic is its worst benchmark. A regression needs the ratio above
-1 + threshold and a p-value <= alpha, where p is the share of history pairs whose worst benchmark
-strayed as far (the new pair counted). That p is exact for the whole table at once whatever the
+spread, the pair's whole-run shift (median log ratio) in units of its own, and a pair's statistic
+is the larger of its worst benchmark and its shift (select.Spread). A regression needs the ratio above
+1 + threshold and a p-value <= alpha, where p is the share of history pairs whose statistic
+reached the benchmark's (the new pair counted). That p is exact for the whole table at once whatever the
 shape of the noise (timing noise on shared machines has heavy tails: a normal model of it raised
 false alarms in half of all same-code compares, docs/gate.md), provided the history's runs are
 like the two compared; real changes inside the history only make it more cautious. So alpha = 0.05
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perf_core.analysis.records import Run
-from perf_core.analysis.select import Spread, run_spread, run_values
+from perf_core.analysis.select import Spread, noisy_runs, run_spread, run_values
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION
 
 # The defaults of every command that decides (compare, ab); their --help shows these.
@@ -45,6 +46,9 @@ MIN_RUNS = 3  # runs a side for the runs-as-samples test; fewer: the measured sp
 # not years ago (drivers, kernels, neighbours change), and a compare that costs the same at any length
 # of history. 500 runs give p-values down to 1/500, far below any useful alpha.
 SPREAD_RUNS = 500
+# A run whose rounds spread this many times wider than the history's typical run was taken on a
+# busy machine: one such run a side is not evidence (docs/gate.md, "Compare with one run a side").
+NOISY = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,14 +143,16 @@ def decide_by_spread(
     spread: Spread | None,
     threshold: float = THRESHOLD,
     alpha: float = ALPHA,
+    shift: float = 0.0,
 ) -> Verdict:
-    """Fewer than MIN_RUNS runs a side: the ratio of medians against this machine's Spread. A history
-    too short to reach alpha, or none, gives "undecided" with the ratio alone."""
+    """Fewer than MIN_RUNS runs a side: the ratio of medians against this machine's Spread; `shift`
+    is the whole compared pair's (median log ratio over its benchmarks). A history too short to
+    reach alpha, or none, gives "undecided" with the ratio alone."""
     if spread is None or name not in spread.scale or 1 / (spread.pairs + 1) > alpha:
         return ratio_only(name, base, head, "undecided")
     base_s, head_s = float(np.median(base)), float(np.median(head))
     ratio = head_s / base_s
-    p_value = spread.p_value(name, float(np.log(ratio)))
+    p_value = spread.p_value(name, float(np.log(ratio)), shift)
     # The interval: the ratio give or take the run-to-run ratio this benchmark stays within 95% of the time.
     z = 1.96 * spread.scale[name]
     low, high = ratio * float(np.exp(-z)), ratio * float(np.exp(z))
@@ -184,6 +190,9 @@ def decide_all(
     reference = [run for run in history if run.path not in head_files][-SPREAD_RUNS:]
     # Measured over the whole history, so only when some benchmark has fewer than MIN_RUNS runs a side.
     spread = functools.cache(lambda: run_spread(reference, present, metric))
+    noisy = functools.cache(lambda: noisy_runs([*base, *head], reference, present, NOISY))
+    # The compared pair's whole-run shift: the median over its benchmarks of log(head / base).
+    shift = float(np.median([np.log(np.median(samples[n][1]) / np.median(samples[n][0])) for n in present] or [0.0]))
     decided = []
     for name in present:
         base_values, head_values = samples[name]
@@ -196,8 +205,12 @@ def decide_all(
             continue
         if min(len(base_values), len(head_values)) >= MIN_RUNS:
             verdict, unit = decide(name, base_values, head_values, threshold, alpha), "runs"
+        elif noisy():
+            # A busy machine shifts a whole run by 10-23% (CPU, 2026-11-28): indistinguishable from a
+            # regression with one run a side, so nothing is claimed.
+            verdict, unit = ratio_only(name, base_values, head_values, "undecided"), "noisy run"
         else:
-            verdict = decide_by_spread(name, base_values, head_values, spread(), threshold, alpha)
+            verdict = decide_by_spread(name, base_values, head_values, spread(), threshold, alpha, shift)
             unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread().pairs})"
         decided.append(Decided(verdict, n_tokens, unit))
     return decided
