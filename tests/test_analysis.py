@@ -3,7 +3,7 @@
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -122,18 +122,18 @@ def test_per_token_figure_has_labelled_axes_a_line_per_commit_and_the_floor():
 
 
 def test_trend_figure_has_a_panel_per_kernel_variant_and_marks_changes():
-    points = tuple(None if i == 1 else _point(i) for i in range(4))
-    lines = {"matmul / eager": [figures.TrendLine("16 tokens", points, ((2, 0.08),))]}
+    column = _column([None if i == 1 else 1e-6 * (1 + i / 10) for i in range(4)])
+    lines = {"matmul / eager": [figures.TrendLine("16 tokens", column, ((2, 0.08),))]}
     fig = figures.trend_figure(["c0", "c1", "c2", "c3"], lines, "trend")
     (ax,) = fig.axes
     assert ax.get_title() == "matmul / eager" and ax.get_ylabel().startswith("Latency per Token")
     assert [t.get_text() for t in ax.texts] == ["+8.0%"]
 
 
-def _point(i: int):
-    from perf_core.analysis.select import Point
-
-    return Point(f"c{i}", None, 1e-6 * (1 + i / 10), 0.9e-6, 1.2e-6 * (1 + i / 10), 1, (16e-6,))
+def _column(values, low=0.9, high=1.2) -> select.Column:
+    """A Column of these per-token figures (None: absent), its interval `low` and `high` times each."""
+    per_token = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return select.Column(per_token, per_token * low, per_token * high)
 
 
 def test_throttled_points_are_ringed_in_red_with_a_legend_entry():
@@ -145,16 +145,26 @@ def test_throttled_points_are_ringed_in_red_with_a_legend_entry():
 
 
 def test_change_points_are_remembered_by_the_series_they_came_from():
-    points = [select.Point(f"c{i}", None, 1.0 if i < 10 else 1.2, 1.0, 1.2, 1, (1.0,)) for i in range(20)]
+    series = np.array([1.0 if i < 10 else 1.2 for i in range(20)])
+    commits, when = [f"c{i}" for i in range(20)], [None] * 20
     memo: dict[str, str] = {}
-    (first,) = changes.found_in("b", points, memo=memo)
-    assert first.index == 10 and len(memo) == 1
+    (first,) = changes.found_in("b", series, commits, when, memo=memo)
+    assert (first.index, first.commit, first.date) == (10, "c10", "unknown date") and len(memo) == 1
     (key,) = memo
     memo[key] = "[[4, 0.5]]"  # an answer that only the memo can give: proves it is read, not recomputed
-    (again,) = changes.found_in("b", points, memo=memo)
+    (again,) = changes.found_in("b", series, commits, when, memo=memo)
     assert (again.index, again.change) == (4, 0.5)
-    changed = [*points[:-1], select.Point("c19", None, 1.3, 1.0, 1.3, 1, (1.3,))]
-    assert changes.found_in("b", changed, memo=memo)[0].index == 10 and len(memo) == 2  # new series, new key
+    changed = np.append(series[:-1], 1.3)
+    assert changes.found_in("b", changed, commits, when, memo=memo)[0].index == 10 and len(memo) == 2  # new key
+
+
+def test_change_points_skip_commits_without_the_benchmark_and_name_the_commit_found():
+    series = np.array([np.nan if i % 7 == 3 else (1.0 if i < 12 else 1.2) for i in range(24)])
+    commits = [f"c{i}" for i in range(24)]
+    when = [datetime(2026, 1, 1 + i, tzinfo=timezone.utc) for i in range(24)]
+    (found,) = changes.found_in("b", series, commits, when)
+    assert (found.index, found.commit, found.date) == (12, "c12", "2026-01-13")
+    assert found.change == pytest.approx(0.2)
 
 
 def test_long_trends_are_drawn_as_medians_of_consecutive_commits():
@@ -170,8 +180,8 @@ def test_long_trends_are_drawn_as_medians_of_consecutive_commits():
     from perf_core.analysis import report
 
     n = 3 * select.MAX_DRAWN + 1
-    points = [select.Point(f"c{i}", None, float(i), i - 0.5, i + 0.5, 1, (float(i),)) for i in range(n)]
-    drawn = report.trend_rows(points, 16, 1e-6, select.bin_size(len(points)))
+    column = select.Column(np.arange(n, dtype=float), np.arange(n) - 0.5, np.arange(n) + 0.5)
+    drawn = report.trend_rows(column, [f"c{i}" for i in range(n)], 16, 1e-6, select.bin_size(n))
     assert len(drawn) == -(-n // 4)  # 4 commits a row
     assert drawn[0] == {"index": 1.5, "commit": "c0..c3", "tokens": 16, "per_token": 1.5e6, "low": 1e6, "high": 2e6}
     assert drawn[-1]["commit"] == f"c{n - 1}..c{n - 1}"

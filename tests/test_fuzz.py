@@ -32,6 +32,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perf_core.analysis import select
 from perf_core.cli import main
 
 EXAMPLES = int(os.environ.get("PERF_CORE_FUZZ_EXAMPLES", "2000"))
@@ -190,7 +191,7 @@ def per_token_check(panels, title, metric):
 
 
 def trend_check(commits, panels, title):
-    return Drawn([p.per_token_s for lines in panels.values() for line in lines for p in line.points if p])
+    return Drawn(select.present_values(line.column for lines in panels.values() for line in lines))
 
 
 @pytest.fixture

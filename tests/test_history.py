@@ -96,7 +96,9 @@ def test_compare_flags_a_regression_with_exit_1(storage, capsys):
     write_history(storage, 20, noise=0.02)
     slower = {"attention-compiled-128": 1.2}
     # Its rounds as noisy as the history's (write_history: 1%): a wider run would be "noisy run".
-    write_run(storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200, noise=0.01))
+    write_run(
+        storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200, noise=0.01)
+    )
     code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(21)[:7], "--storage", storage)
     assert code == 1
     (row,) = [line for line in out.splitlines() if line.startswith("attention-compiled-128 ")]

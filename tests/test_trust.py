@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from helpers import perf_core
 
-from perf_core.analysis import figures
-from perf_core.analysis.select import Point
+from perf_core.analysis import figures, select
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -113,8 +113,9 @@ def test_empty_item_in_the_suites_token_list_is_a_usage_error(suite):
 
 
 def test_trend_legend_sits_beside_the_axes_not_over_the_series():
-    points = tuple(Point(f"c{i}", None, 1e-6 * (1 + i), 0.9e-6, 1.1e-6 * (1 + i), 1, (1e-5,)) for i in range(5))
-    fig = figures.trend_figure([f"c{i}" for i in range(5)], {"a / b": [figures.TrendLine("16 tokens", points)]}, "t")
+    per_token = 1e-6 * (1 + np.arange(5.0))
+    column = select.Column(per_token, per_token * 0.9, per_token * 1.1)
+    fig = figures.trend_figure([f"c{i}" for i in range(5)], {"a / b": [figures.TrendLine("16 tokens", column)]}, "t")
     fig.canvas.draw()
     (ax,) = fig.axes
     legend = ax.get_legend().get_window_extent()

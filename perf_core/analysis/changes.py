@@ -20,12 +20,9 @@ import hashlib
 import json
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from perf_core.analysis.select import Point
 
 MIN_CHANGE = 0.05
 PENALTY_SCALE = 5.0
@@ -86,30 +83,33 @@ class Found:
 
 def found_in(
     benchmark: str,
-    points: Sequence[Point | None],
+    per_token_s: np.ndarray,
+    commits: Sequence[str],
+    when: Sequence[datetime | None],
     min_change: float = MIN_CHANGE,
     memo: MutableMapping[str, str] | None = None,
 ) -> list[Found]:
-    """The change points of a series with gaps (None where a commit lacks the benchmark).
+    """The change points of a series with gaps (select.Column.per_token_s: NaN where a commit lacks
+    the benchmark), named by `commits` and dated by `when`.
 
     `memo`: answers of earlier searches, by a hash of the series and the search's settings (the
     history index keeps them, so an unchanged series is not searched again, nor ruptures imported).
     """
-    present = [(i, p) for i, p in enumerate(points) if p]
-    values = [p.per_token_s for _, p in present]
+    series = np.asarray(per_token_s, dtype=float)
+    present = np.flatnonzero(~np.isnan(series))
+    values = series[present]
     key = hashlib.blake2b(
-        np.asarray(values, dtype=float).tobytes() + repr((min_change, PENALTY_SCALE, MIN_SIZE)).encode(),
-        digest_size=16,
+        values.tobytes() + repr((min_change, PENALTY_SCALE, MIN_SIZE)).encode(), digest_size=16
     ).hexdigest()
     if memo is not None and key in memo:
         detected = [Change(*pair) for pair in json.loads(memo[key])]
     else:
-        detected = detect(values, min_change=min_change)
+        detected = detect(values.tolist(), min_change=min_change)
         if memo is not None:
             memo[key] = json.dumps([[c.index, c.change] for c in detected])
     found = []
     for change in detected:
-        index, point = present[change.index]
-        when = point.when.strftime("%Y-%m-%d") if point.when else "unknown date"
-        found.append(Found(benchmark, index, point.commit, when, change.change))
+        index = int(present[change.index])
+        date = when[index].strftime("%Y-%m-%d") if when[index] else "unknown date"
+        found.append(Found(benchmark, index, commits[index], date, change.change))
     return found

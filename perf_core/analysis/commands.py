@@ -135,17 +135,19 @@ def trend(args: argparse.Namespace) -> int:
     known = index.remembered(index_path(args))
     memo = dict(known)
     names = names_in(runs, args)
-    every = select.series(commits, names, args.metric)
+    every = select.columns(commits, names, args.metric)
+    labels, when = [commit for commit, _ in commits], select.commit_times(commits)
+    points = select.series(commits, names, args.metric) if args.json else {}
     for name in names:
-        points = every[name]
-        located = changes.found_in(name, points, args.min_change, memo)
+        column = every[name]
+        located = changes.found_in(name, column.per_token_s, labels, when, args.min_change, memo)
         marks = tuple((f.index, f.change) for f in located)
         found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
         if args.json:
-            data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points if p]})
+            data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points[name] if p]})
         parsed = contract.parse_name(name)
         panels.setdefault(parsed.panel.replace("-", " / "), []).append(
-            figures.TrendLine(f"{parsed.n_tokens} tokens", tuple(points), marks)
+            figures.TrendLine(f"{parsed.n_tokens} tokens", column, marks)
         )
     index.remember(index_path(args), memo, known)
     machine = runs[0].machine.label
@@ -164,9 +166,7 @@ def trend(args: argparse.Namespace) -> int:
             )
         elif not found:
             print(f"no change of {args.min_change:.0%} or more across {len(commits)} commits")
-    fig = figures.trend_figure(
-        [c for c, _ in commits], panels, f"Per-token latency across commits: {runs[-1].machine.label}"
-    )
+    fig = figures.trend_figure(labels, panels, f"Per-token latency across commits: {runs[-1].machine.label}")
     output.save_figure(fig, path)
     return EXIT_OK
 

@@ -1,6 +1,6 @@
 """Figures: the per-token curve (one line per commit) and the trend across commits.
 
-Both take plain data (select.Point lists) and return a matplotlib Figure; saving is output.save_figure's job.
+Both take plain data (figures per token count; the trend's as select.Column arrays) and return a matplotlib Figure; saving is output.save_figure's job.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display: also what CI and the GPU machines have
 
@@ -17,7 +18,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from perf_core.analysis import select
-from perf_core.analysis.select import Point
 from perf_core.units import unit_for
 
 
@@ -93,7 +93,7 @@ def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> 
 @dataclass(frozen=True)
 class TrendLine:
     label: str  # e.g. "128 tokens"
-    points: tuple[Point | None, ...]  # one per commit on the x axis; None where the benchmark is absent
+    column: select.Column  # one figure per commit on the x axis; NaN where the benchmark is absent
     changes: tuple[tuple[int, float], ...] = ()  # (commit index, relative change)
 
 
@@ -111,33 +111,34 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     markers = len(commits) <= MARKERS_UP_TO
     size = select.bin_size(len(commits))
     for ax, (name, lines) in zip(axes.flat, panels.items()):
-        values = [p.per_token_s for line in lines for p in line.points if p]
-        unit, scale = unit_for(values)
+        unit, scale = unit_for(select.present_values(line.column for line in lines))
         colours = plt.get_cmap("viridis")
         for i, line in enumerate(lines):
             colour = colours(i / max(len(lines) - 1, 1))
-            xs = [x for x, p in zip(x_all, line.points) if p]
-            ps = [p for p in line.points if p]
-            y = [p.per_token_s / scale for p in ps]
             if markers:
+                x, y, low, high = select.band(line.column, 1).T
                 # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
-                err = [
-                    [max(p.per_token_s - p.low_s, 0) / scale for p in ps],
-                    [max(p.high_s - p.per_token_s, 0) / scale for p in ps],
-                ]
+                err = [np.maximum(y - low, 0) / scale, np.maximum(high - y, 0) / scale]
                 ax.errorbar(
-                    xs, y, yerr=err, marker="o", markersize=3, linewidth=1, capsize=2, color=colour, label=line.label
+                    x,
+                    y / scale,
+                    yerr=err,
+                    marker="o",
+                    markersize=3,
+                    linewidth=1,
+                    capsize=2,
+                    color=colour,
+                    label=line.label,
                 )
             else:  # too many commits for error bars to be seen: the IQR as a band
-                x, mid, low, high = select.band(line.points, size).T
+                x, mid, low, high = select.band(line.column, size).T
                 ax.plot(x, mid / scale, linewidth=0.8, color=colour, label=line.label)
                 ax.fill_between(x, low / scale, high / scale, color=colour, alpha=0.2, linewidth=0)
             for index, change in line.changes:
-                point = line.points[index]
                 ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
                 ax.annotate(
                     f"{change:+.1%}",
-                    (index, point.per_token_s / scale),
+                    (index, line.column.per_token_s[index] / scale),
                     textcoords="offset points",
                     xytext=(4, 8),
                     color="tab:red",

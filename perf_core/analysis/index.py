@@ -40,7 +40,7 @@ from typing import TypeVar
 import numpy as np
 
 from perf_core.analysis import output, records
-from perf_core.analysis.records import Machine, Result, Run
+from perf_core.analysis.records import NUMBER_FIELDS, Machine, Result, Run
 from perf_core.errors import HistoryError, UsageError
 
 # The layout of a row: the record classes' fields. A change to them makes every older index foreign.
@@ -169,7 +169,6 @@ CREATE TABLE IF NOT EXISTS runs (
     machine TEXT NOT NULL, run TEXT NOT NULL, names INTEGER NOT NULL REFERENCES names(id), results BLOB NOT NULL
 );
 """
-NUMBER_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
 
 
 def _check(index: Path, storage: Path) -> str | None:
@@ -193,7 +192,9 @@ def _check(index: Path, storage: Path) -> str | None:
 def _sync(db: sqlite3.Connection, storage: Path, files: list[Path]) -> Synced:
     """Bring the rows in line with the files: parse the new and changed ones, drop the gone ones."""
     known = {row[0]: row[1:] for row in db.execute("SELECT path, size, mtime_ns, digest FROM runs")}
-    keys = {path.relative_to(storage).as_posix(): path for path in files}
+    # As path.relative_to(storage).as_posix(), by string: the files are under storage (find_files).
+    prefix = len(str(storage).rstrip(os.sep)) + 1
+    keys = {str(path)[prefix:].replace(os.sep, "/"): path for path in files}
     gone = known.keys() - keys.keys()
     if gone:
         with db:
@@ -368,6 +369,10 @@ class _Results(Mapping):
 
     def __len__(self) -> int:
         return len(self._layout.names)
+
+    def numbers(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """records.numbers_of without a Result built: the row's own array."""
+        return self._layout.names, np.frombuffer(self._numbers, dtype=np.float64).reshape(-1, len(NUMBER_FIELDS))
 
 
 def _run(path: Path, machine: str, run: str, names_id: int, blob: bytes, layouts: dict, machines: dict) -> Run:

@@ -83,6 +83,20 @@ EPOCH = datetime.min.replace(tzinfo=timezone.utc)  # where runs without a commit
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Result))
+# A Result's numbers, in the order the history index stores them per benchmark (NaN: not recorded;
+# throttled as 0/1): numbers_of gives them as one array, which a trend of 10,000 commits reads
+# without building 240,000 Results.
+NUMBER_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
+
+
+def numbers_of(results: Mapping[str, Result]) -> tuple[tuple[str, ...], np.ndarray]:
+    """A run's benchmark names and a (benchmarks, NUMBER_FIELDS) float array of their numbers.
+    Results that hold them as an array already (the index's) give it as it is."""
+    fast = getattr(results, "numbers", None)
+    if fast is not None:
+        return fast()
+    rows = [[np.nan if (v := getattr(r, f)) is None else float(v) for f in NUMBER_FIELDS] for r in results.values()]
+    return tuple(results), np.array(rows, dtype=float).reshape(len(rows), len(NUMBER_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -277,7 +291,8 @@ def find_files(storage: Path) -> list[Path]:
     """Every run file under pytest-benchmark's storage folder (STORAGE/<machine-id>/NNNN_*.json)."""
     if not storage.is_dir():
         raise HistoryError(f"{storage}: no history yet (run `pytest --benchmark-only` to record a run)")
-    files = sorted(storage.rglob("*.json"))
+    # By parts, as Path's own order, without its comparison (10,000 files: 0.08 s of a 2 s trend).
+    files = sorted(storage.rglob("*.json"), key=lambda path: path.parts)
     if not files:
         raise HistoryError(f"{storage}: no history yet, no .json files (run `pytest --benchmark-only`)")
     return files

@@ -158,19 +158,19 @@ def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
     return spec
 
 
-def trend_rows(points: Sequence[select.Point | None], tokens: int, scale: float, size: int) -> list[dict]:
+def trend_rows(column: select.Column, commits: Sequence[str], tokens: int, scale: float, size: int) -> list[dict]:
     """The chart's rows of one series; past select.MAX_DRAWN commits, one row per `size` commits (the
     medians, named by the bin's first and last commit): a page of 240,000 rows was 21 MB."""
-    present = [(i, p) for i, p in enumerate(points) if p]
+    present = column.present().tolist()
+    numbers = select.band(column, size).tolist()
     if size == 1:
-        spans = [(i, p.commit, p.per_token_s, p.low_s, p.high_s) for i, p in present]
+        spans = [(i, commits[i], *rest) for (_, *rest), i in zip(numbers, present)]
     else:
-        numbers = select.band(points, size)
         names = [
-            f"{present[k][1].commit}..{present[min(k + size, len(present)) - 1][1].commit}"
+            f"{commits[present[k]]}..{commits[present[min(k + size, len(present)) - 1]]}"
             for k in range(0, len(present), size)
         ]
-        spans = [(round(i, 1), name, *rest) for (i, *rest), name in zip(numbers.tolist(), names)]
+        spans = [(round(i, 1), name, *rest) for (i, *rest), name in zip(numbers, names)]
     return [
         {
             "index": index,
@@ -191,27 +191,28 @@ def trend_specs(
     import altair as alt
 
     commits = select.by_commit(runs)
+    labels, when, size = [commit for commit, _ in commits], select.commit_times(commits), select.bin_size(len(commits))
     dense = len(commits) <= DENSE
     found: list[changes.Found] = []
     specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
-        series = select.series(commits, members, metric)
-        unit, scale = unit_for([p.per_token_s for points in series.values() for p in points if p] or [1.0])
+        series = select.columns(commits, members, metric)
+        unit, scale = unit_for(select.present_values(series.values()))
         rows, marks = [], []
-        for name, points in series.items():
-            located = changes.found_in(name, points, min_change, memo)
+        for name, column in series.items():
+            located = changes.found_in(name, column.per_token_s, labels, when, min_change, memo)
             found += located
             marks += [
                 {
                     "at": f.index - 0.5,
                     "x": f.index,
-                    "y": _round(points[f.index].per_token_s / scale),
+                    "y": _round(column.per_token_s[f.index] / scale),
                     "text": f"{f.change:+.1%}",
                 }
                 for f in located
             ]
-            rows += trend_rows(points, contract.parse_name(name).n_tokens, scale, select.bin_size(len(commits)))
+            rows += trend_rows(column, labels, contract.parse_name(name).n_tokens, scale, size)
         base = alt.Chart(alt.Data(name="trend"))
         x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
         tooltip = [
