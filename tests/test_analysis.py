@@ -130,6 +130,16 @@ def test_trend_figure_has_a_panel_per_kernel_variant_and_marks_changes():
     assert [t.get_text() for t in ax.texts] == ["+8.0%"]
 
 
+def test_trend_panels_share_one_commit_axis_labelled_under_the_last():
+    line = figures.TrendLine("16 tokens", _column([1e-6 * (1 + i / 10) for i in range(4)]))
+    fig = figures.trend_figure(["c0", "c1", "c2", "c3"], {"a / b": [line], "c / d": [line]}, "trend")
+    fig.canvas.draw()
+    top, bottom = fig.axes
+    assert [t.get_text() for t in bottom.get_xticklabels() if t.get_visible()] == ["c0", "c1", "c2", "c3"]
+    assert not any(t.get_visible() and t.get_text() for t in top.get_xticklabels())
+    assert bottom.get_xlabel().startswith("commit") and top.get_xlabel() == ""
+
+
 def _column(values, low=0.9, high=1.2) -> select.Column:
     """A Column of these per-token figures (None: absent), its interval `low` and `high` times each."""
     per_token = np.array([np.nan if v is None else v for v in values], dtype=float)
