@@ -109,7 +109,7 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     # labels a panel were a fifth of the time to draw the figure.
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False, sharex=True)
     x_all = range(len(commits))
-    step = max(1, len(commits) // 40)  # at most ~40 labels on the axis
+    step = max(1, len(commits) // 20)  # at most ~20 labels (and grid lines): each costs drawing time
     markers = len(commits) <= MARKERS_UP_TO
     size = select.bin_size(len(commits))
     for ax, (name, lines) in zip(axes.flat, panels.items()):
