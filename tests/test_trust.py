@@ -123,6 +123,18 @@ def test_trend_legend_sits_beside_the_axes_not_over_the_series():
     matplotlib.pyplot.close(fig)
 
 
+def test_trend_title_sits_above_the_first_panels_title_however_tall_the_figure():
+    per_token = 1e-6 * (1 + np.arange(3.0))
+    line = figures.TrendLine("16 tokens", select.Column(per_token, per_token * 0.9, per_token * 1.1))
+    panels = {f"kernel{k} / eager": [line] for k in range(6)}  # six panels: a figure 21.6 in tall
+    fig = figures.trend_figure(["c0", "c1", "c2"], panels, "Per-token latency across commits: a machine")
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    first = fig.axes[0].title.get_window_extent(renderer)
+    assert title.y0 >= first.y1  # display coordinates grow upwards
+    matplotlib.pyplot.close(fig)
+
+
 def test_default_figure_names_are_ignored_by_git():
     ignored = subprocess.run(
         ["git", "-C", str(ROOT), "check-ignore", "per_token.png", "trend.png", "per_token.svg", "trend.svg"],

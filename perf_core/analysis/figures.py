@@ -156,13 +156,14 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     bottom_axes.set_xticklabels(list(commits)[::step], rotation=60, ha="right", fontsize="x-small")
     binned = f"; {size} commits a point" if size > 1 else ""
     bottom_axes.set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
-    fig.suptitle(title, fontsize="medium")
     # Fixed margins in inches, not tight_layout: that drew the whole figure once more just to measure
     # its text (0.45 s of a 3 s trend on 3,000 commits); the labels here have known sizes.
     width, height = fig.get_size_inches()
     rows = len(panels)
-    gap, top, bottom = 0.45, 0.65, 1.25  # between panels: a title; below the last, the commit labels
+    gap, top, bottom = 0.45, 0.8, 1.25  # between panels: a title; below the last, the commit labels
     tall = (height - top - bottom - gap * (rows - 1)) / rows
+    # In inches from the top too: at a fraction of a tall figure's height it sat on the first panel's title.
+    fig.suptitle(title, fontsize="medium", y=1 - 0.15 / height, va="top")
     fig.subplots_adjust(
         left=0.85 / width, right=1 - 1.15 / width, top=1 - top / height, bottom=bottom / height, hspace=gap / tall
     )
