@@ -80,7 +80,7 @@ def main() -> int:
         flagged = sum(d.verdict.verdict == "regression" for d in decided)
         alarms += flagged
         compares_alarmed += flagged > 0
-        undecided += any(d.unit == "noisy run" for d in decided)
+        undecided += any(d.unit.startswith("noisy") for d in decided)
         pairs += 1
     print(
         f"   {pairs} compares x {len(names)} benchmarks: {alarms} benchmark verdicts 'regression'"

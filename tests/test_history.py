@@ -95,7 +95,7 @@ def test_compare_flags_a_regression_with_exit_1(storage, capsys):
     # One run a side: judged against the run-to-run spread of a 20-run history of this machine.
     write_history(storage, 20, noise=0.02)
     slower = {"attention-compiled-128": 1.2}
-    # Its rounds as noisy as the history's (write_history: 1%): a wider run would be "noisy run".
+    # Its rounds as noisy as the history's (write_history: 1%): a wider run would be "noisy head".
     write_run(
         storage, 21, run_document(commit_sha(21), T0 + timedelta(days=2), slower, seed=21, rounds=200, noise=0.01)
     )
@@ -141,9 +141,10 @@ def test_a_run_taken_on_a_busy_machine_is_undecided_not_a_regression(storage, ca
     write_run(storage, 20, busy)
     code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(20)[:7], "--storage", storage)
     assert code == 0 and "REGRESSION" not in out
-    assert "spread its rounds over 2x as wide as this machine's typical run" in out and "perf-core ab" in out
+    assert "undecided: the head run spread its rounds over 2x as wide as this machine's typical run" in out
+    assert "run the head again" in out and "perf-core ab" in out
     code, out, _ = perf_core(capsys, "compare", commit_sha(19)[:7], commit_sha(20)[:7], "--storage", storage, "--json")
-    assert {(row["verdict"], row["unit"]) for row in json.loads(out)} == {("undecided", "noisy run")}
+    assert {(row["verdict"], row["unit"]) for row in json.loads(out)} == {("undecided", "noisy head")}
 
 
 def test_the_spread_is_measured_on_the_newest_runs_of_a_long_history(monkeypatch):

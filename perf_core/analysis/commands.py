@@ -206,11 +206,12 @@ def compare_notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], a
             " spread, measured on consecutive runs of its history (n column: pairs used; p: share of those"
             " pairs that strayed as far, by their noisiest benchmark or the whole run's shift)"
         )
-    if "noisy run" in units:
+    for unit in sorted(u for u in units if u.startswith("noisy ")):
+        sides = unit.removeprefix("noisy ")
         notes.append(
-            f"undecided: a run compared spread its rounds over {gate.NOISY:g}x as wide as this machine's typical"
-            " run (a busy machine), which one run a side cannot tell from a regression; run again, or"
-            " `perf-core ab BASE HEAD`"
+            f"undecided: the {sides} run spread its rounds over {gate.NOISY:g}x as wide as this machine's typical"
+            f" run (a busy machine), which one run a side cannot tell from a regression; run the {sides} again,"
+            " or `perf-core ab BASE HEAD`"
         )
     if "no spread" in units:
         notes.append(

@@ -207,8 +207,10 @@ def decide_all(
             verdict, unit = decide(name, base_values, head_values, threshold, alpha), "runs"
         elif noisy():
             # A busy machine shifts a whole run by 10-23% (CPU, 2026-11-28): indistinguishable from a
-            # regression with one run a side, so nothing is claimed.
-            verdict, unit = ratio_only(name, base_values, head_values, "undecided"), "noisy run"
+            # regression with one run a side, so nothing is claimed; the unit names the side to run again.
+            busy = {run.path for run in noisy()}
+            sides = [side for side, runs in (("base", base), ("head", head)) if any(run.path in busy for run in runs)]
+            verdict, unit = ratio_only(name, base_values, head_values, "undecided"), f"noisy {' and '.join(sides)}"
         else:
             verdict = decide_by_spread(name, base_values, head_values, spread(), threshold, alpha, shift)
             unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread().pairs})"
