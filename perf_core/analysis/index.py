@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import sys
@@ -272,11 +271,10 @@ def _text(path: Path, data: bytes) -> str:
 def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
     with db:
         for key, size, mtime, digest, run in rows:
-            results = list(run.results.values())
-            names = json.dumps([[r.name, r.kernel, r.variant, r.n_tokens] for r in results])
+            names = json.dumps([[r.name, r.kernel, r.variant, r.n_tokens] for r in run.results.values()])
             db.execute("INSERT OR IGNORE INTO names (names) VALUES (?)", (names,))
             (names_id,) = db.execute("SELECT id FROM names WHERE names = ?", (names,)).fetchone()
-            numbers = array("d", [_number(getattr(r, field)) for r in results for field in NUMBER_FIELDS])
+            _, numbers = records.numbers_of(run.results)  # in the order of run.results, as the names
             when = None if run.commit_time is None else run.commit_time.isoformat()
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -291,10 +289,6 @@ def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
                     numbers.tobytes(),
                 ),
             )
-
-
-def _number(value: float | bool | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _read(db: sqlite3.Connection, keys: dict[str, Path]) -> list[Run]:
