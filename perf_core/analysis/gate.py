@@ -190,7 +190,7 @@ def decide_all(
     reference = [run for run in history if run.path not in head_files][-SPREAD_RUNS:]
     # Measured over the whole history, so only when some benchmark has fewer than MIN_RUNS runs a side.
     spread = functools.cache(lambda: run_spread(reference, present, metric))
-    noisy = functools.cache(lambda: noisy_runs([*base, *head], reference, present, NOISY))
+    noisy = functools.cache(lambda: _noisy_unit(base, head, reference, present))
     # The compared pair's whole-run shift: the median over its benchmarks of log(head / base).
     shift = float(np.median([np.log(np.median(samples[n][1]) / np.median(samples[n][0])) for n in present] or [0.0]))
     decided = []
@@ -207,15 +207,21 @@ def decide_all(
             verdict, unit = decide(name, base_values, head_values, threshold, alpha), "runs"
         elif noisy():
             # A busy machine shifts a whole run by 10-23% (CPU, 2026-11-28): indistinguishable from a
-            # regression with one run a side, so nothing is claimed; the unit names the side to run again.
-            busy = {run.path for run in noisy()}
-            sides = [side for side, runs in (("base", base), ("head", head)) if any(run.path in busy for run in runs)]
-            verdict, unit = ratio_only(name, base_values, head_values, "undecided"), f"noisy {' and '.join(sides)}"
+            # regression with one run a side, so nothing is claimed.
+            verdict, unit = ratio_only(name, base_values, head_values, "undecided"), noisy()
         else:
             verdict = decide_by_spread(name, base_values, head_values, spread(), threshold, alpha, shift)
             unit = "no spread" if verdict.verdict == "undecided" else f"spread({spread().pairs})"
         decided.append(Decided(verdict, n_tokens, unit))
     return decided
+
+
+def _noisy_unit(base: list[Run], head: list[Run], reference: Sequence[Run], names: Sequence[str]) -> str | None:
+    """ "noisy base", "noisy head" or "noisy base and head" (the side to run again) when a compared run
+    spread its rounds NOISY times as wide as the reference's typical run; None when none did."""
+    busy = {run.path for run in noisy_runs([*base, *head], reference, names, NOISY)}
+    sides = [side for side, runs in (("base", base), ("head", head)) if any(run.path in busy for run in runs)]
+    return f"noisy {' and '.join(sides)}" if sides else None
 
 
 def default_threshold(metric: str) -> float:
