@@ -132,24 +132,24 @@ def trend(args: argparse.Namespace) -> int:
     path = output.figure_path(args.output, args.format, "trend")
     panels: dict[str, list] = {}
     found, data = [], []
-    known = index.remembered(index_path(args))
-    memo = dict(known)
     names = names_in(runs, args)
     every = select.columns(commits, names, args.metric)
     labels, when = [commit for commit, _ in commits], select.commit_times(commits)
     points = select.series(commits, names, args.metric) if args.json else {}
-    for name in names:
-        column = every[name]
-        located = changes.found_in(name, column.per_token_s, labels, when, args.min_change, memo)
-        marks = tuple((f.index, f.change) for f in located)
-        found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
-        if args.json:
-            data.append({"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points[name] if p]})
-        parsed = contract.parse_name(name)
-        panels.setdefault(parsed.panel.replace("-", " / "), []).append(
-            figures.TrendLine(f"{parsed.n_tokens} tokens", column, marks)
-        )
-    index.remember(index_path(args), memo, known)
+    with index.memo(index_path(args)) as memo:
+        for name in names:
+            column = every[name]
+            located = changes.found_in(name, column.per_token_s, labels, when, args.min_change, memo)
+            marks = tuple((f.index, f.change) for f in located)
+            found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
+            if args.json:
+                data.append(
+                    {"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points[name] if p]}
+                )
+            parsed = contract.parse_name(name)
+            panels.setdefault(parsed.panel.replace("-", " / "), []).append(
+                figures.TrendLine(f"{parsed.n_tokens} tokens", column, marks)
+            )
     machine = runs[0].machine.label
     searched = len(commits) >= changes.MIN_POINTS
     if args.json:
@@ -279,22 +279,22 @@ def report(args: argparse.Namespace) -> int:
     if args.commit_url and "{sha}" not in args.commit_url:
         raise UsageError(f"--commit-url {args.commit_url!r} has no {{sha}} to put the commit in")
     gate_runs = ab.collect(ab.run_files(args.ab)) if args.ab else None
-    known = index.remembered(index_path(args))
-    memo = dict(known)
     pages = []
-    for number, machine in enumerate(found, 1):
-        mine = [run for run in runs if run.machine == machine]
-        names = names_in(mine, args)
-        if not names:
-            continue
-        decided = None
-        if gate_runs and gate_runs["base"][0].machine == machine:
-            decided = ab.decide_all(gate_runs, args.threshold, args.alpha, args.metric)
-        pages.append(
-            site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided, memo)
-        )
-        print(f"[{number}/{len(found)}] {machine.label}: {len(mine)} runs, {pages[-1].charts} charts", file=sys.stderr)
-    index.remember(index_path(args), memo, known)
+    with index.memo(index_path(args)) as memo:
+        for number, machine in enumerate(found, 1):
+            mine = [run for run in runs if run.machine == machine]
+            names = names_in(mine, args)
+            if not names:
+                continue
+            decided = None
+            if gate_runs and gate_runs["base"][0].machine == machine:
+                decided = ab.decide_all(gate_runs, args.threshold, args.alpha, args.metric)
+            pages.append(
+                site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided, memo)
+            )
+            print(
+                f"[{number}/{len(found)}] {machine.label}: {len(mine)} runs, {pages[-1].charts} charts", file=sys.stderr
+            )
     if not pages:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
     site.write_site(args.output, pages)

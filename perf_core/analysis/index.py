@@ -102,9 +102,18 @@ def _with_index(storage: Path, index: Path, action: Callable[[sqlite3.Connection
 MEMO_KEEP = 2000  # answers kept (newest first): 24 benchmarks x metrics x filters, with room
 
 
-def remembered(index: Path | None) -> dict[str, str]:
+@contextmanager
+def memo(index: Path | None) -> Iterator[dict[str, str]]:
     """Derived answers kept in the index (changes.found_in's, by a hash of what they were computed
-    from), or nothing: a cache that cannot be read is an empty one."""
+    from) for the block to read and add to; the answers it added are kept when it ends."""
+    known = _remembered(index)
+    answers = dict(known)
+    yield answers
+    _remember(index, answers, known)
+
+
+def _remembered(index: Path | None) -> dict[str, str]:
+    """The answers kept in the index, or nothing: a cache that cannot be read is an empty one."""
     if index is None or not index.exists():
         return {}
     with contextlib.suppress(sqlite3.Error), closing(sqlite3.connect(index, timeout=60)) as db:
@@ -112,9 +121,9 @@ def remembered(index: Path | None) -> dict[str, str]:
     return {}
 
 
-def remember(index: Path | None, memo: dict[str, str], known: dict[str, str]) -> None:
-    """Keep `memo`'s answers that `known` (remembered's) lacked; trim to the MEMO_KEEP newest."""
-    new = [(key, value) for key, value in memo.items() if key not in known]
+def _remember(index: Path | None, answers: dict[str, str], known: dict[str, str]) -> None:
+    """Keep the answers that `known` (_remembered's) lacked; trim to the MEMO_KEEP newest."""
+    new = [(key, value) for key, value in answers.items() if key not in known]
     if index is None or not new:
         return
     with contextlib.suppress(sqlite3.Error), closing(sqlite3.connect(index, timeout=60)) as db, db:
