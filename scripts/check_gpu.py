@@ -52,12 +52,12 @@ def do_bench_read_flush_s(fn, flush: torch.Tensor) -> float:
     from triton import runtime
 
     driver = runtime.driver.active
-    cycles = int(1e-3 * clock._sm_clock_hz())
+    spin = clock.head_start(1e-3)
     calls = []
 
     def read_flush(cache) -> None:
         calls.append(1)
-        torch.cuda._sleep(cycles)
+        spin()
         flush.sum()
 
     original = driver.clear_cache

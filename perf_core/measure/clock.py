@@ -112,6 +112,14 @@ def device_name(device: str) -> str:
 # Device time: what the GPU spent, no host in it
 
 
+def head_start(seconds: float) -> Callable[[], None]:
+    """A function that hands the GPU a spin kernel (torch.cuda._sleep) of about `seconds`: while it
+    runs, the host queues what follows, so by the time the GPU reaches it no launch gap of a slow
+    host is left in it (device_time_s's samples, check_gpu's do_bench flush)."""
+    cycles = int(seconds * _sm_clock_hz())
+    return lambda: torch.cuda._sleep(cycles)
+
+
 def device_time_s(
     fn: Callable[[], object],
     samples: int = 100,
@@ -129,13 +137,13 @@ def device_time_s(
     """
     fn()  # warm: library handles, allocator
     torch.cuda.synchronize()
-    cycles = int(head_start_s * _sm_clock_hz())
+    spin = head_start(head_start_s)
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
     for start, end in zip(starts, ends):
         if before is not None:
             before()
-        torch.cuda._sleep(cycles)
+        spin()
         start.record()
         for _ in range(calls_per_sample):
             fn()
