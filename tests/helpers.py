@@ -1,8 +1,12 @@
-"""What several test files share: running the CLI in-process, and a fingerprint of a history folder."""
+"""What several test files share: running the CLI in-process, a fingerprint of a history folder,
+and a trend series to draw."""
 
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
+from perf_core.analysis import select
 from perf_core.cli import main
 
 
@@ -16,3 +20,9 @@ def perf_core(capsys, *argv) -> tuple[int, str, str]:
 def snapshot(storage: Path) -> dict[str, str]:
     """Every file under `storage` and its SHA-256: equal before and after means nothing was changed."""
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(storage.rglob("*")) if p.is_file()}
+
+
+def column_of(values, low: float = 0.9, high: float = 1.2) -> select.Column:
+    """A Column of these per-token figures (None: absent), its interval `low` and `high` times each."""
+    per_token = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return select.Column(per_token, per_token * low, per_token * high)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+from helpers import column_of
 
 from perf_core import contract
 from perf_core.analysis import changes, figures, gate, records, select
@@ -122,7 +123,7 @@ def test_per_token_figure_has_labelled_axes_a_line_per_commit_and_the_floor():
 
 
 def test_trend_figure_has_a_panel_per_kernel_variant_and_marks_changes():
-    column = _column([None if i == 1 else 1e-6 * (1 + i / 10) for i in range(4)])
+    column = column_of([None if i == 1 else 1e-6 * (1 + i / 10) for i in range(4)])
     lines = {"matmul / eager": [figures.TrendLine("16 tokens", column, ((2, 0.08),))]}
     fig = figures.trend_figure(["c0", "c1", "c2", "c3"], lines, "trend")
     (ax,) = fig.axes
@@ -131,19 +132,13 @@ def test_trend_figure_has_a_panel_per_kernel_variant_and_marks_changes():
 
 
 def test_trend_panels_share_one_commit_axis_labelled_under_the_last():
-    line = figures.TrendLine("16 tokens", _column([1e-6 * (1 + i / 10) for i in range(4)]))
+    line = figures.TrendLine("16 tokens", column_of([1e-6 * (1 + i / 10) for i in range(4)]))
     fig = figures.trend_figure(["c0", "c1", "c2", "c3"], {"a / b": [line], "c / d": [line]}, "trend")
     fig.canvas.draw()
     top, bottom = fig.axes
     assert [t.get_text() for t in bottom.get_xticklabels() if t.get_visible()] == ["c0", "c1", "c2", "c3"]
     assert not any(t.get_visible() and t.get_text() for t in top.get_xticklabels())
     assert bottom.get_xlabel().startswith("commit") and top.get_xlabel() == ""
-
-
-def _column(values, low=0.9, high=1.2) -> select.Column:
-    """A Column of these per-token figures (None: absent), its interval `low` and `high` times each."""
-    per_token = np.array([np.nan if v is None else v for v in values], dtype=float)
-    return select.Column(per_token, per_token * low, per_token * high)
 
 
 def test_throttled_points_are_ringed_in_red_with_a_legend_entry():

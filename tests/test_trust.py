@@ -6,11 +6,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pytest
-from helpers import perf_core
+from helpers import column_of, perf_core
 
-from perf_core.analysis import figures, select
+from perf_core.analysis import figures
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -113,8 +112,7 @@ def test_empty_item_in_the_suites_token_list_is_a_usage_error(suite):
 
 
 def test_trend_legend_sits_beside_the_axes_not_over_the_series():
-    per_token = 1e-6 * (1 + np.arange(5.0))
-    column = select.Column(per_token, per_token * 0.9, per_token * 1.1)
+    column = column_of([1e-6 * (1 + i) for i in range(5)], high=1.1)
     fig = figures.trend_figure([f"c{i}" for i in range(5)], {"a / b": [figures.TrendLine("16 tokens", column)]}, "t")
     fig.canvas.draw()
     (ax,) = fig.axes
@@ -124,8 +122,7 @@ def test_trend_legend_sits_beside_the_axes_not_over_the_series():
 
 
 def test_trend_title_sits_above_the_first_panels_title_however_tall_the_figure():
-    per_token = 1e-6 * (1 + np.arange(3.0))
-    line = figures.TrendLine("16 tokens", select.Column(per_token, per_token * 0.9, per_token * 1.1))
+    line = figures.TrendLine("16 tokens", column_of([1e-6 * (1 + i) for i in range(3)], high=1.1))
     panels = {f"kernel{k} / eager": [line] for k in range(6)}  # six panels: a figure 21.6 in tall
     fig = figures.trend_figure(["c0", "c1", "c2"], panels, "Per-token latency across commits: a machine")
     renderer = fig.canvas.get_renderer()
