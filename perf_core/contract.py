@@ -31,6 +31,7 @@ REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 DEVICE_NAME, TORCH_VERSION, NUM_THREADS, CUDA_VERSION = "device_name", "torch_version", "num_threads", "cuda_version"
 REQUIRED_MACHINE = (DEVICE_NAME, TORCH_VERSION, NUM_THREADS)
 CACHE = "cache"  # "cold" (weights rotated past L2) or "warm" (back to back); never compared across
+REST = "rest"  # GPU rest per unit of work between rounds (0: back to back; absent: 0); never compared across
 
 
 @dataclass(frozen=True, order=True)

@@ -90,13 +90,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for suite.json, check.json and check.md")
     parser.add_argument("--from", dest="source", type=Path, help="a suite run already saved (skip running it)")
-    for name in ("tokens", "kernels", "variants"):
+    passed = ("tokens", "kernels", "variants", "rest")  # handed to the suite as they are
+    for name in passed:
         parser.add_argument(f"--{name}", default="")
     args = parser.parse_args()
     import triton.testing
 
     args.out.mkdir(parents=True, exist_ok=True)
-    extra = [f"--{n}={getattr(args, n)}" for n in ("tokens", "kernels", "variants") if getattr(args, n)]
+    extra = [f"--{n}={getattr(args, n)}" for n in passed if getattr(args, n)]
     suite = json.loads(args.source.read_text()) if args.source else run_suite(args.out, extra)
     raw = {name: (getattr(args, name, "") or default) for name, (default, _) in OPTIONS.items()}
     selection = parse_selection(raw, torch.cuda.is_available())
@@ -120,6 +121,7 @@ def main() -> int:
             "floor_s": info.get("floor_s"),
             "copies": info.get("copies"),
             "sm_clock_mhz": info.get("sm_clock_mhz"),
+            "throttle_share": info.get("throttle_share"),
             "throttled": info.get("throttled"),
         }
         row["suite_over_do_bench"] = row["suite_cold_s"] / flushed_s
@@ -134,7 +136,8 @@ def main() -> int:
     card = torch.cuda.get_device_name()
     (args.out / "check.json").write_text(json.dumps({"card": card, "rows": rows}, indent=1))
     lines = [
-        f"Card: {card}; torch {torch.__version__}; L2 {clock.l2_bytes('cuda')} bytes. Times per call, us.",
+        f"Card: {card}; torch {torch.__version__}; L2 {clock.l2_bytes('cuda')} bytes; the suite's rest between rounds"
+        f" {suite['machine_info'].get('rest', 0)}. Times per call, us.",
         "",
         "| benchmark | suite cold | do_bench (L2 written) | suite / do_bench | L2 read, events | suite / that | device_s | device_s / do_bench | device_s / L2 read | do_bench, L2 read | suite / that | device_s / that | cold / floor | SM MHz |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -64,3 +64,42 @@ def test_peaks_are_measured_and_positive_on_the_cpu():
     peaks = clock.measure_peaks("cpu", "float32")
     assert peaks.flops_per_s > 1e8 and peaks.bytes_per_s > 1e8
     assert set(peaks.as_dict()) == {"peak_flops_per_s", "copy_bytes_per_s", "peak_dtype"}
+
+
+class SleepyDevice(FakeDevice):
+    """A FakeDevice whose host can also sleep: sleeping moves the clock, queues nothing."""
+
+    def __init__(self, seconds_per_call: float) -> None:
+        super().__init__(seconds_per_call)
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_resting_timer_rests_the_card_but_no_round_holds_the_rest():
+    device = SleepyDevice(seconds_per_call=1e-3)
+    timer = clock.RestingTimer(device.sync, rest=1.0, burst_s=0.01, clock=device.clock, sleep=device.sleep)
+    rounds = [run_round(timer, device.launch, 3) for _ in range(20)]
+    # each round is its three calls and launches, whichever end of it a rest fell at
+    assert rounds == pytest.approx([3 * 1e-3 + 3e-6] * 20)
+    assert device.slept, "20 rounds of 3 ms are past a 10 ms burst: the card must have rested"
+    assert sum(device.slept) == pytest.approx(timer.rested_s)
+    # about as long resting as working (rest=1.0), measured on the device's own clock
+    assert sum(device.slept) == pytest.approx(sum(rounds), rel=0.35)
+
+
+def test_resting_timer_counts_at_most_max_work_after_a_long_gap():
+    device = SleepyDevice(seconds_per_call=1e-3)
+    timer = clock.RestingTimer(device.sync, rest=2.0, burst_s=0.01, clock=device.clock, sleep=device.sleep)
+    timer()
+    device.now += 30.0  # a benchmark compiling: no work to rest from
+    timer()
+    assert device.slept == [pytest.approx(2.0 * clock.MAX_WORK_S)]
+
+
+def test_timer_for_cuda_rests_only_when_asked(monkeypatch):
+    monkeypatch.setattr(clock.torch.cuda, "synchronize", lambda: None)
+    assert isinstance(clock.timer_for("cuda", rest=1.0), clock.RestingTimer)
+    assert not isinstance(clock.timer_for("cuda"), clock.RestingTimer)

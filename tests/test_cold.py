@@ -11,6 +11,7 @@ from perf_core import contract
 from perf_core.analysis import gate, records, select
 from perf_core.analysis.synthetic import MACHINE, run_document, write_run
 from perf_core.cli import main
+from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.plugin import OPTIONS, parse_selection
 from perf_core.measure.workload import Workload
@@ -60,6 +61,29 @@ def test_cache_mode_defaults_to_cold_on_cuda_and_warm_on_the_cpu():
     assert parse_selection(raw, cuda_available=False).cache == "warm"
     assert parse_selection(raw, cuda_available=True).cache == "cold"
     assert parse_selection(raw | {"cache": "warm"}, cuda_available=True).cache == "warm"
+
+
+def test_the_card_rests_as_long_as_it_worked_by_default_on_cuda_and_never_on_the_cpu():
+    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    assert parse_selection(raw, cuda_available=True).rest == 1.0
+    assert parse_selection(raw, cuda_available=False).rest == 0.0
+    assert parse_selection(raw | {"rest": "0"}, cuda_available=True).rest == 0.0
+    assert parse_selection(raw | {"rest": "2.5"}, cuda_available=True).rest == 2.5
+
+
+@pytest.mark.parametrize(
+    ("value", "cuda", "message"),
+    [
+        ("-1", True, "--rest: '-1' must be at least 0 and below 100"),
+        ("lots", True, "--rest: 'lots' is not a number"),
+        ("1", False, "--rest: '1' rests a GPU between rounds; this run is on the cpu: 0 or auto"),
+    ],
+)
+def test_a_bad_rest_is_one_clear_line(value, cuda, message):
+    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    with pytest.raises(UsageError) as error:
+        parse_selection(raw | {"rest": value}, cuda_available=cuda)
+    assert str(error.value) == message
 
 
 class FakeNvml:
@@ -152,6 +176,26 @@ def test_cold_and_warm_runs_are_different_machines_never_pooled(tmp_path):
         "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache",
         "Test CPU 9000 | torch 2.13.0+cpu | 1 thread",
     ]
+
+
+def test_rested_and_back_to_back_runs_are_different_machines_never_pooled(tmp_path):
+    rested = gpu_document("a" * 40, "cold", 1)
+    rested["machine_info"]["rest"] = 1.0
+    write_run(tmp_path, 1, rested)
+    write_run(tmp_path, 2, gpu_document("a" * 40, "cold", 2))  # saved before the rest existed: back to back
+    runs = records.load_runs(records.find_files(tmp_path))
+    assert [m.label for m in select.machines(runs)] == [
+        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache",
+        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache, rest 1",
+    ]
+
+
+@pytest.mark.parametrize("rest", [-1, "1", True, float("nan")])
+def test_an_invalid_rest_in_a_saved_run_names_the_file(tmp_path, rest):
+    document = gpu_document("a" * 40, "cold", 1)
+    document["machine_info"]["rest"] = rest
+    with pytest.raises(HistoryError, match=r"run\.json: machine_info has an invalid rest"):
+        records.parse_run(tmp_path / "run.json", json.dumps(document))
 
 
 def test_device_metric_decides_on_device_time(tmp_path, capsys):

@@ -22,20 +22,23 @@ from perf_core.errors import HistoryError, is_count
 
 @dataclass(frozen=True)
 class Machine:
-    """What makes two runs comparable: the same device, torch build, thread count and cache mode
-    (cold and warm runs measure different things and are never pooled or compared)."""
+    """What makes two runs comparable: the same device, torch build, thread count, cache mode and GPU
+    rest between rounds (cold and warm runs, rested and back-to-back ones, measure different things
+    and are never pooled or compared)."""
 
     device_name: str
     torch_version: str
     num_threads: int
     cuda_version: str | None
     cache: str = "warm"  # version 1 runs were all warm (back to back)
+    rest: float = 0.0  # runs saved before the rest existed ran their rounds back to back
 
     @property
     def label(self) -> str:
         threads = f"{self.num_threads} thread{'s' if self.num_threads != 1 else ''}"
         cache = "" if self.cache == "warm" else f" | {self.cache} cache"
-        return f"{self.device_name} | torch {self.torch_version} | {threads}{cache}"
+        rest = f", rest {self.rest:g}" if self.rest else ""
+        return f"{self.device_name} | torch {self.torch_version} | {threads}{cache}{rest}"
 
 
 METRIC_FIELDS = {"steady": "median_s", "latency": "latency_s", "device": "device_s"}
@@ -246,12 +249,16 @@ def parse_run(path: Path, text: str) -> Run:
     cache = info.get(contract.CACHE, "warm")
     if cache not in ("cold", "warm"):
         raise HistoryError(f"{path}: machine_info has an invalid cache mode ({_show(cache)})")
+    rest = info.get(contract.REST, 0.0)
+    if isinstance(rest, bool) or not isinstance(rest, int | float) or not 0 <= rest < 100:
+        raise HistoryError(f"{path}: machine_info has an invalid rest ({_show(rest)})")
     machine = Machine(
         str(info[contract.DEVICE_NAME]),
         str(info[contract.TORCH_VERSION]),
         threads,
         None if cuda is None else str(cuda),
         cache,
+        float(rest),
     )
     commit = document.get("commit_info") or {}
     if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):

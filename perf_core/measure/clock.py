@@ -37,9 +37,55 @@ def device_sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def timer_for(device: str) -> Callable[[], float]:
-    """pytest-benchmark's timer for this device: plain perf_counter on the CPU."""
-    return synchronized_timer(torch.cuda.synchronize) if device == "cuda" else time.perf_counter
+def timer_for(device: str, rest: float = 0.0) -> Callable[[], float]:
+    """pytest-benchmark's timer for this device: plain perf_counter on the CPU; on CUDA a synchronised
+    clock, resting the card `rest` times as long as it worked (RestingTimer) when rest > 0."""
+    if device != "cuda":
+        return time.perf_counter
+    return RestingTimer(torch.cuda.synchronize, rest) if rest > 0 else synchronized_timer(torch.cuda.synchronize)
+
+
+MAX_WORK_S = 0.1
+
+
+class RestingTimer:
+    """A synchronised timer that lets the card rest between rounds, the rest taken out of its clock.
+
+    Under back-to-back rounds a GPU that reaches its power cap lowers its SM clock (an H200 here:
+    1980 -> 1440-1620 MHz from 128-256 tokens up, results/h200/check_gpu_3.md), and the figure then
+    measures the power limit, not the kernel. Once the card has worked `burst_s` by this clock (with
+    pytest-benchmark's rounds of at least 2 ms: after each round), a call sleeps `rest` times that
+    long, counting at most MAX_WORK_S of it (time spent compiling between benchmarks is no work to
+    rest from). The timer cannot tell a round's start from its end, so the
+    sleep is subtracted from every later reading: whichever end of a round it falls at, no round
+    holds it, and differences of readings are the device's work exactly as synchronized_timer's.
+    """
+
+    def __init__(
+        self,
+        sync: Callable[[], None],
+        rest: float,
+        burst_s: float = 0.002,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sync, self.rest, self.burst_s, self.clock, self.sleep = sync, rest, burst_s, clock, sleep
+        self.rested_s = 0.0  # every rest so far, taken out of the readings
+        self._since: float | None = None  # reading at the last rest
+        self.__name__ = f"resting_{getattr(clock, '__name__', 'clock')}"
+
+    def __call__(self) -> float:
+        self.sync()
+        now = self.clock()
+        reading = now - self.rested_s
+        if self._since is None:
+            self._since = reading
+        worked = reading - self._since
+        if worked >= self.burst_s:
+            self.sleep(self.rest * min(worked, MAX_WORK_S))
+            self.rested_s += self.clock() - now
+            self._since = reading
+        return reading
 
 
 def isolated_latency_s(

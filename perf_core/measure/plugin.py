@@ -22,13 +22,17 @@ import torch
 from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
-from perf_core.errors import PerfCoreError, UsageError, choices, one_of, positive_int, token_counts
+from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
 from perf_core.units import format_seconds
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
+# The card rests as long as it worked: on an H200 that kept 1980 MHz through the heaviest rounds,
+# where back to back it fell to 1515 MHz under its power cap, and the medians came within 1% of
+# do_bench's rested single calls (rest 2 was no closer; results/h200/rest_trial.jsonl, docs/gpu.md).
+DEFAULT_REST = 1.0
 
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
@@ -41,6 +45,11 @@ OPTIONS = {
     "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
     "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
     "cache": ("auto", "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
+    "rest": (
+        "auto",
+        "CUDA only: after each round the card rests this many times as long as it worked, so it"
+        " keeps its clock under its power cap (0: back to back); auto: 1 on CUDA, 0 on the CPU",
+    ),
     "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
 }
 
@@ -71,6 +80,7 @@ class Selection:
     preset: str
     threads: int
     cache: str = "warm"
+    rest: float = 0.0  # see clock.RestingTimer
 
     def cases(self) -> list[Case]:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
@@ -98,6 +108,11 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     if cache == "auto":
         cache = "cold" if device == "cuda" else "warm"
     one_of("value", cache, core.CACHE_MODES, "--cache")
+    rest_text = raw["rest"].strip() or "auto"
+    auto_rest = DEFAULT_REST if device == "cuda" else 0.0
+    rest = auto_rest if rest_text == "auto" else fraction("--rest", rest_text, 0.0, 100.0)
+    if rest and device != "cuda":
+        raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
         kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
@@ -107,6 +122,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         preset=preset,
         threads=positive_int("--threads", raw["threads"]),
         cache=cache,
+        rest=rest,
     )
 
 
@@ -139,16 +155,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     """What this run measures, in the header (and for `perf-core ab`'s pre-flight check)."""
     s = config.stash[SELECTION_KEY]
     return (
-        f"perf_core: device {s.device}, preset {s.preset} ({s.dtype}), {s.threads} thread(s), {s.cache} cache,"
+        f"perf_core: device {s.device}, preset {s.preset} ({s.dtype}), {s.threads} thread(s), {s.cache} cache, rest {s.rest:g},"
         f" kernels {','.join(s.kernels)}, variants {','.join(s.variants)}, tokens {','.join(map(str, s.tokens))}"
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
-        cases = metafunc.config.stash[SELECTION_KEY].cases()
+        selection = metafunc.config.stash[SELECTION_KEY]
+        cases = selection.cases()
         # pytest-benchmark's public way to choose the timer: its marker's `timer=` (see clock.timer_for).
-        timer = pytest.mark.benchmark(timer=clock.timer_for(metafunc.config.stash[SELECTION_KEY].device))
+        timer = pytest.mark.benchmark(timer=clock.timer_for(selection.device, selection.rest))
         metafunc.parametrize("perf_case", [pytest.param(case, id=case.id, marks=timer) for case in cases])
 
 
@@ -243,6 +260,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.CUDA_VERSION: torch.version.cuda if selection.device == "cuda" else None,
             "preset": selection.preset,
             contract.CACHE: selection.cache,
+            contract.REST: selection.rest,
             "l2_bytes": clock.l2_bytes(selection.device),
         }
     )
