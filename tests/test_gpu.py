@@ -37,3 +37,17 @@ def test_synchronized_timer_waits_for_the_gpu():
     for _ in range(20):
         a @ a
     assert timer() - start > 20 * 2 * 4096**3 / 2e15  # at least the time at 2 PFLOP/s: the work was waited for
+
+
+def test_resting_timer_keeps_its_rests_out_of_the_rounds_on_a_gpu():
+    spin = clock.head_start(2e-3)  # a 2 ms spin kernel: known device work, the same every round
+    spin()
+    torch.cuda.synchronize()
+    rested = clock.timer_for("cuda", rest=3.0)
+    rounds = []
+    for _ in range(10):
+        start = rested()
+        spin()
+        rounds.append(rested() - start)
+    assert rested.rested_s > 10 * 3 * 2e-3 * 0.9  # the card rested about 3x each round's 2 ms
+    assert max(rounds) < 2e-3 * 3  # and no round holds a 6 ms rest
