@@ -7,7 +7,7 @@ sampling as in the suite, and prints per setting: median per call, SM clock medi
 with a throttle reason, power and the wall time the rounds took. The reference beside them is
 do_bench with a read flush (scripts/check_gpu.py), which times single calls on a rested card.
 
-    python scripts/rest_trial.py --rests 0,0.5,1,2 --bursts 0.002,0.01,0.05 > rest_trial.jsonl
+    python scripts/rest_trial.py --rests 0,1,2 --bursts 0.002,0.02 > rest_trial.jsonl
 """
 
 from __future__ import annotations
