@@ -234,3 +234,14 @@ def test_every_committed_cold_gpu_figure_is_at_or_above_its_floor():
         if r.floor_s and r.median_s < r.floor_s
     ]
     assert under == []
+
+
+def test_the_report_names_each_machines_rest(tmp_path):
+    rested = gpu_document("a" * 40, "cold", 1)
+    rested["machine_info"]["rest"] = 1.0
+    write_run(tmp_path / "h", 1, rested)
+    write_run(tmp_path / "h", 2, gpu_document("a" * 40, "cold", 2))
+    assert main(["report", "--storage", str(tmp_path / "h"), "-o", str(tmp_path / "site")]) == 0
+    pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("machine-*.html")}
+    assert all("<th>cache</th><th>rest</th>" in page for page in pages.values()) and len(pages) == 2
+    assert sorted(page.split("<td>cold</td><td>")[1].split("<")[0] for page in pages.values()) == ["0", "1"]

@@ -290,7 +290,7 @@ def machine_page(
         '<p class="note"><a href="index.html">all machines</a></p>',
         "<h2>Machine</h2>",
         table_html(
-            ["device", "torch", "CUDA", "threads", "cache", "runs", "commits", "first run", "last run"],
+            ["device", "torch", "CUDA", "threads", "cache", "rest", "runs", "commits", "first run", "last run"],
             [
                 [
                     machine.device_name,
@@ -298,6 +298,7 @@ def machine_page(
                     machine.cuda_version or "-",
                     str(machine.num_threads),
                     machine.cache,
+                    f"{machine.rest:g}",
                     str(len(runs)),
                     str(len(commits)),
                     runs[0].run_time.strftime("%Y-%m-%d %H:%M"),
