@@ -304,6 +304,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     where = (
         f"{clock.device_name(selection.device)}, preset {selection.preset} ({selection.dtype}),"
         f" {torch.get_num_threads()} thread(s), {selection.cache} cache"
+        + (f", rest {selection.rest:g}" if selection.device == "cuda" else "")
     )
     terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
     header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
