@@ -56,9 +56,9 @@ class RestingTimer:
     measures the power limit, not the kernel. Once the card has worked `burst_s` by this clock (with
     pytest-benchmark's rounds of at least 2 ms: after each round), a call sleeps `rest` times that
     long, counting at most MAX_WORK_S of it (time spent compiling between benchmarks is no work to
-    rest from). The timer cannot tell a round's start from its end, so the
-    sleep is subtracted from every later reading: whichever end of a round it falls at, no round
-    holds it, and differences of readings are the device's work exactly as synchronized_timer's.
+    rest from). The timer cannot tell a round's start from its end, so the sleep is subtracted from
+    every later reading: whichever end of a round it falls at, no round holds it, and differences of
+    readings are the device's work exactly as synchronized_timer's.
     """
 
     def __init__(

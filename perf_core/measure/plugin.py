@@ -30,8 +30,8 @@ from perf_core.units import format_seconds
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
 # The card rests as long as it worked: on an H200 that kept 1980 MHz through the heaviest rounds,
-# where back to back it fell to 1515-1695 MHz under its power cap, and their medians came within 4%
-# of do_bench's single calls (rest 2 was no closer; results/h200/rest_trial.jsonl, docs/gpu.md).
+# where back to back it fell to 1515-1695 MHz under its power cap, and their medians came within 5%
+# of do_bench's single calls, three of five within 1% (rest 2 was no closer; results/h200/rest_trial.jsonl).
 DEFAULT_REST = 1.0
 
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
