@@ -245,3 +245,20 @@ def test_the_report_names_each_machines_rest(tmp_path):
     pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("machine-*.html")}
     assert all("<th>cache</th><th>rest</th>" in page for page in pages.values()) and len(pages) == 2
     assert sorted(page.split("<td>cold</td><td>")[1].split("<")[0] for page in pages.values()) == ["0", "1"]
+
+
+def test_a_commit_that_ran_only_on_another_machine_is_named_so_not_unknown(tmp_path, capsys):
+    rested = gpu_document("b" * 40, "cold", 1)
+    rested["machine_info"]["rest"] = 1.0
+    write_run(tmp_path, 1, gpu_document("a" * 40, "cold", 2))
+    write_run(tmp_path, 2, rested)
+    code = main(["compare", "aaaaaaa", "bbbbbbb", "--storage", str(tmp_path), "--machine", "rest 1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err == (
+        "perf-core: error: 'aaaaaaa' ran on another machine (NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache),"
+        " not on NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache, rest 1: runs of different machines are"
+        " never compared (--machine chooses the machine)"
+    )
+    assert main(["compare", "ccccccc", "bbbbbbb", "--storage", str(tmp_path), "--machine", "rest 1"]) == 2
+    assert "unknown commit or run 'ccccccc'" in capsys.readouterr().err

@@ -77,6 +77,23 @@ def load(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
+def find_commit(args: argparse.Namespace, runs: list[Run], name: str) -> list[Run]:
+    """select.find_commit among one machine's runs, saying so when the commit ran only on another
+    machine of the history (a rested GPU run against a back-to-back one, say): not "unknown"."""
+    try:
+        return select.find_commit(runs, name)
+    except HistoryError as unknown:
+        try:
+            elsewhere = select.find_commit(history(args), name)
+        except HistoryError:
+            raise unknown from None
+        labels = "; ".join(sorted({run.machine.label for run in elsewhere}))
+        raise HistoryError(
+            f"{name!r} ran on another machine ({labels}), not on {runs[0].machine.label}:"
+            " runs of different machines are never compared (--machine chooses the machine)"
+        ) from None
+
+
 def names_in(runs: Sequence[Run], args: argparse.Namespace) -> list[str]:
     keep = wanted(args)
     return [name for name in select.names_of(runs) if any(keep(r.results[name]) for r in runs if name in r.results)]
@@ -89,7 +106,7 @@ def plot(args: argparse.Namespace) -> int:
     commits = select.by_commit(runs)
     if args.commit:
         chosen = [
-            (c, group) for name in args.commit for c, group in commits if group[0] in select.find_commit(runs, name)
+            (c, group) for name in args.commit for c, group in commits if group[0] in find_commit(args, runs, name)
         ]
     else:
         chosen = commits[-args.last :]
@@ -174,7 +191,7 @@ def trend(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     runs = load(args)
     machine = runs[0].machine.label
-    base, head = select.find_commit(runs, args.base), select.find_commit(runs, args.head)
+    base, head = find_commit(args, runs, args.base), find_commit(args, runs, args.head)
     names = names_in(runs, args)
     decided = gate.decide_all(base, head, names, args.metric, args.threshold, args.alpha, history=runs)
     if not decided:
@@ -245,7 +262,7 @@ def export(args: argparse.Namespace) -> int:
 
     runs = load(args)
     commit, group = (
-        next((c, g) for c, g in select.by_commit(runs) if g[0] in select.find_commit(runs, args.commit))
+        next((c, g) for c, g in select.by_commit(runs) if g[0] in find_commit(args, runs, args.commit))
         if args.commit
         else select.by_commit(runs)[-1]
     )
