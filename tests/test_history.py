@@ -72,6 +72,17 @@ def test_plot_named_commits(storage, tmp_path, capsys):
     assert {row["commit"] for row in json.loads(out)} == {commit_sha(0)[:7], commit_sha(2)[:7]}
 
 
+def test_plot_of_a_run_file_draws_its_commit_even_when_it_is_not_the_commits_first_run(storage, tmp_path, capsys):
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    write_run(storage, 1, run_document(commit_sha(0), t0, seed=1))
+    second = write_run(storage, 2, run_document(commit_sha(0), t0 + timedelta(minutes=5), seed=2))
+    write_run(storage, 3, run_document(commit_sha(1), t0 + timedelta(hours=1), seed=3))
+    args = ["plot", "--storage", storage, "--commit", second.name, "--json", "-o", tmp_path / "c.png"]
+    code, out, err = perf_core(capsys, *args)
+    assert code == 0, err
+    assert {row["commit"] for row in json.loads(out)} == {commit_sha(0)[:7]}
+
+
 def test_trend_finds_an_8_percent_step_at_its_commit(storage, tmp_path, capsys):
     write_history(storage, 60, step_at=37, step=1.08, noise=0.03)
     code, out, err = perf_core(capsys, "trend", "--storage", storage, "--kernel", "attention", "-o", tmp_path / "t.png")
