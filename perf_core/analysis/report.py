@@ -192,12 +192,13 @@ def trend_specs(
 
     commits = select.by_commit(runs)
     labels, when, size = [commit for commit, _ in commits], select.commit_times(commits), select.bin_size(len(commits))
+    every = select.columns(commits, names, metric)  # once for all panels: it reads every commit's numbers
     dense = len(commits) <= DENSE
     found: list[changes.Found] = []
     specs = []
     for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
         members = [n for n in names if contract.parse_name(n).panel == panel]
-        series = select.columns(commits, members, metric)
+        series = {name: every[name] for name in members}
         unit, scale = unit_for(select.present_values(series.values()))
         rows, marks = [], []
         for name, column in series.items():
