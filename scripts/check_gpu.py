@@ -97,6 +97,8 @@ def main() -> int:
     for name in passed:
         parser.add_argument(f"--{name}", default="")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats: {args.repeats} is not a positive count")
     import triton.testing
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -133,12 +135,9 @@ def main() -> int:
             "throttle_share": info.get("throttle_share"),
             "throttled": info.get("throttled"),
         }
-        row["suite_over_do_bench"] = row["suite_cold_s"] / flushed_s
-        row["suite_over_clean"] = row["suite_cold_s"] / clean_s
-        row["suite_over_read"] = row["suite_cold_s"] / read_s
-        row["device_over_read"] = row["device_s"] / read_s if row["device_s"] else None
-        row["device_over_clean"] = row["device_s"] / clean_s if row["device_s"] else None
-        row["device_over_do_bench"] = row["device_s"] / flushed_s if row["device_s"] else None
+        for reference, seconds in (("do_bench", flushed_s), ("clean", clean_s), ("read", read_s)):
+            row[f"suite_over_{reference}"] = row["suite_cold_s"] / seconds
+            row[f"device_over_{reference}"] = row["device_s"] / seconds if row["device_s"] else None
         row["cold_over_floor"] = row["suite_cold_s"] / row["floor_s"] if row["floor_s"] else None
         rows.append(row)
         print(json.dumps(row), flush=True)
