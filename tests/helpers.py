@@ -1,5 +1,5 @@
 """What several test files share: running the CLI in-process, a fingerprint of a history folder,
-and a trend series to draw."""
+a trend series to draw, and the suite's options as the plugin reads them."""
 
 import hashlib
 from pathlib import Path
@@ -8,6 +8,7 @@ import numpy as np
 
 from perf_core.analysis import select
 from perf_core.cli import main
+from perf_core.measure.plugin import OPTIONS
 
 
 def perf_core(capsys, *argv) -> tuple[int, str, str]:
@@ -26,3 +27,8 @@ def column_of(values, low: float = 0.9, high: float = 1.2) -> select.Column:
     """A Column of these per-token figures (None: absent), its interval `low` and `high` times each."""
     per_token = np.array([np.nan if v is None else v for v in values], dtype=float)
     return select.Column(per_token, per_token * low, per_token * high)
+
+
+def raw_options(**overrides: str) -> dict[str, str]:
+    """Every suite option at its ini default, as parse_selection takes them, with `overrides`."""
+    return {name: default for name, (default, _) in OPTIONS.items()} | overrides

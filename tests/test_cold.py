@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import raw_options
 
 from perf_core import contract
 from perf_core.analysis import gate, records, select
@@ -13,7 +14,7 @@ from perf_core.analysis.synthetic import MACHINE, run_document, write_run
 from perf_core.cli import main
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import clock, core, kernels
-from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.plugin import parse_selection
 from perf_core.measure.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,14 +58,14 @@ def test_warm_is_one_copy_back_to_back():
 
 
 def test_cache_mode_defaults_to_cold_on_cuda_and_warm_on_the_cpu():
-    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    raw = raw_options()
     assert parse_selection(raw, cuda_available=False).cache == "warm"
     assert parse_selection(raw, cuda_available=True).cache == "cold"
     assert parse_selection(raw | {"cache": "warm"}, cuda_available=True).cache == "warm"
 
 
 def test_the_card_rests_as_long_as_it_worked_by_default_on_cuda_and_never_on_the_cpu():
-    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    raw = raw_options()
     assert parse_selection(raw, cuda_available=True).rest == 1.0
     assert parse_selection(raw, cuda_available=False).rest == 0.0
     assert parse_selection(raw | {"rest": "0"}, cuda_available=True).rest == 0.0
@@ -80,7 +81,7 @@ def test_the_card_rests_as_long_as_it_worked_by_default_on_cuda_and_never_on_the
     ],
 )
 def test_a_bad_rest_is_one_clear_line(value, cuda, message):
-    raw = {name: default for name, (default, _) in OPTIONS.items()}
+    raw = raw_options()
     with pytest.raises(UsageError) as error:
         parse_selection(raw | {"rest": value}, cuda_available=cuda)
     assert str(error.value) == message

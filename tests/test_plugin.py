@@ -5,14 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import raw_options
 
-from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.plugin import parse_selection
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
-
-
-def raw_options(**overrides: str) -> dict[str, str]:
-    return {name: default for name, (default, _) in OPTIONS.items()} | overrides
 
 
 def test_default_selection_is_the_full_cpu_suite():
