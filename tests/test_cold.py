@@ -158,8 +158,12 @@ def test_without_nvml_every_clock_field_is_null_not_invented():
         assert fields["throttled"] is None and fields["sm_clock_mhz"] is None and fields["power_w"] is None
 
 
-def gpu_document(commit: str, cache: str, seed: int, factor: float = 1.0, throttled: bool = False) -> dict:
-    document = run_document(commit, T0, seed=seed, machine=MACHINE | {"device_name": "NVIDIA H100", "cache": cache})
+def gpu_document(
+    commit: str, cache: str, seed: int, factor: float = 1.0, throttled: bool = False, rest: float | None = None
+) -> dict:
+    """A GPU run; `rest` None: saved before the rest existed (no machine_info["rest"])."""
+    machine = MACHINE | {"device_name": "NVIDIA H100", "cache": cache} | ({} if rest is None else {"rest": rest})
+    document = run_document(commit, T0, seed=seed, machine=machine)
     document[contract.FORMAT_KEY] = 2
     for bench in document["benchmarks"]:
         bench["extra_info"]["device_s"] = bench["stats"]["median"] * 0.8 * factor
@@ -180,8 +184,7 @@ def test_cold_and_warm_runs_are_different_machines_never_pooled(tmp_path):
 
 
 def test_rested_and_back_to_back_runs_are_different_machines_never_pooled(tmp_path):
-    rested = gpu_document("a" * 40, "cold", 1)
-    rested["machine_info"]["rest"] = 1.0
+    rested = gpu_document("a" * 40, "cold", 1, rest=1.0)
     write_run(tmp_path, 1, rested)
     write_run(tmp_path, 2, gpu_document("a" * 40, "cold", 2))  # saved before the rest existed: back to back
     runs = records.load_runs(records.find_files(tmp_path))
@@ -238,8 +241,7 @@ def test_every_committed_cold_gpu_figure_is_at_or_above_its_floor():
 
 
 def test_the_report_names_each_machines_rest(tmp_path):
-    rested = gpu_document("a" * 40, "cold", 1)
-    rested["machine_info"]["rest"] = 1.0
+    rested = gpu_document("a" * 40, "cold", 1, rest=1.0)
     write_run(tmp_path / "h", 1, rested)
     write_run(tmp_path / "h", 2, gpu_document("a" * 40, "cold", 2))
     assert main(["report", "--storage", str(tmp_path / "h"), "-o", str(tmp_path / "site")]) == 0
@@ -249,8 +251,7 @@ def test_the_report_names_each_machines_rest(tmp_path):
 
 
 def test_a_commit_that_ran_only_on_another_machine_is_named_so_not_unknown(tmp_path, capsys):
-    rested = gpu_document("b" * 40, "cold", 1)
-    rested["machine_info"]["rest"] = 1.0
+    rested = gpu_document("b" * 40, "cold", 1, rest=1.0)
     write_run(tmp_path, 1, gpu_document("a" * 40, "cold", 2))
     write_run(tmp_path, 2, rested)
     code = main(["compare", "aaaaaaa", "bbbbbbb", "--storage", str(tmp_path), "--machine", "rest 1"])
