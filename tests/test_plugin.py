@@ -92,6 +92,26 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
         text=True,
     )
     assert compared.returncode == 0 and "test_latency[matmul-compiled-32]" in compared.stdout, compared.stderr
+    # In pytest-benchmark's own conventions: each parameter a plain value, one group per kernel and
+    # variant, so that its compare groups by any parameter (a Case object made that a KeyError).
+    assert compiled["params"] == {"kernel": "matmul", "variant": "compiled", "n_tokens": 32}
+    assert {bench["group"] for bench in run["benchmarks"]} == {"matmul-eager", "matmul-compiled"}
+    grouped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_benchmark",
+            "--storage",
+            storage,
+            "compare",
+            "--group-by",
+            "param:kernel",
+            "0001",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert grouped.returncode == 0 and "benchmark 'kernel=matmul': 4 tests" in grouped.stdout, grouped.stderr
 
 
 def test_disabled_run_checks_every_case_once_and_saves_nothing(suite):

@@ -82,13 +82,13 @@ class Selection:
     cache: str = "warm"
     rest: float = 0.0  # see clock.RestingTimer
 
-    def cases(self) -> list[Case]:
+    def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
+        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache)
+
+    def cases(self) -> list[Case]:
         return [
-            Case(shape.workload(kernel, n, self.device), variant, self.preset, self.cache)
-            for kernel in self.kernels
-            for variant in self.variants
-            for n in self.tokens
+            self.case(kernel, variant, n) for kernel in self.kernels for variant in self.variants for n in self.tokens
         ]
 
 
@@ -160,13 +160,34 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
+# A benchmark's parameters, each saved by pytest-benchmark under `params` (plain values, so that its own
+# `compare --group-by param:kernel` reads them); the test id joins them (`attention-compiled-128`).
+PARAMS = (contract.KERNEL, contract.VARIANT, contract.N_TOKENS)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
         selection = metafunc.config.stash[SELECTION_KEY]
-        cases = selection.cases()
-        # pytest-benchmark's public way to choose the timer: its marker's `timer=` (see clock.timer_for).
-        timer = pytest.mark.benchmark(timer=clock.timer_for(selection.device, selection.rest))
-        metafunc.parametrize("perf_case", [pytest.param(case, id=case.id, marks=timer) for case in cases])
+        timer = clock.timer_for(selection.device, selection.rest)
+        # pytest-benchmark's public way to choose the timer and the group: its marker (see clock.timer_for);
+        # one group per kernel and variant, so that its table and histogram hold one curve each.
+        params = [
+            pytest.param(
+                case.workload.kernel,
+                case.variant,
+                case.workload.n_tokens,
+                id=case.id,
+                marks=pytest.mark.benchmark(timer=timer, group=contract.parse_name(case.id).panel),
+            )
+            for case in selection.cases()
+        ]
+        metafunc.parametrize(PARAMS, params)
+
+
+@pytest.fixture
+def perf_case(pytestconfig: pytest.Config, kernel: str, variant: str, n_tokens: int) -> Case:
+    """This test's benchmark, from its three parameters (set by pytest_generate_tests)."""
+    return pytestconfig.stash[SELECTION_KEY].case(kernel, variant, n_tokens)
 
 
 @pytest.fixture(scope="session")
