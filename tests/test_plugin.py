@@ -8,6 +8,7 @@ import pytest
 from helpers import raw_options
 
 from perf_core.measure.plugin import parse_selection
+from perf_core.measure.storage import file_safe, name_problem
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
 
@@ -190,3 +191,79 @@ def test_perf_core_commit_names_the_commit_even_where_git_says_otherwise(suite, 
     assert "c0ffee" in saved.name
     commit = json.loads(saved.read_text())["commit_info"]
     assert (commit["id"], commit["time"]) == ("c0ffee", "2026-11-26T10:00:00+00:00")
+
+
+# A value that cannot become a file name: the commit is made safe, a name given on the command line
+# is refused before any work, and a run that fails to save anyway is written aside, never lost.
+UNSAFE_COMMITS = ["feature/fast-attn", "fix attn: v2*?", "back\\slash|pipe<>", "new\nline", "注意力", "x" * 300]
+
+
+@pytest.mark.parametrize("commit", UNSAFE_COMMITS)
+def test_any_commit_becomes_a_file_name_every_file_system_keeps(commit):
+    safe = file_safe(commit)
+    assert set(safe) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+    assert name_problem(f"{safe}_20261130_120000") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("a/b", "'/'"), ("a\nb", "'\\n'"), ("x" * 300, "over the 255 a file system allows"), ("plain_name", None)],
+)
+def test_a_name_no_file_system_keeps_is_named_as_the_problem(name, problem):
+    found = name_problem(name)
+    assert found is None if problem is None else problem in found
+
+
+def test_a_commit_with_a_slash_and_spaces_is_saved_under_a_safe_name_and_kept_whole(suite, monkeypatch):
+    monkeypatch.setenv("PERF_CORE_COMMIT", "feature/fast attn")
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result.assert_outcomes(passed=1)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    assert saved.name.startswith("0001_feature_fast_attn_")
+    assert json.loads(saved.read_text())["commit_info"]["id"] == "feature/fast attn"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--benchmark-save=" + "x" * 300, "ERROR: cannot save the run as 'xxx*...': the file name would be 310 bytes*"),
+        (
+            "--benchmark-storage=a_file",
+            "ERROR: --benchmark-storage: runs cannot be saved there: *a_file is not a folder",
+        ),
+    ],
+)
+def test_a_run_that_could_not_be_saved_is_refused_before_any_work(suite, option, message):
+    (suite.path / "a_file").write_text("")
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "passed" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+def test_a_run_whose_storage_breaks_after_timing_is_written_aside_and_the_line_says_where(suite):
+    suite.makeconftest(
+        """
+import shutil
+
+pytest_plugins = ["perf_core.measure.plugin"]
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    # Just before pytest-benchmark saves: its storage folder becomes a file (a lost mount, say).
+    folder = config.rootpath / ".benchmarks"
+    shutil.rmtree(folder)
+    folder.write_text("")
+"""
+    )
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK and "Traceback" not in result.stdout.str() + result.stderr.str()
+    (line,) = [line for line in result.stdout.lines if "could not be saved" in line]
+    (aside,) = suite.path.glob("perf_core_unsaved_*.json")
+    assert line.endswith(f"it is saved in {aside}")
+    assert {bench["param"] for bench in json.loads(aside.read_text())["benchmarks"]} == {
+        "matmul-eager-16",
+        "matmul-compiled-16",
+    }
+    assert "per-token latency" in result.stdout.str()

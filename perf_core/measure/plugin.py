@@ -16,6 +16,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
-from perf_core.measure import clock, core, kernels
+from perf_core.measure import clock, core, kernels, storage
 from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
 from perf_core.units import format_seconds
 
@@ -146,9 +147,28 @@ def pytest_configure(config: pytest.Config) -> None:
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
     if raw["autosave"].strip().lower() in ("1", "true", "yes") and not config.getoption("benchmark_disable"):
         commit = os.environ.get("PERF_CORE_COMMIT")  # the file name names the commit, as its contents do
-        tag = f"{commit}_{get_current_time()}" if commit else get_tag()
+        tag = f"{storage.file_safe(commit)}_{get_current_time()}" if commit else get_tag()
         config.option.benchmark_autosave = config.option.benchmark_autosave or tag
         config.option.benchmark_save_data = True
+    name = config.option.benchmark_save or config.option.benchmark_autosave
+    problem = None if config.getoption("benchmark_disable") or not name else storage.name_problem(name)
+    if problem:  # refused now, not after every benchmark has been timed
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise pytest.UsageError(f"cannot save the run as {shown!r}: {problem}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The storage folder is checked before any work, and a run that fails to save anyway is written aside."""
+    bench = getattr(session.config, "_benchmarksession", None)
+    if bench is None or bench.disabled or not (bench.save or bench.autosave):
+        return
+    folder = getattr(bench.storage, "path", None)  # a FileStorage's; other storages have none
+    problem = folder and storage.folder_problem(Path(folder) / bench.machine_id)
+    if problem:
+        raise pytest.UsageError(f"--benchmark-storage: runs cannot be saved there: {problem}")
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    report = (lambda line: terminal.write_line(line, red=True, bold=True)) if terminal else print
+    bench.storage.save = storage.never_lost(bench.storage.save, report)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
