@@ -177,9 +177,9 @@ def test_cold_and_warm_runs_are_different_machines_never_pooled(tmp_path):
     write_run(tmp_path, 3, run_document("b" * 40, T0))  # a version-1 run: warm
     runs = records.load_runs(records.find_files(tmp_path))
     assert [m.label for m in select.machines(runs)] == [
-        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread",
-        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache",
-        "Test CPU 9000 | torch 2.13.0+cpu | 1 thread",
+        "NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread",
+        "NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread | cold cache",
+        "Test CPU 9000 | torch 2.13.0+cpu | Python 3.11 | 1 thread",
     ]
 
 
@@ -189,8 +189,8 @@ def test_rested_and_back_to_back_runs_are_different_machines_never_pooled(tmp_pa
     write_run(tmp_path, 2, gpu_document("a" * 40, "cold", 2))  # saved before the rest existed: back to back
     runs = records.load_runs(records.find_files(tmp_path))
     assert [m.label for m in select.machines(runs)] == [
-        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache",
-        "NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache, rest 1",
+        "NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread | cold cache",
+        "NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread | cold cache, rest 1",
     ]
 
 
@@ -258,8 +258,8 @@ def test_a_commit_that_ran_only_on_another_machine_is_named_so_not_unknown(tmp_p
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2
     assert err == (
-        "perf-core: error: 'aaaaaaa' ran on another machine (NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache),"
-        " not on NVIDIA H100 | torch 2.13.0+cpu | 1 thread | cold cache, rest 1: runs of different machines are"
+        "perf-core: error: 'aaaaaaa' ran on another machine (NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread | cold cache),"
+        " not on NVIDIA H100 | torch 2.13.0+cpu | Python 3.11 | 1 thread | cold cache, rest 1: runs of different machines are"
         " never compared (--machine chooses the machine)"
     )
     assert main(["compare", "ccccccc", "bbbbbbb", "--storage", str(tmp_path), "--machine", "rest 1"]) == 2

@@ -1,6 +1,7 @@
 """The suite as a user runs it: ids, options, saved JSON, and failures that stay local."""
 
 import json
+import platform
 import subprocess
 import sys
 
@@ -69,6 +70,7 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     machine = run["machine_info"]
     assert {"torch_version", "device_name", "num_threads", "cuda_version"} <= machine.keys()
     assert machine["num_threads"] == 1 and machine["cuda_version"] is None
+    assert machine["python_version"] == platform.python_version()
     assert machine["peak_flops_per_s"] > 0 and machine["copy_bytes_per_s"] > 0
     by_name = {bench["param"]: bench for bench in run["benchmarks"]}
     assert set(by_name) == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16", "matmul-compiled-32"}

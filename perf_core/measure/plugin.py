@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 
 # Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
 # before torch._inductor reads its config.
@@ -303,6 +304,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.CACHE: selection.cache,
             contract.REST: selection.rest,
             "l2_bytes": clock.l2_bytes(selection.device),
+            contract.PYTHON_VERSION: platform.python_version(),
         }
     )
     if selection.device == "cuda":
