@@ -32,6 +32,12 @@ DEVICE_NAME, TORCH_VERSION, NUM_THREADS, CUDA_VERSION = "device_name", "torch_ve
 REQUIRED_MACHINE = (DEVICE_NAME, TORCH_VERSION, NUM_THREADS)
 CACHE = "cache"  # "cold" (weights rotated past L2) or "warm" (back to back); never compared across
 REST = "rest"  # GPU rest per unit of work between rounds (0: back to back; absent: 0); never compared across
+# The interpreter (platform.python_version(), as pytest-benchmark also writes it); runs are compared
+# within one major.minor, as pytest-benchmark files them (absent in runs saved before: None).
+PYTHON_VERSION = "python_version"
+# The matmul (m, k, n) and buffer size (bytes) that set peak_flops_per_s and copy_bytes_per_s: present in
+# runs whose peaks are the best over the suite's own shapes (absent: one large matmul and copy).
+PEAK_GEMM, PEAK_BANDWIDTH_BYTES = "peak_gemm", "peak_bandwidth_bytes"
 
 
 @dataclass(frozen=True, order=True)

@@ -63,7 +63,21 @@ def test_cpu_timer_is_the_plain_host_clock():
 def test_peaks_are_measured_and_positive_on_the_cpu():
     peaks = clock.measure_peaks("cpu", "float32")
     assert peaks.flops_per_s > 1e8 and peaks.bytes_per_s > 1e8
-    assert set(peaks.as_dict()) == {"peak_flops_per_s", "copy_bytes_per_s", "peak_dtype"}
+    assert set(peaks.as_dict()) == {
+        "peak_flops_per_s",
+        "copy_bytes_per_s",
+        "peak_dtype",
+        "peak_gemm",
+        "peak_bandwidth_bytes",
+    }
+
+
+def test_peaks_are_the_best_over_the_products_and_sizes_given_and_say_which():
+    given = [(64, 32, 48), (16, 256, 8)]
+    peaks = clock.measure_peaks("cpu", "float32", gemms=given, sizes=[4096, 65536], repeats=2)
+    assert peaks.gemm in {(512, 512, 512), *given}
+    assert peaks.bandwidth_bytes in {4096, 65536}  # the working sets given, not the large buffer
+    assert peaks.as_dict()["peak_gemm"] == list(peaks.gemm)
 
 
 class SleepyDevice(FakeDevice):

@@ -293,3 +293,38 @@ def test_bad_usage_is_one_line_and_exit_2(storage, tmp_path, capsys, monkeypatch
     code, _, err = perf_core(capsys, *[a.format(**fill) for a in argv])
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message.format(**fill) in err, err
+
+
+def test_runs_of_another_python_are_another_machine_never_pooled_or_compared(storage, tmp_path, capsys):
+    # The interpreter moved from 3.11 to 3.12 between commits 1 and 2; a run saved before machine_info
+    # carried the version (commit 3) still loads, as a machine of unknown Python.
+    write_run(storage, 1, run_document(commit_sha(1), T0))
+    write_run(
+        storage,
+        2,
+        run_document(commit_sha(2), T0, {n: 1.08 for n in NAMES}, machine=MACHINE | {"python_version": "3.12.3"}),
+    )
+    old = run_document(commit_sha(3), T0)
+    del old["machine_info"]["python_version"]
+    write_run(storage, 3, old)
+    runs = records.load_runs(records.find_files(storage))
+    assert [run.machine.python for run in runs] == ["3.11", "3.12", None]
+    assert [m.label for m in select.machines(runs)] == [
+        "Test CPU 9000 | torch 2.13.0+cpu | 1 thread",
+        "Test CPU 9000 | torch 2.13.0+cpu | Python 3.11 | 1 thread",
+        "Test CPU 9000 | torch 2.13.0+cpu | Python 3.12 | 1 thread",
+    ]
+    code, _, err = perf_core(
+        capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage, "--machine", "3.11"
+    )
+    assert code == 2 and "ran on another machine (Test CPU 9000 | torch 2.13.0+cpu | Python 3.12 | 1 thread)" in err
+
+
+def test_runs_that_saved_no_python_are_comparable_with_each_other(storage, capsys):
+    for number in (1, 2):
+        old = run_document(commit_sha(number), T0 + timedelta(hours=number))
+        del old["machine_info"]["python_version"]
+        write_run(storage, number, old)
+    code, out, err = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
+    assert code == 0, err
+    assert out.splitlines()[0] == "machine: Test CPU 9000 | torch 2.13.0+cpu | 1 thread"

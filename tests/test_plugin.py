@@ -1,6 +1,7 @@
 """The suite as a user runs it: ids, options, saved JSON, and failures that stay local."""
 
 import json
+import platform
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 from helpers import raw_options
 
 from perf_core.measure.plugin import parse_selection
+from perf_core.measure.storage import file_safe, name_problem
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
 
@@ -68,6 +70,7 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     machine = run["machine_info"]
     assert {"torch_version", "device_name", "num_threads", "cuda_version"} <= machine.keys()
     assert machine["num_threads"] == 1 and machine["cuda_version"] is None
+    assert machine["python_version"] == platform.python_version()
     assert machine["peak_flops_per_s"] > 0 and machine["copy_bytes_per_s"] > 0
     by_name = {bench["param"]: bench for bench in run["benchmarks"]}
     assert set(by_name) == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16", "matmul-compiled-32"}
@@ -84,6 +87,8 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     }
     assert len(compiled["stats"]["data"]) == compiled["stats"]["rounds"]  # raw rounds are kept
     assert "compile_s" not in by_name["matmul-eager-16"]["extra_info"]
+    # The floor is physical: nothing measured beats it (here where the copy bandwidth sets it).
+    assert all(bench["stats"]["median"] >= bench["extra_info"]["floor_s"] for bench in run["benchmarks"])
     # The history stays pytest-benchmark's own: its compare command reads it.
     storage = str(suite.path / ".benchmarks")
     compared = subprocess.run(
@@ -92,6 +97,26 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
         text=True,
     )
     assert compared.returncode == 0 and "test_latency[matmul-compiled-32]" in compared.stdout, compared.stderr
+    # In pytest-benchmark's own conventions: each parameter a plain value, one group per kernel and
+    # variant, so that its compare groups by any parameter (a Case object made that a KeyError).
+    assert compiled["params"] == {"kernel": "matmul", "variant": "compiled", "n_tokens": 32}
+    assert {bench["group"] for bench in run["benchmarks"]} == {"matmul-eager", "matmul-compiled"}
+    grouped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_benchmark",
+            "--storage",
+            storage,
+            "compare",
+            "--group-by",
+            "param:kernel",
+            "0001",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert grouped.returncode == 0 and "benchmark 'kernel=matmul': 4 tests" in grouped.stdout, grouped.stderr
 
 
 def test_disabled_run_checks_every_case_once_and_saves_nothing(suite):
@@ -170,3 +195,98 @@ def test_perf_core_commit_names_the_commit_even_where_git_says_otherwise(suite, 
     assert "c0ffee" in saved.name
     commit = json.loads(saved.read_text())["commit_info"]
     assert (commit["id"], commit["time"]) == ("c0ffee", "2026-11-26T10:00:00+00:00")
+
+
+# A value that cannot become a file name: the commit is made safe, a name given on the command line
+# is refused before any work, and a run that fails to save anyway is written aside, never lost.
+UNSAFE_COMMITS = ["feature/fast-attn", "fix attn: v2*?", "back\\slash|pipe<>", "new\nline", "注意力", "x" * 300]
+
+
+@pytest.mark.parametrize("commit", UNSAFE_COMMITS)
+def test_any_commit_becomes_a_file_name_every_file_system_keeps(commit):
+    safe = file_safe(commit)
+    assert set(safe) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+    assert name_problem(f"{safe}_20261130_120000") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("a/b", "'/'"), ("a\nb", "'\\n'"), ("x" * 300, "over the 255 a file system allows"), ("plain_name", None)],
+)
+def test_a_name_no_file_system_keeps_is_named_as_the_problem(name, problem):
+    found = name_problem(name)
+    assert found is None if problem is None else problem in found
+
+
+def test_a_commit_with_a_slash_and_spaces_is_saved_under_a_safe_name_and_kept_whole(suite, monkeypatch):
+    monkeypatch.setenv("PERF_CORE_COMMIT", "feature/fast attn")
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result.assert_outcomes(passed=1)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    assert saved.name.startswith("0001_feature_fast_attn_")
+    assert json.loads(saved.read_text())["commit_info"]["id"] == "feature/fast attn"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--benchmark-save=" + "x" * 300, "ERROR: cannot save the run as 'xxx*...': the file name would be 310 bytes*"),
+        (
+            "--benchmark-storage=a_file",
+            "ERROR: --benchmark-storage: runs cannot be saved there: *a_file is not a folder",
+        ),
+    ],
+)
+def test_a_run_that_could_not_be_saved_is_refused_before_any_work(suite, option, message):
+    (suite.path / "a_file").write_text("")
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "passed" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+def test_a_run_whose_storage_breaks_after_timing_is_written_aside_and_the_line_says_where(suite):
+    suite.makeconftest(
+        """
+import shutil
+
+pytest_plugins = ["perf_core.measure.plugin"]
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    # Just before pytest-benchmark saves: its storage folder becomes a file (a lost mount, say).
+    folder = config.rootpath / ".benchmarks"
+    shutil.rmtree(folder)
+    folder.write_text("")
+"""
+    )
+    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK and "Traceback" not in result.stdout.str() + result.stderr.str()
+    (line,) = [line for line in result.stdout.lines if "could not be saved" in line]
+    (aside,) = suite.path.glob("perf_core_unsaved_*.json")
+    assert line.endswith(f"it is saved in {aside}")
+    assert {bench["param"] for bench in json.loads(aside.read_text())["benchmarks"]} == {
+        "matmul-eager-16",
+        "matmul-compiled-16",
+    }
+    assert "per-token latency" in result.stdout.str()
+
+
+def test_a_fresh_cpu_run_is_at_or_above_its_floor_where_the_suite_does_the_most_work(suite):
+    # 512 tokens: where the compute rate sets the floor, and where a peak measured on one large matmul
+    # was beaten (mlp-eager-512 at 0.96x its floor on a 2-core machine).
+    fast = ["--benchmark-max-time", "0.01", "--benchmark-min-rounds", "3"]
+    result = suite.runpytest_subprocess("--benchmark-only", "--kernels", "matmul,mlp", "--tokens", "512", *fast)
+    result.assert_outcomes(passed=4)
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    run = json.loads(saved.read_text())
+    ratios = {bench["param"]: bench["stats"]["median"] / bench["extra_info"]["floor_s"] for bench in run["benchmarks"]}
+    assert len(ratios) == 4 and min(ratios.values()) >= 1, ratios
+    # The peak names the product that set it: one of the suite's own, or the square.
+    assert tuple(run["machine_info"]["peak_gemm"]) in {
+        (512, 256, 256),
+        (512, 256, 688),
+        (512, 688, 256),
+        (512, 512, 512),
+    }

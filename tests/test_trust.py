@@ -30,7 +30,9 @@ def test_machine_number_picks_the_listed_machine_even_where_the_number_is_in_eve
         argv = ["plot", "--storage", storage, "--machine", number, "--json", "-o", tmp_path / "p.png"]
         code, out, err = perf_core(capsys, *argv)
         assert code == 0, err
-        assert {row["machine"] for row in json.loads(out)} == {f"{device} | torch 2.11.0+cu130 | 1 thread"}
+        assert {row["machine"] for row in json.loads(out)} == {
+            f"{device} | torch 2.11.0+cu130 | Python 3.11 | 1 thread"
+        }
         assert f"reading [{number}] {device}" in err and "(by --machine)" in err
     code, _, err = perf_core(capsys, "plot", "--storage", storage, "--machine", "3", "-o", tmp_path / "p.png")
     assert code == 2 and "there is no machine [3]" in err and "[1] NVIDIA H100" in err
@@ -38,7 +40,7 @@ def test_machine_number_picks_the_listed_machine_even_where_the_number_is_in_eve
 
 def test_every_command_names_the_machine_it_read(storage, tmp_path, capsys):
     write_history(storage, 3)
-    label = "Test CPU 9000 | torch 2.13.0+cpu | 1 thread"
+    label = "Test CPU 9000 | torch 2.13.0+cpu | Python 3.11 | 1 thread"
     code, out, _ = perf_core(capsys, "trend", "--storage", storage, "--json", "-o", tmp_path / "t.png")
     assert code == 0 and json.loads(out)["machine"] == label
     code, out, _ = perf_core(capsys, "compare", commit_sha(0)[:7], commit_sha(2)[:7], "--storage", storage)

@@ -23,6 +23,14 @@ def test_mlp_cost_model_counts_three_projections_through_d_ff():
     assert w.bytes == (3 * 8 * 24 + 2 * 4 * 8) * 4
 
 
+@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
+def test_the_products_a_kernel_declares_for_the_peak_are_its_projections(kernel):
+    w = Workload(kernel, n_tokens=4, d_model=8, n_heads=2, batch=3, d_ff=24)
+    causal = 2 * 2 * 3 * (4 * 5 // 2) * 8 if kernel == "attention" else 0  # attention's own, not a product
+    assert sum(2 * m * k * n for m, k, n in w.gemms) == w.flops - causal
+    assert all(m == 3 * 4 for m, _, _ in w.gemms)  # batch x tokens rows
+
+
 def test_mlp_without_d_ff_is_a_one_line_error():
     with pytest.raises(ValueError, match="kernel 'mlp' needs d_ff"):
         _ = Workload("mlp", n_tokens=4, d_model=8, n_heads=2).flops

@@ -22,9 +22,9 @@ from perf_core.errors import HistoryError, is_count
 
 @dataclass(frozen=True)
 class Machine:
-    """What makes two runs comparable: the same device, torch build, thread count, cache mode and GPU
-    rest between rounds (cold and warm runs, rested and back-to-back ones, measure different things
-    and are never pooled or compared)."""
+    """What makes two runs comparable: the same device, torch build, Python, thread count, cache mode
+    and GPU rest between rounds (cold and warm runs, rested and back-to-back ones, measure different
+    things and are never pooled or compared; an interpreter upgrade is not a commit's doing)."""
 
     device_name: str
     torch_version: str
@@ -32,13 +32,23 @@ class Machine:
     cuda_version: str | None
     cache: str = "warm"  # version 1 runs were all warm (back to back)
     rest: float = 0.0  # runs saved before the rest existed ran their rounds back to back
+    python: str | None = None  # major.minor ("3.12"); None: the run did not say (comparable with each other)
 
     @property
     def label(self) -> str:
         threads = f"{self.num_threads} thread{'s' if self.num_threads != 1 else ''}"
+        python = f" | Python {self.python}" if self.python else ""
         cache = "" if self.cache == "warm" else f" | {self.cache} cache"
         rest = f", rest {self.rest:g}" if self.rest else ""
-        return f"{self.device_name} | torch {self.torch_version} | {threads}{cache}{rest}"
+        return f"{self.device_name} | torch {self.torch_version}{python} | {threads}{cache}{rest}"
+
+
+def python_series(version: object) -> str | None:
+    """ "3.12.3" -> "3.12": patch releases are bug fixes, and a runner's Python moves through them often;
+    None for a run that saved no version (or not a text)."""
+    if not isinstance(version, str) or not version.strip():
+        return None
+    return ".".join(version.strip().split(".")[:2])
 
 
 METRIC_FIELDS = {"steady": "median_s", "latency": "latency_s", "device": "device_s"}
@@ -259,6 +269,7 @@ def parse_run(path: Path, text: str) -> Run:
         None if cuda is None else str(cuda),
         cache,
         float(rest),
+        python_series(info.get(contract.PYTHON_VERSION)),
     )
     commit = document.get("commit_info") or {}
     if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):

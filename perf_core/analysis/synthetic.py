@@ -36,10 +36,10 @@ def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: 
     median = float(np.median(data))
     q1, q3 = (float(q) for q in np.percentile(data, [25, 75]))
     return {
-        "group": None,
+        "group": parsed.panel,
         "name": f"test_latency[{name}]",
         "fullname": f"tests/test_latency.py::test_latency[{name}]",
-        "params": {"perf_case": name},
+        "params": {"kernel": parsed.kernel, "variant": parsed.variant, "n_tokens": parsed.n_tokens},
         "param": name,
         "extra_info": {
             "kernel": parsed.kernel,

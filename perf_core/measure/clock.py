@@ -13,11 +13,12 @@ import contextlib
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 
+from perf_core import contract
 from perf_core.contract import cpu_name
 from perf_core.measure.workload import DTYPE_BYTES
 
@@ -107,46 +108,96 @@ def isolated_latency_s(
 
 @dataclass(frozen=True)
 class Peaks:
-    """Measured ceilings of this device: dense matmul rate and device-memory copy bandwidth."""
+    """Measured ceilings of this device: dense matmul rate and memory bandwidth, with what set each.
+
+    `gemm` is the (m, k, n) product that ran fastest, `bandwidth_bytes` the buffer size that moved
+    fastest; a run that records them was measured by the rule of measure_peaks (best over the suite's
+    own shapes), runs without them by one large matmul and one large copy, which the CPU beat.
+    """
 
     flops_per_s: float
     bytes_per_s: float
     dtype: str
+    gemm: tuple[int, int, int] | None = None
+    bandwidth_bytes: int | None = None
 
     def as_dict(self) -> dict:
-        return {"peak_flops_per_s": self.flops_per_s, "copy_bytes_per_s": self.bytes_per_s, "peak_dtype": self.dtype}
+        return {
+            "peak_flops_per_s": self.flops_per_s,
+            "copy_bytes_per_s": self.bytes_per_s,
+            "peak_dtype": self.dtype,
+            contract.PEAK_GEMM: None if self.gemm is None else list(self.gemm),
+            contract.PEAK_BANDWIDTH_BYTES: self.bandwidth_bytes,
+        }
 
 
-def _best_seconds(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up: library handles, allocation
-    best = float("inf")
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
+def _seconds(fn: Callable[[], object], sync: Callable[[], None], calls: int = 1) -> float:
+    """Seconds per call of `calls` calls back to back (several, where one is too short to time)."""
+    sync()
+    start = time.perf_counter()
+    for _ in range(calls):
         fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
+    sync()
+    return (time.perf_counter() - start) / calls
+
+
+def _best_rates(works: dict[object, tuple[float, Callable[[], object], int]], sync, repeats: int) -> dict:
+    """The best rate (work units per second) of each named (work, fn, calls), over `repeats` rounds
+    that visit every one in turn: a busy spell on a shared machine then slows one round of each, not
+    every sample of one."""
+    for _, fn, _ in works.values():
+        fn()  # warm-up: library handles, allocation, weight packing
+    best = dict.fromkeys(works, 0.0)
+    for _ in range(repeats):
+        for key, (work, fn, calls) in works.items():
+            best[key] = max(best[key], work / _seconds(fn, sync, calls))
     return best
 
 
-def measure_peaks(device: str, dtype: str) -> Peaks:
-    """One large matmul and one large copy on `device`; the best of a few runs of each.
+def measure_peaks(
+    device: str,
+    dtype: str,
+    gemms: Iterable[tuple[int, int, int]] = (),
+    sizes: Iterable[int] = (),
+    repeats: int = 10,
+) -> Peaks:
+    """The fastest matmul rate and memory bandwidth seen on `device`, so that no benchmark beats its floor.
 
-    Sizes fill an H100 (8192^3 bf16, 1 GiB copy) and stay around 0.1 s on one CPU thread.
+    Matmul: one square product (8192^3 on CUDA, 512^3 on the CPU) and every (m, k, n) in `gemms` (the
+    suite's own products: a 1024^3 product ran at 98 GFLOP/s on one CPU thread where the mlp's
+    (512, 256, 688) ran at 165), each with its right operand in both layouts (`x @ w` and nn.Linear's
+    `x @ w.T`). Bandwidth: a copy (reads and writes each byte) and a sum (reads each byte) of each size
+    in `sizes`, in bytes (the benchmarks' working sets, for warm runs whose weights stay in cache:
+    a 32 MiB copy moved 5 GB/s on one busy CPU thread, a 1 MiB sum read 87), else of one buffer past the
+    caches (1 GiB on CUDA, 32 MiB on the CPU). Each the best of `repeats`.
     """
     sync = device_sync(device)
     torch_dtype = getattr(torch, dtype)
     generator = torch.Generator(device=device).manual_seed(0)
-    n = 8192 if device == "cuda" else 1024
-    a = torch.randn(n, n, device=device, dtype=torch_dtype, generator=generator)
-    b = torch.randn(n, n, device=device, dtype=torch_dtype, generator=generator)
-    matmul_s = _best_seconds(lambda: a @ b, sync, repeats=5)
-    elements = (1 << 30 if device == "cuda" else 1 << 25) // DTYPE_BYTES[dtype]
-    src = torch.randn(elements, device=device, dtype=torch_dtype, generator=generator)
-    dst = torch.empty_like(src)
-    copy_s = _best_seconds(lambda: dst.copy_(src), sync, repeats=5)
-    # A copy reads and writes every byte once.
-    return Peaks(2 * n**3 / matmul_s, 2 * src.numel() * src.element_size() / copy_s, dtype)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device=device, dtype=torch_dtype, generator=generator)
+
+    square = 8192 if device == "cuda" else 512  # fills an H100; on the CPU the suite's own products run faster
+    products: dict[object, tuple[float, Callable[[], object], int]] = {}
+    for m, k, n in sorted({(square, square, square), *gemms}):
+        a, b, b_t = randn(m, k), randn(k, n), randn(n, k)
+        products[(m, k, n)] = (2 * m * k * n, lambda a=a, b=b: a @ b, 1)
+        products[(m, k, n, "T")] = (2 * m * k * n, lambda a=a, b_t=b_t: a @ b_t.T, 1)
+    flops = _best_rates(products, sync, repeats)
+    large = (1 << 30 if device == "cuda" else 1 << 25) // DTYPE_BYTES[dtype]
+    moves: dict[object, tuple[float, Callable[[], object], int]] = {}
+    given = {max(1, size // DTYPE_BYTES[dtype]) for size in sizes}
+    for elements in sorted(given or {large}):
+        src, dst = randn(elements), torch.empty(elements, device=device, dtype=torch_dtype)
+        nbytes = elements * DTYPE_BYTES[dtype]
+        calls = max(1, (1 << 22) // nbytes)  # at least 4 MiB a sample: a small copy is a few microseconds
+        moves[(nbytes, "copy")] = (2 * nbytes, lambda src=src, dst=dst: dst.copy_(src), calls)
+        moves[(nbytes, "read")] = (nbytes, lambda src=src: src.sum(), calls)
+    bandwidth = _best_rates(moves, sync, repeats)
+    gemm = max(flops, key=flops.get)
+    move = max(bandwidth, key=bandwidth.get)
+    return Peaks(flops[gemm], bandwidth[move], dtype, tuple(gemm[:3]), move[0])
 
 
 def device_name(device: str) -> str:

@@ -32,6 +32,9 @@ class Kernel:
     build: Callable[[Workload], nn.Module]
     flops: Callable[[Workload], int]
     bytes: Callable[[Workload], int]
+    # The matrix products one call runs, each (m, k, n): the shapes whose best rate sets the floor's
+    # peak (clock.measure_peaks). Empty: the kernel does not say.
+    gemms: Callable[[Workload], tuple[tuple[int, int, int], ...]] = lambda w: ()
 
 
 REGISTRY: dict[str, Kernel] = {}
@@ -113,6 +116,10 @@ register(
         build=lambda w: AttentionBlock(w.d_model, w.n_heads),
         flops=attention_flops,
         bytes=lambda w: streamed_bytes(w, 4 * w.d_model * w.d_model),
+        gemms=lambda w: (
+            (w.batch * w.n_tokens, w.d_model, 3 * w.d_model),
+            (w.batch * w.n_tokens, w.d_model, w.d_model),
+        ),
     )
 )
 
@@ -139,6 +146,7 @@ register(
         build=lambda w: Matmul(w.d_model),
         flops=lambda w: projection_flops(w, w.d_model, w.d_model),
         bytes=lambda w: streamed_bytes(w, w.d_model * w.d_model),
+        gemms=lambda w: ((w.batch * w.n_tokens, w.d_model, w.d_model),),
     )
 )
 
@@ -174,5 +182,8 @@ register(
         # Three d_model x d_ff projections; SiLU and the product add ~4 flops per hidden element, under 0.1%.
         flops=lambda w: 3 * projection_flops(w, w.d_model, d_ff(w)),
         bytes=lambda w: streamed_bytes(w, 3 * w.d_model * d_ff(w)),
+        gemms=lambda w: (
+            ((w.batch * w.n_tokens, w.d_model, d_ff(w)),) * 2 + ((w.batch * w.n_tokens, d_ff(w), w.d_model),)
+        ),
     )
 )

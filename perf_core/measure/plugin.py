@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 
 # Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
 # before torch._inductor reads its config.
@@ -16,6 +17,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +25,7 @@ from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
-from perf_core.measure import clock, core, kernels
+from perf_core.measure import clock, core, kernels, storage
 from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
 from perf_core.units import format_seconds
 
@@ -82,13 +84,13 @@ class Selection:
     cache: str = "warm"
     rest: float = 0.0  # see clock.RestingTimer
 
-    def cases(self) -> list[Case]:
+    def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
+        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache)
+
+    def cases(self) -> list[Case]:
         return [
-            Case(shape.workload(kernel, n, self.device), variant, self.preset, self.cache)
-            for kernel in self.kernels
-            for variant in self.variants
-            for n in self.tokens
+            self.case(kernel, variant, n) for kernel in self.kernels for variant in self.variants for n in self.tokens
         ]
 
 
@@ -146,9 +148,28 @@ def pytest_configure(config: pytest.Config) -> None:
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
     if raw["autosave"].strip().lower() in ("1", "true", "yes") and not config.getoption("benchmark_disable"):
         commit = os.environ.get("PERF_CORE_COMMIT")  # the file name names the commit, as its contents do
-        tag = f"{commit}_{get_current_time()}" if commit else get_tag()
+        tag = f"{storage.file_safe(commit)}_{get_current_time()}" if commit else get_tag()
         config.option.benchmark_autosave = config.option.benchmark_autosave or tag
         config.option.benchmark_save_data = True
+    name = config.option.benchmark_save or config.option.benchmark_autosave
+    problem = None if config.getoption("benchmark_disable") or not name else storage.name_problem(name)
+    if problem:  # refused now, not after every benchmark has been timed
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise pytest.UsageError(f"cannot save the run as {shown!r}: {problem}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The storage folder is checked before any work, and a run that fails to save anyway is written aside."""
+    bench = getattr(session.config, "_benchmarksession", None)
+    if bench is None or bench.disabled or not (bench.save or bench.autosave):
+        return
+    folder = getattr(bench.storage, "path", None)  # a FileStorage's; other storages have none
+    problem = folder and storage.folder_problem(Path(folder) / bench.machine_id)
+    if problem:
+        raise pytest.UsageError(f"--benchmark-storage: runs cannot be saved there: {problem}")
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    report = (lambda line: terminal.write_line(line, red=True, bold=True)) if terminal else print
+    bench.storage.save = storage.never_lost(bench.storage.save, report)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -160,22 +181,48 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
+# A benchmark's parameters, each saved by pytest-benchmark under `params` (plain values, so that its own
+# `compare --group-by param:kernel` reads them); the test id joins them (`attention-compiled-128`).
+PARAMS = (contract.KERNEL, contract.VARIANT, contract.N_TOKENS)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
         selection = metafunc.config.stash[SELECTION_KEY]
-        cases = selection.cases()
-        # pytest-benchmark's public way to choose the timer: its marker's `timer=` (see clock.timer_for).
-        timer = pytest.mark.benchmark(timer=clock.timer_for(selection.device, selection.rest))
-        metafunc.parametrize("perf_case", [pytest.param(case, id=case.id, marks=timer) for case in cases])
+        timer = clock.timer_for(selection.device, selection.rest)
+        # pytest-benchmark's public way to choose the timer and the group: its marker (see clock.timer_for);
+        # one group per kernel and variant, so that its table and histogram hold one curve each.
+        params = [
+            pytest.param(
+                case.workload.kernel,
+                case.variant,
+                case.workload.n_tokens,
+                id=case.id,
+                marks=pytest.mark.benchmark(timer=timer, group=contract.parse_name(case.id).panel),
+            )
+            for case in selection.cases()
+        ]
+        metafunc.parametrize(PARAMS, params)
+
+
+@pytest.fixture
+def perf_case(pytestconfig: pytest.Config, kernel: str, variant: str, n_tokens: int) -> Case:
+    """This test's benchmark, from its three parameters (set by pytest_generate_tests)."""
+    return pytestconfig.stash[SELECTION_KEY].case(kernel, variant, n_tokens)
 
 
 @pytest.fixture(scope="session")
 def perf_peaks(pytestconfig: pytest.Config) -> clock.Peaks | None:
-    """The device's measured matmul rate and copy bandwidth, once per run (None when not timing)."""
+    """The device's measured matmul rate and memory bandwidth, once per run (None when not timing):
+    the best over the suite's own products and, for warm runs, its working sets (see measure_peaks)."""
     if pytestconfig.getoption("benchmark_disable"):
         return None
     selection = pytestconfig.stash[SELECTION_KEY]
-    peaks = clock.measure_peaks(selection.device, selection.dtype)
+    workloads = {case.workload for case in selection.cases()}
+    gemms = {gemm for workload in workloads for gemm in workload.gemms}
+    # Cold runs read their weights from device memory, never from cache: the large buffer alone.
+    sizes = () if selection.cache == "cold" else {workload.bytes for workload in workloads}
+    peaks = clock.measure_peaks(selection.device, selection.dtype, gemms, sizes)
     pytestconfig.stash[PEAKS_KEY] = peaks
     return peaks
 
@@ -262,6 +309,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.CACHE: selection.cache,
             contract.REST: selection.rest,
             "l2_bytes": clock.l2_bytes(selection.device),
+            contract.PYTHON_VERSION: platform.python_version(),
         }
     )
     if selection.device == "cuda":
@@ -315,7 +363,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         info = bench.extra_info
         n = info[contract.N_TOKENS]
         floor = info.get(contract.FLOOR_S)
-        ratio = f"{info[contract.PER_TOKEN_S] * n / floor:.1f}" if floor else "-"
+        ratio = f"{info[contract.PER_TOKEN_S] * n / floor:.2f}" if floor else "-"  # 0.96 must not read 1.0
         mark = "  THROTTLED" if info.get(contract.THROTTLED) else ""
         terminalreporter.write_line(
             f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info[contract.PER_TOKEN_S]):>14}"

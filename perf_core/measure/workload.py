@@ -56,6 +56,11 @@ class Workload:
         """The fewest bytes one call must move: weights and input read once, output written once."""
         return kernels.get(self.kernel).bytes(self)
 
+    @property
+    def gemms(self) -> tuple[tuple[int, int, int], ...]:
+        """The matrix products (m, k, n) one call runs, where the kernel says (for the peak's shapes)."""
+        return kernels.get(self.kernel).gemms(self)
+
     def floor_s(self, peak_flops: float, bandwidth: float) -> float:
         """The physical floor: the larger of compute time at peak rate and transfer time."""
         return max(self.flops / peak_flops, self.bytes / bandwidth)
