@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from perf_core import contract
 from perf_core.contract import cpu_name
 from perf_core.measure.workload import DTYPE_BYTES
 
@@ -114,7 +115,11 @@ class Peaks:
     dtype: str
 
     def as_dict(self) -> dict:
-        return {"peak_flops_per_s": self.flops_per_s, "copy_bytes_per_s": self.bytes_per_s, "peak_dtype": self.dtype}
+        return {
+            contract.PEAK_FLOPS_PER_S: self.flops_per_s,
+            contract.COPY_BYTES_PER_S: self.bytes_per_s,
+            contract.PEAK_DTYPE: self.dtype,
+        }
 
 
 def _best_seconds(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> float:
@@ -253,13 +258,13 @@ class ClockReport:
 
     def as_dict(self) -> dict:
         return {
-            "sm_clock_mhz": self.sm_clock_mhz,
-            "sm_clock_max_mhz": self.sm_clock_max_mhz,
-            "power_w": self.power_w,
-            "throttle_reasons": None if self.throttle_reasons is None else list(self.throttle_reasons),
-            "clock_samples": self.samples,
-            "throttle_share": self.throttle_share,
-            "throttled": self.throttled,
+            contract.SM_CLOCK_MHZ: self.sm_clock_mhz,
+            contract.SM_CLOCK_MAX_MHZ: self.sm_clock_max_mhz,
+            contract.POWER_W: self.power_w,
+            contract.THROTTLE_REASONS: None if self.throttle_reasons is None else list(self.throttle_reasons),
+            contract.CLOCK_SAMPLES: self.samples,
+            contract.THROTTLE_SHARE: self.throttle_share,
+            contract.THROTTLED: self.throttled,
         }
 
 

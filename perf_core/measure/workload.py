@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
+from perf_core import contract
 from perf_core.errors import UsageError, is_count, one_of
 from perf_core.measure import kernels
 
@@ -66,7 +67,7 @@ class Workload:
 
     def shape(self) -> dict:
         """The fields that size the work, as recorded in each benchmark's extra_info."""
-        return {key: value for key, value in asdict(self).items() if key not in ("kernel", "n_tokens")}
+        return {key: getattr(self, key) for key in contract.SHAPE}
 
 
 @dataclass(frozen=True)
