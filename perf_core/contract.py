@@ -35,7 +35,7 @@ REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 # Written for people and scripts, read by no tool here: what ran and how.
 PRESET = "preset"  # the workload preset (also in machine_info)
 DEVICE = "device"  # "cpu" or "cuda" (also in machine_info)
-SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff")  # the workload's other fields
+SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff")  # measure.shape.Shape.sizes()
 COMPILE_FLAGS = "compile_flags"  # compiled variants: measure.core.CompileFlags as an object
 COPIES = "copies"  # weight and input copies the call rotates over (1: warm)
 L2_BYTES = "l2_bytes"  # the GPU's L2 size; null on the CPU or where the device does not say (also in machine_info)

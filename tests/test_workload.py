@@ -3,6 +3,7 @@ from dataclasses import fields
 import pytest
 
 from perf_core import contract
+from perf_core.measure.shape import Shape
 from perf_core.measure.workload import PRESETS, Workload
 
 
@@ -61,7 +62,7 @@ def test_gpu_preset_is_a_llama_7b_attention_layer_in_bf16():
 
 
 def test_the_recorded_shape_is_every_field_that_sizes_the_work():
-    """contract.SHAPE names the extra_info keys of the size: every Workload field but kernel and n_tokens."""
-    assert set(contract.SHAPE) == {f.name for f in fields(Workload)} - {contract.KERNEL, contract.N_TOKENS}
+    """contract.SHAPE names the extra_info keys of the size: every Shape field but kernel and n_tokens."""
+    assert set(contract.SHAPE) == {f.name for f in fields(Shape)} - {contract.KERNEL, contract.N_TOKENS}
     w = Workload("mlp", n_tokens=4, d_model=8, n_heads=2, d_ff=24)
-    assert w.shape() == {"d_model": 8, "n_heads": 2, "batch": 1, "dtype": "float32", "device": "cpu", "d_ff": 24}
+    assert w.sizes() == {"d_model": 8, "n_heads": 2, "batch": 1, "dtype": "float32", "device": "cpu", "d_ff": 24}

@@ -20,7 +20,7 @@ import torch
 
 from perf_core import contract
 from perf_core.contract import cpu_name
-from perf_core.measure.workload import DTYPE_BYTES
+from perf_core.measure.shape import DTYPE_BYTES
 
 
 def synchronized_timer(sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter) -> Callable[[], float]:

@@ -24,7 +24,8 @@ from pytest_benchmark.utils import get_current_time, get_tag
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
 from perf_core.measure import clock, core, kernels
-from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
+from perf_core.measure.shape import DEVICES, DTYPE_BYTES
+from perf_core.measure.workload import DEFAULT_PRESET, PRESETS, Workload
 from perf_core.units import format_seconds
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
@@ -206,7 +207,7 @@ def extra_info(
         contract.VARIANT: case.variant,
         contract.N_TOKENS: w.n_tokens,
         contract.PRESET: case.preset,
-        **w.shape(),
+        **w.sizes(),
         contract.FLOPS: w.flops,
         contract.BYTES: w.bytes,
         contract.PER_TOKEN_S: None if median_s is None else median_s / w.n_tokens,
