@@ -51,6 +51,10 @@ REST = "rest"  # GPU rest per unit of work between rounds (0: back to back; abse
 # machine_info, for people and scripts: the enabled SDPA backends (CUDA) and the measured ceilings
 # behind floor_s (measure.clock.Peaks).
 SDPA_BACKENDS = "sdpa_backends"
+# The card that ran (CUDA; absent from runs saved before them): NVML's number of it, as nvidia-smi
+# shows it (null without NVML), and its UUID ("GPU-..."). Recorded, never compared: runs on two
+# cards of one model are one machine.
+GPU_INDEX, GPU_UUID = "gpu_index", "gpu_uuid"
 PEAK_FLOPS_PER_S, COPY_BYTES_PER_S, PEAK_DTYPE = "peak_flops_per_s", "copy_bytes_per_s", "peak_dtype"
 
 # pytest-benchmark's commit_info keys the suite overwrites when PERF_CORE_COMMIT names the commit.
@@ -89,10 +93,6 @@ def parse_name(name: str) -> BenchName:
     """The inverse of bench_name; a kernel name may itself hold dashes, variant and count never do."""
     kernel, variant, tokens = name.rsplit("-", 2)
     return BenchName(kernel, variant, int(tokens))
-
-
-def sort_key(name: str) -> BenchName:
-    return parse_name(name)
 
 
 def cpu_name() -> str:

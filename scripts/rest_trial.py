@@ -59,11 +59,11 @@ def main() -> int:
     l2 = clock.l2_bytes("cuda")
     flush = torch.ones(4 * (l2 or 64 << 20) // 2, dtype=torch.bfloat16, device="cuda")
     nvml = clock.nvml_module()
+    index = clock.current_gpu(nvml)[0]  # NVML's number of the card torch runs on
     limit_w = None
-    if nvml is not None:
+    if index is not None:
         try:
-            nvml.nvmlInit()
-            limit_w = nvml.nvmlDeviceGetEnforcedPowerLimit(nvml.nvmlDeviceGetHandleByIndex(0)) / 1e3
+            limit_w = nvml.nvmlDeviceGetEnforcedPowerLimit(nvml.nvmlDeviceGetHandleByIndex(index)) / 1e3
         except Exception:  # noqa: BLE001 - unknown stays unknown
             pass
     print(
@@ -83,7 +83,7 @@ def main() -> int:
                     continue  # no rest: the burst does not matter
                 time.sleep(args.settle)
                 timer = clock.RestingTimer(torch.cuda.synchronize, rest, burst) if rest else clock.timer_for("cuda")
-                sampler = clock.ClockSampler(nvml)
+                sampler = clock.ClockSampler(nvml, index)
                 wall = time.perf_counter()
                 with sampler:
                     times, iterations = rounds(cold.fn, timer)

@@ -272,13 +272,15 @@ UNKNOWN_CLOCKS = ClockReport(None, None, None, None, 0)
 
 
 class ClockSampler:
-    """Samples the SM clock, power and throttle reasons every `period_s` on a thread while open.
+    """Samples the SM clock, power and throttle reasons of NVML's GPU `index` every `period_s` on a
+    thread while open (current_gpu gives the index of the GPU torch runs on).
 
-    `nvml` is the pynvml module (or a stand-in in tests); without it, or where NVML refuses (no
-    driver access, a virtual machine that hides it), the report is UNKNOWN_CLOCKS: nothing made up.
+    `nvml` is the pynvml module (or a stand-in in tests); without it, with no index, or where NVML
+    refuses (no driver access, a virtual machine that hides it), the report is UNKNOWN_CLOCKS:
+    nothing made up.
     """
 
-    def __init__(self, nvml=None, index: int = 0, period_s: float = 0.01) -> None:
+    def __init__(self, nvml=None, index: int | None = 0, period_s: float = 0.01) -> None:
         self.nvml, self.period_s = nvml, period_s
         self.handle = None
         self.clocks: list[float] = []
@@ -288,7 +290,7 @@ class ClockSampler:
         self.throttled_samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if nvml is not None:
+        if nvml is not None and index is not None:
             try:
                 nvml.nvmlInit()
                 self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -339,6 +341,35 @@ class ClockSampler:
             len(self.clocks),
             self.throttled_samples / self.reason_samples if self.reason_samples else None,
         )
+
+
+def _plain_uuid(uuid: object) -> str:
+    """A GPU UUID without NVML's "GPU-" prefix, lower case: torch writes it bare, pynvml with the
+    prefix (bytes in older versions)."""
+    text = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    return text.strip().lower().removeprefix("gpu-")
+
+
+def current_gpu(nvml) -> tuple[int | None, str | None]:
+    """torch's current CUDA device as (NVML's index of it, its UUID "GPU-..." as nvidia-smi writes it).
+
+    NVML numbers GPUs physically and ignores CUDA_VISIBLE_DEVICES, so torch's device 0 may be NVML's
+    GPU 3: the two are matched by UUID. The index is None without NVML, where NVML refuses, or where
+    no GPU of NVML's has torch's UUID; the UUID is None where torch does not report one.
+    """
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    uuid = getattr(properties, "uuid", None)
+    uuid = None if uuid is None else "GPU-" + _plain_uuid(uuid)
+    if nvml is None or uuid is None:
+        return None, uuid
+    try:
+        nvml.nvmlInit()
+        for index in range(nvml.nvmlDeviceGetCount()):
+            if _plain_uuid(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(index))) == _plain_uuid(uuid):
+                return index, uuid
+    except Exception:  # noqa: BLE001 - any NVML failure means "unknown", never a failed run
+        pass
+    return None, uuid
 
 
 def nvml_module():

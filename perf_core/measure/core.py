@@ -71,7 +71,6 @@ class PreparedCall:
     """A warmed, checked, zero-argument call ready for timing."""
 
     fn: Callable[[], torch.Tensor]
-    variant: str
     compile_s: float | None
     flags: CompileFlags | None
     copies: int = 1  # weight and input copies the call rotates over (1: warm, back to back)
@@ -159,7 +158,7 @@ def prepare(
     elif count > 1:
         for call in calls:
             check_close(call(), expected, workload)
-    return PreparedCall(_rotate(calls), variant, compile_s, flags, count)
+    return PreparedCall(_rotate(calls), compile_s, flags, count)
 
 
 def _parameter_copy(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

@@ -23,7 +23,8 @@ from perf_core.measure.shape import Shape
 @dataclass(frozen=True)
 class Kernel:
     """One benchmarked kernel. `build` returns the eager reference module, parameters uninitialised
-    (the caller seeds them); `flops` and `bytes` are the cost model behind the floor."""
+    (the caller seeds them); `flops` and `bytes` are the cost model behind the floor; `description`
+    is its row in the README's table of kernels (Markdown; tests/test_docs.py checks the two agree)."""
 
     name: str
     description: str
@@ -107,7 +108,7 @@ def attention_flops(w: Shape) -> int:
 register(
     Kernel(
         name="attention",
-        description="QKV projection, causal scaled_dot_product_attention, output projection (no biases)",
+        description="QKV projection, causal `scaled_dot_product_attention`, output projection (no biases)",
         build=lambda w: AttentionBlock(w.d_model, w.n_heads),
         flops=attention_flops,
         bytes=lambda w: streamed_bytes(w, 4 * w.d_model * w.d_model),
@@ -167,7 +168,8 @@ def d_ff(w: Shape) -> int:
 register(
     Kernel(
         name="mlp",
-        description="Llama feed-forward (SwiGLU): gate and up projections to d_ff, SiLU, product, down projection",
+        description="Llama's feed-forward block (SwiGLU): gate and up projections d_model to d_ff, SiLU, product,"
+        " down projection (no biases)",
         build=lambda w: SwiGLU(w.d_model, d_ff(w)),
         # Three d_model x d_ff projections; SiLU and the product add ~4 flops per hidden element, under 0.1%.
         flops=lambda w: 3 * projection_flops(w, w.d_model, d_ff(w)),

@@ -36,6 +36,11 @@ SELECTION_KEY = pytest.StashKey["Selection"]()
 DEFAULT_REST = 1.0
 AUTO = "auto"  # device, cache and rest: chosen by the device
 
+PRESET_HELP = (
+    ", ".join(f"{name} ({preset.description})" for name, preset in PRESETS.items())
+    + "; default: "
+    + ", ".join(f"{name} on {device}" for device, name in DEFAULT_PRESET.items())
+)
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
     "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
@@ -44,7 +49,7 @@ OPTIONS = {
     "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
     "device": (AUTO, "cpu, cuda, or auto (cuda when available)"),
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
-    "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
+    "preset": ("", f"workload preset: {PRESET_HELP}"),
     "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
     "cache": (AUTO, "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
     "rest": (
@@ -233,7 +238,10 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     with failures_reported(case):
         l2 = clock.l2_bytes(device)
         call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
-        sampler = clock.ClockSampler(clock.nvml_module()) if device == "cuda" else None
+        sampler = None
+        if device == "cuda":
+            nvml = clock.nvml_module()
+            sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
         with core.no_recompiles(), sampler or contextlib.nullcontext():
             benchmark(call.fn)
         median_s = benchmark.stats.stats.median if benchmark.stats else None
@@ -267,6 +275,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         }
     )
     if selection.device == "cuda":
+        index, uuid = clock.current_gpu(clock.nvml_module())
+        machine_info.update({contract.GPU_INDEX: index, contract.GPU_UUID: uuid})
         # Which SDPA backends were allowed to run (PyTorch picks among the enabled ones per shape).
         backends = torch.backends.cuda
         machine_info[contract.SDPA_BACKENDS] = {
@@ -322,7 +332,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for bench in rows:
         info = bench.extra_info
         named[contract.bench_name(info[contract.KERNEL], info[contract.VARIANT], info[contract.N_TOKENS])] = bench
-    for name in sorted(named, key=contract.sort_key):
+    for name in sorted(named, key=contract.parse_name):
         bench = named[name]
         info = bench.extra_info
         n = info[contract.N_TOKENS]

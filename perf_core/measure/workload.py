@@ -40,13 +40,12 @@ class Preset:
     n_heads: int
     batch: int
     dtype: str
-    description: str
+    description: str  # shown in the suite's --help (plugin.OPTIONS)
     d_ff: int | None = None
 
-    def workload(self, kernel: str, n_tokens: int, device: str, dtype: str | None = None) -> Workload:
-        return Workload(
-            kernel, n_tokens, self.d_model, self.n_heads, self.batch, dtype or self.dtype, device, self.d_ff
-        )
+    def workload(self, kernel: str, n_tokens: int, device: str) -> Workload:
+        """This preset's workload of `kernel` at `n_tokens` on `device` (another dtype: with_dtype first)."""
+        return Workload(kernel, n_tokens, self.d_model, self.n_heads, self.batch, self.dtype, device, self.d_ff)
 
     def with_dtype(self, dtype: str) -> Preset:
         return replace(self, dtype=dtype)
