@@ -13,6 +13,8 @@ from dataclasses import dataclass
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
 # 2: machine_info["cache"] ("cold"/"warm"; version 1 runs are all warm), device_s, clock fields.
+# Keys added since without a new version, as a reader ignores keys it does not know and none of them
+# is required: machine_info gpu_index and gpu_uuid.
 FORMAT_KEY = "perf_core_format"
 FORMAT_VERSION = 2
 

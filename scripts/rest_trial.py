@@ -21,6 +21,7 @@ import time
 import torch
 from check_gpu import do_bench_read_flush_s  # scripts/ is on sys.path when this runs as a script
 
+from perf_core import contract
 from perf_core.measure import clock, core
 from perf_core.measure.plugin import OPTIONS, parse_selection
 
@@ -72,8 +73,8 @@ def main() -> int:
     )
     for name in args.cases.split(","):
         case = by_id[name]
-        cold = core.prepare(case.workload, case.variant, cache="cold", l2_bytes=l2)
-        warm = core.prepare(case.workload, case.variant, cache="warm")
+        cold = core.prepare(case.workload, case.variant, cache=contract.COLD, l2_bytes=l2)
+        warm = core.prepare(case.workload, case.variant, cache=contract.WARM)
         time.sleep(args.settle)
         reference = do_bench_read_flush_s(warm.fn, flush)
         print(json.dumps({"case": name, "do_bench_read_us": reference * 1e6}), flush=True)
