@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from perf_core import contract
-from perf_core.contract import cpu_name
 from perf_core.measure.shape import DTYPE_BYTES
 
 
@@ -156,7 +155,7 @@ def measure_peaks(device: str, dtype: str) -> Peaks:
 
 def device_name(device: str) -> str:
     """GPU name on CUDA, the CPU's brand string otherwise (the machine fingerprint's first part)."""
-    return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
+    return torch.cuda.get_device_name() if device == "cuda" else contract.cpu_name()
 
 
 # ---------------------------------------------------------------------------------------------
