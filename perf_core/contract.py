@@ -13,11 +13,19 @@ from dataclasses import dataclass
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
 # 2: machine_info["cache"] ("cold"/"warm"; version 1 runs are all warm), device_s, clock fields.
+# Keys added since without a new version, as a reader ignores keys it does not know and none of them
+# is required: machine_info gpu_index and gpu_uuid.
 FORMAT_KEY = "perf_core_format"
 FORMAT_VERSION = 2
 
 VARIANTS = ("eager", "compiled")
+# The suite's default token list (--tokens and its ini twin perf_tokens): change it here. The
+# repository's pyproject.toml sets no perf_tokens, so this is what runs (tests/test_docs.py checks).
 TOKEN_COUNTS = (16, 32, 64, 128, 256, 512)
+
+# Every key the suite writes into the JSON is named here, and nowhere else; the analysing half reads
+# them from here too. pytest-benchmark's own keys (stats, commit_info, ...) are its format, not ours,
+# except the commit_info ones the suite overwrites (COMMIT_*).
 
 # Each benchmark's extra_info: the fields every reader needs, then the ones it uses when present.
 KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S = "kernel", "variant", "n_tokens", "per_token_s"
@@ -26,12 +34,39 @@ LATENCY_S, LATENCY_PER_TOKEN_S = "latency_s", "latency_per_token_s"
 DEVICE_S = "device_s"  # CUDA events around the call, the GPU's own time (no host in it)
 THROTTLED = "throttled"  # True when NVML saw the card slowed during the rounds; null when unknown
 REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
+# Written for people and scripts, read by no tool here: what ran and how.
+PRESET = "preset"  # the workload preset (also in machine_info)
+DEVICE = "device"  # "cpu" or "cuda" (also in machine_info)
+SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff")  # measure.shape.Shape.sizes()
+COMPILE_FLAGS = "compile_flags"  # compiled variants: measure.core.CompileFlags as an object
+COPIES = "copies"  # weight and input copies the call rotates over (1: warm)
+L2_BYTES = "l2_bytes"  # the GPU's L2 size; null on the CPU or where the device does not say (also in machine_info)
+# What NVML saw during the rounds (measure.clock.ClockReport), GPU runs; each null where it could not say.
+SM_CLOCK_MHZ, SM_CLOCK_MAX_MHZ, POWER_W = "sm_clock_mhz", "sm_clock_max_mhz", "power_w"
+THROTTLE_REASONS, THROTTLE_SHARE, CLOCK_SAMPLES = "throttle_reasons", "throttle_share", "clock_samples"
 
 # machine_info: what makes two runs comparable (see analysis.records.Machine).
 DEVICE_NAME, TORCH_VERSION, NUM_THREADS, CUDA_VERSION = "device_name", "torch_version", "num_threads", "cuda_version"
 REQUIRED_MACHINE = (DEVICE_NAME, TORCH_VERSION, NUM_THREADS)
-CACHE = "cache"  # "cold" (weights rotated past L2) or "warm" (back to back); never compared across
+CACHE = "cache"  # one of CACHE_MODES; never compared across
 REST = "rest"  # GPU rest per unit of work between rounds (0: back to back; absent: 0); never compared across
+# machine_info, for people and scripts: the enabled SDPA backends (CUDA) and the measured ceilings
+# behind floor_s (measure.clock.Peaks).
+SDPA_BACKENDS = "sdpa_backends"
+# The card that ran (CUDA; absent from runs saved before them): NVML's number of it, as nvidia-smi
+# shows it (null without NVML), and its UUID ("GPU-..."). Recorded, never compared: runs on two
+# cards of one model are one machine.
+GPU_INDEX, GPU_UUID = "gpu_index", "gpu_uuid"
+PEAK_FLOPS_PER_S, COPY_BYTES_PER_S, PEAK_DTYPE = "peak_flops_per_s", "copy_bytes_per_s", "peak_dtype"
+
+# pytest-benchmark's commit_info keys the suite overwrites when PERF_CORE_COMMIT names the commit.
+COMMIT_ID, COMMIT_TIME, COMMIT_DIRTY, COMMIT_ERROR = "id", "time", "dirty", "error"
+
+# Values both halves check. Cold: the call rotates over copies of its weights and input past L2;
+# warm: back to back (all version 1 runs).
+COLD, WARM = "cold", "warm"
+CACHE_MODES = (COLD, WARM)
+REST_BOUNDS = (0.0, 100.0)  # a rest is at least the first and below the second
 # The interpreter (platform.python_version(), as pytest-benchmark also writes it); runs are compared
 # within one major.minor, as pytest-benchmark files them (absent in runs saved before: None).
 PYTHON_VERSION = "python_version"
@@ -66,10 +101,6 @@ def parse_name(name: str) -> BenchName:
     """The inverse of bench_name; a kernel name may itself hold dashes, variant and count never do."""
     kernel, variant, tokens = name.rsplit("-", 2)
     return BenchName(kernel, variant, int(tokens))
-
-
-def sort_key(name: str) -> BenchName:
-    return parse_name(name)
 
 
 def cpu_name() -> str:

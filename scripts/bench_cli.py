@@ -29,6 +29,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from perf_core import contract
 from perf_core.analysis import records
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
@@ -116,7 +117,7 @@ def main() -> int:
 def add_run(storage: Path, newest: records.Run, number: int) -> Path:
     """A new run saved after the newest (the next commit an hour later), as the suite would."""
     when = (newest.commit_time or newest.run_time) + timedelta(hours=1)
-    machine = MACHINE | {"device_name": newest.machine.device_name}  # the newest run's machine
+    machine = MACHINE | {contract.DEVICE_NAME: newest.machine.device_name}  # the newest run's machine
     document = run_document(commit_sha(10**6 + number), when, seed=number, rounds=400, machine=machine)
     document["datetime"] = (datetime.now(when.tzinfo)).isoformat()
     return write_run(storage, number, document)

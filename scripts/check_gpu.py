@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from perf_core import contract
 from perf_core.measure import clock, core
 from perf_core.measure.plugin import OPTIONS, parse_selection
 
@@ -112,7 +113,7 @@ def main() -> int:
     for bench in suite["benchmarks"]:
         info = bench["extra_info"]
         case = by_id[bench["param"]]
-        call = core.prepare(case.workload, case.variant, cache="warm")
+        call = core.prepare(case.workload, case.variant, cache=contract.WARM)
         # Each reference is the median of --repeats timings, taken in turn (one do_bench of a 16 us
         # eager call moved by up to 9% between checks while the suite's device_s moved by 2%).
         timings = {"flushed": [], "clean": [], "read": []}
@@ -124,16 +125,16 @@ def main() -> int:
         row = {
             "benchmark": bench["param"],
             "suite_cold_s": bench["stats"]["median"],
-            "device_s": info.get("device_s"),
+            "device_s": info.get(contract.DEVICE_S),
             "do_bench_flushed_s": flushed_s,
             "clean_flush_s": clean_s,
             "do_bench_read_s": read_s,
             "reference_repeats_s": timings,
-            "floor_s": info.get("floor_s"),
-            "copies": info.get("copies"),
-            "sm_clock_mhz": info.get("sm_clock_mhz"),
-            "throttle_share": info.get("throttle_share"),
-            "throttled": info.get("throttled"),
+            "floor_s": info.get(contract.FLOOR_S),
+            "copies": info.get(contract.COPIES),
+            "sm_clock_mhz": info.get(contract.SM_CLOCK_MHZ),
+            "throttle_share": info.get(contract.THROTTLE_SHARE),
+            "throttled": info.get(contract.THROTTLED),
         }
         for reference, seconds in (("do_bench", flushed_s), ("clean", clean_s), ("read", read_s)):
             row[f"suite_over_{reference}"] = row["suite_cold_s"] / seconds
@@ -145,7 +146,7 @@ def main() -> int:
     (args.out / "check.json").write_text(json.dumps({"card": card, "rows": rows}, indent=1))
     lines = [
         f"Card: {card}; torch {torch.__version__}; L2 {clock.l2_bytes('cuda')} bytes; the suite's rest between rounds"
-        f" {suite['machine_info'].get('rest', 0)}; each reference the median of {args.repeats}. Times per call, us.",
+        f" {suite['machine_info'].get(contract.REST, 0)}; each reference the median of {args.repeats}. Times per call, us.",
         "",
         "| benchmark | suite cold | do_bench (L2 written) | suite / do_bench | L2 read, events | suite / that | device_s | device_s / do_bench | device_s / L2 read | do_bench, L2 read | suite / that | device_s / that | cold / floor | SM MHz |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

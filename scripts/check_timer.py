@@ -32,6 +32,7 @@ import pytest
 import torch
 import torch.utils.benchmark as torch_benchmark
 
+from perf_core import contract
 from perf_core.measure import clock, core
 from perf_core.measure.plugin import OPTIONS, parse_selection
 
@@ -122,7 +123,7 @@ def main() -> int:
                     bench = suite_figures(case_args)
                     figures["suite_s"].append(bench["stats"]["median"])
                     if cuda:
-                        figures["suite_latency_s"].append(bench["extra_info"]["latency_s"])
+                        figures["suite_latency_s"].append(bench["extra_info"][contract.LATENCY_S])
                 else:
                     call = core.prepare(w, case.variant)
                     timer = torch_benchmark.Timer("fn()", globals={"fn": call.fn}, num_threads=selection.threads)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from perf_core import contract
 from perf_core.analysis import gate, records, select
 from perf_core.cli import main as perf_core
 
@@ -46,11 +47,11 @@ def slower_copy(run_path: Path, target: Path, factor: float) -> None:
                 stats[key] *= factor
         stats["data"] = [value * factor for value in stats.get("data") or []]
         extra = bench["extra_info"]
-        for key in ("per_token_s", "latency_s", "latency_per_token_s"):
+        for key in (contract.PER_TOKEN_S, contract.LATENCY_S, contract.LATENCY_PER_TOKEN_S):
             if isinstance(extra.get(key), (int, float)):
                 extra[key] *= factor
-    document["commit_info"]["id"] = "51015" + "0" * 35
-    document["commit_info"]["time"] = "2099-01-01T00:00:00+00:00"
+    document["commit_info"][contract.COMMIT_ID] = "51015" + "0" * 35
+    document["commit_info"][contract.COMMIT_TIME] = "2099-01-01T00:00:00+00:00"
     target.write_text(json.dumps(document))
 
 

@@ -1,10 +1,10 @@
 """Choose the compiled core's GPU flags by measurement: eager vs several torch.compile set-ups.
 
 For each kernel and token count of the GPU preset, every candidate is prepared the way the suite
-prepares it (perf_core.core.prepare: compiled, checked against eager, warmed) and timed two ways:
+prepares it (perf_core.measure.core.prepare: compiled, checked against eager, warmed) and timed two ways:
   steady  - CUDA events around 200 back-to-back calls (what pytest-benchmark's synchronised
             round measures), median of 5 repeats;
-  latency - a synchronise before and after each single call (perf_core.clock.isolated_latency_s).
+  latency - a synchronise before and after each single call (perf_core.measure.clock.isolated_latency_s).
 Rows are printed as JSON lines as they come (and written to $OUT/gpu_flags.jsonl when OUT is
 set), then a table of steady-state time per call and the ratio to eager and to the floor.
 

@@ -21,6 +21,7 @@ import time
 import torch
 from check_gpu import do_bench_read_flush_s  # scripts/ is on sys.path when this runs as a script
 
+from perf_core import contract
 from perf_core.measure import clock, core
 from perf_core.measure.plugin import OPTIONS, parse_selection
 
@@ -59,11 +60,11 @@ def main() -> int:
     l2 = clock.l2_bytes("cuda")
     flush = torch.ones(4 * (l2 or 64 << 20) // 2, dtype=torch.bfloat16, device="cuda")
     nvml = clock.nvml_module()
+    index = clock.current_gpu(nvml)[0]  # NVML's number of the card torch runs on
     limit_w = None
-    if nvml is not None:
+    if index is not None:
         try:
-            nvml.nvmlInit()
-            limit_w = nvml.nvmlDeviceGetEnforcedPowerLimit(nvml.nvmlDeviceGetHandleByIndex(0)) / 1e3
+            limit_w = nvml.nvmlDeviceGetEnforcedPowerLimit(nvml.nvmlDeviceGetHandleByIndex(index)) / 1e3
         except Exception:  # noqa: BLE001 - unknown stays unknown
             pass
     print(
@@ -72,8 +73,8 @@ def main() -> int:
     )
     for name in args.cases.split(","):
         case = by_id[name]
-        cold = core.prepare(case.workload, case.variant, cache="cold", l2_bytes=l2)
-        warm = core.prepare(case.workload, case.variant, cache="warm")
+        cold = core.prepare(case.workload, case.variant, cache=contract.COLD, l2_bytes=l2)
+        warm = core.prepare(case.workload, case.variant, cache=contract.WARM)
         time.sleep(args.settle)
         reference = do_bench_read_flush_s(warm.fn, flush)
         print(json.dumps({"case": name, "do_bench_read_us": reference * 1e6}), flush=True)
@@ -83,7 +84,7 @@ def main() -> int:
                     continue  # no rest: the burst does not matter
                 time.sleep(args.settle)
                 timer = clock.RestingTimer(torch.cuda.synchronize, rest, burst) if rest else clock.timer_for("cuda")
-                sampler = clock.ClockSampler(nvml)
+                sampler = clock.ClockSampler(nvml, index)
                 wall = time.perf_counter()
                 with sampler:
                     times, iterations = rounds(cold.fn, timer)

@@ -39,7 +39,7 @@ def test_benchmark_names_are_built_and_parsed_in_one_place(name, parts):
 
 def test_benchmark_names_sort_by_kernel_variant_then_tokens_as_numbers():
     names = ["matmul-eager-16", "attention-eager-128", "attention-eager-16", "attention-compiled-512"]
-    assert sorted(names, key=contract.sort_key) == [
+    assert sorted(names, key=contract.parse_name) == [
         "attention-compiled-512",
         "attention-eager-16",
         "attention-eager-128",

@@ -117,3 +117,53 @@ def test_timer_for_cuda_rests_only_when_asked(monkeypatch):
     monkeypatch.setattr(clock.torch.cuda, "synchronize", lambda: None)
     assert isinstance(clock.timer_for("cuda", rest=1.0), clock.RestingTimer)
     assert not isinstance(clock.timer_for("cuda"), clock.RestingTimer)
+
+
+class TwoGpuNvml:
+    """pynvml's GPU listing: NVML numbers the cards physically, whatever CUDA_VISIBLE_DEVICES says."""
+
+    def __init__(self, uuids: list) -> None:
+        self.uuids = uuids
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.uuids)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
+        return f"card{index}"
+
+    def nvmlDeviceGetUUID(self, handle: str):
+        return self.uuids[int(handle.removeprefix("card"))]
+
+
+class Properties:
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+
+
+def torch_sees(monkeypatch, uuids: list[str], current: int) -> None:
+    """torch's CUDA devices (bare UUIDs, as torch prints them), `current` the one in use."""
+    monkeypatch.setattr(clock.torch.cuda, "current_device", lambda: current)
+    monkeypatch.setattr(clock.torch.cuda, "get_device_properties", lambda index: Properties(uuids[index]))
+
+
+def test_the_clocks_are_read_from_the_gpu_torch_runs_on_matched_by_uuid(monkeypatch):
+    a, b = "5e1a0c2b-0000-4000-8000-00000000000a", "5e1a0c2b-0000-4000-8000-00000000000b"
+    # CUDA_VISIBLE_DEVICES=1,0: torch's device 0 is NVML's card 1 (NVML spells it "GPU-...", older pynvml as bytes).
+    nvml = TwoGpuNvml([f"GPU-{a}", f"GPU-{b}".encode()])
+    torch_sees(monkeypatch, [b, a], current=0)
+    assert clock.current_gpu(nvml) == (1, f"GPU-{b}")
+    torch_sees(monkeypatch, [b, a], current=1)
+    assert clock.current_gpu(nvml) == (0, f"GPU-{a}")
+    sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
+    assert sampler.handle == "card0"
+
+
+def test_a_gpu_nvml_does_not_list_has_no_index_and_no_clocks(monkeypatch):
+    torch_sees(monkeypatch, ["5e1a0c2b-0000-4000-8000-00000000000c"], current=0)
+    nvml = TwoGpuNvml(["GPU-5e1a0c2b-0000-4000-8000-00000000000a"])
+    assert clock.current_gpu(nvml) == (None, "GPU-5e1a0c2b-0000-4000-8000-00000000000c")
+    assert clock.current_gpu(None) == (None, "GPU-5e1a0c2b-0000-4000-8000-00000000000c")
+    assert clock.ClockSampler(nvml, None).report() == clock.UNKNOWN_CLOCKS  # not GPU 0's clocks

@@ -194,6 +194,15 @@ def test_rested_and_back_to_back_runs_are_different_machines_never_pooled(tmp_pa
     ]
 
 
+def test_the_card_that_ran_is_recorded_not_compared_and_older_runs_without_it_load(tmp_path):
+    on_card = gpu_document("a" * 40, "cold", 1)
+    on_card["machine_info"] |= {contract.GPU_INDEX: 1, contract.GPU_UUID: "GPU-5e1a0c2b-0000-4000-8000-00000000000b"}
+    write_run(tmp_path, 1, on_card)
+    write_run(tmp_path, 2, gpu_document("a" * 40, "cold", 2))  # saved before the card was recorded
+    runs = records.load_runs(records.find_files(tmp_path))
+    assert len(runs) == 2 and len(select.machines(runs)) == 1
+
+
 @pytest.mark.parametrize("rest", [-1, "1", True, float("nan")])
 def test_an_invalid_rest_in_a_saved_run_names_the_file(tmp_path, rest):
     document = gpu_document("a" * 40, "cold", 1)

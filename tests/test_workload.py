@@ -1,5 +1,9 @@
+from dataclasses import fields
+
 import pytest
 
+from perf_core import contract
+from perf_core.measure.shape import Shape
 from perf_core.measure.workload import PRESETS, Workload
 
 
@@ -63,3 +67,10 @@ def test_gpu_preset_is_a_llama_7b_attention_layer_in_bf16():
     w = PRESETS["llama-7b"].workload("attention", 128, "cuda")
     assert (w.d_model, w.n_heads, w.head_dim, w.dtype, w.batch) == (4096, 32, 128, "bfloat16", 1)
     assert w.d_ff == 11008 and PRESETS["cpu-small"].workload("mlp", 16, "cpu").d_ff == 688
+
+
+def test_the_recorded_shape_is_every_field_that_sizes_the_work():
+    """contract.SHAPE names the extra_info keys of the size: every Shape field but kernel and n_tokens."""
+    assert set(contract.SHAPE) == {f.name for f in fields(Shape)} - {contract.KERNEL, contract.N_TOKENS}
+    w = Workload("mlp", n_tokens=4, d_model=8, n_heads=2, d_ff=24)
+    assert w.sizes() == {"d_model": 8, "n_heads": 2, "batch": 1, "dtype": "float32", "device": "cpu", "d_ff": 24}

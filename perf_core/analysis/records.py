@@ -30,7 +30,7 @@ class Machine:
     torch_version: str
     num_threads: int
     cuda_version: str | None
-    cache: str = "warm"  # version 1 runs were all warm (back to back)
+    cache: str = contract.WARM  # version 1 runs were all warm (back to back)
     rest: float = 0.0  # runs saved before the rest existed ran their rounds back to back
     python: str | None = None  # major.minor ("3.12"); None: the run did not say (comparable with each other)
 
@@ -38,7 +38,7 @@ class Machine:
     def label(self) -> str:
         threads = f"{self.num_threads} thread{'s' if self.num_threads != 1 else ''}"
         python = f" | Python {self.python}" if self.python else ""
-        cache = "" if self.cache == "warm" else f" | {self.cache} cache"
+        cache = "" if self.cache == contract.WARM else f" | {self.cache} cache"
         rest = f", rest {self.rest:g}" if self.rest else ""
         return f"{self.device_name} | torch {self.torch_version}{python} | {threads}{cache}{rest}"
 
@@ -256,11 +256,12 @@ def parse_run(path: Path, text: str) -> Run:
     if not is_count(threads):
         raise HistoryError(f"{path}: machine_info has an invalid num_threads ({_show(threads)})")
     cuda = info.get(contract.CUDA_VERSION)
-    cache = info.get(contract.CACHE, "warm")
-    if cache not in ("cold", "warm"):
+    cache = info.get(contract.CACHE, contract.WARM)
+    if cache not in contract.CACHE_MODES:
         raise HistoryError(f"{path}: machine_info has an invalid cache mode ({_show(cache)})")
     rest = info.get(contract.REST, 0.0)
-    if isinstance(rest, bool) or not isinstance(rest, int | float) or not 0 <= rest < 100:
+    low, high = contract.REST_BOUNDS
+    if isinstance(rest, bool) or not isinstance(rest, int | float) or not low <= rest < high:
         raise HistoryError(f"{path}: machine_info has an invalid rest ({_show(rest)})")
     machine = Machine(
         str(info[contract.DEVICE_NAME]),
@@ -286,10 +287,10 @@ def parse_run(path: Path, text: str) -> Run:
     return Run(
         path=path,
         machine=machine,
-        commit=str(commit.get("id") or "unversioned"),
-        commit_time=_time(commit.get("time") or commit.get("author_time")),
+        commit=str(commit.get(contract.COMMIT_ID) or "unversioned"),
+        commit_time=_time(commit.get(contract.COMMIT_TIME) or commit.get("author_time")),
         run_time=run_time,
-        dirty=bool(commit.get("dirty")),
+        dirty=bool(commit.get(contract.COMMIT_DIRTY)),
         results=results,
     )
 

@@ -95,7 +95,7 @@ def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]
 
 def names_of(runs: Iterable[Run]) -> list[str]:
     """Every benchmark name in these runs, in table order (kernel, variant, token count)."""
-    return sorted({name for run in runs for name in run.results}, key=contract.sort_key)
+    return sorted({name for run in runs for name in run.results}, key=contract.parse_name)
 
 
 def run_values(runs: Iterable[Run], name: str, metric: str) -> list[float]:

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from perf_core import contract
 from perf_core.contract import TOKEN_COUNTS, VARIANTS, bench_name, parse_name
 
 NAMES = tuple(bench_name(k, v, n) for k in ("attention", "matmul") for v in VARIANTS for n in TOKEN_COUNTS)
 MACHINE = {
-    "device_name": "Test CPU 9000",
-    "torch_version": "2.13.0+cpu",
-    "num_threads": 1,
-    "cuda_version": None,
+    contract.DEVICE_NAME: "Test CPU 9000",
+    contract.TORCH_VERSION: "2.13.0+cpu",
+    contract.NUM_THREADS: 1,
+    contract.CUDA_VERSION: None,
     "python_version": "3.11.7",
 }
 
@@ -42,13 +43,13 @@ def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: 
         "params": {"kernel": parsed.kernel, "variant": parsed.variant, "n_tokens": parsed.n_tokens},
         "param": name,
         "extra_info": {
-            "kernel": parsed.kernel,
-            "variant": parsed.variant,
-            "n_tokens": parsed.n_tokens,
-            "per_token_s": median / parsed.n_tokens,
-            "flops": 1,
-            "bytes": 1,
-            "floor_s": median * 0.6,
+            contract.KERNEL: parsed.kernel,
+            contract.VARIANT: parsed.variant,
+            contract.N_TOKENS: parsed.n_tokens,
+            contract.PER_TOKEN_S: median / parsed.n_tokens,
+            contract.FLOPS: 1,
+            contract.BYTES: 1,
+            contract.FLOOR_S: median * 0.6,
         },
         "options": {"timer": "perf_counter", "max_time": 1.0, "min_rounds": 5},
         "stats": {
@@ -91,9 +92,9 @@ def run_document(
     return {
         "machine_info": dict(MACHINE if machine is None else machine),
         "commit_info": {
-            "id": commit,
-            "time": when.isoformat(),
-            "dirty": dirty,
+            contract.COMMIT_ID: commit,
+            contract.COMMIT_TIME: when.isoformat(),
+            contract.COMMIT_DIRTY: dirty,
             "project": "perf-core",
             "branch": "main",
         },
@@ -108,7 +109,7 @@ def run_document(
 def write_run(storage: Path, number: int, document: dict) -> Path:
     folder = storage / "Linux-CPython-3.11-64bit"
     folder.mkdir(parents=True, exist_ok=True)
-    commit = document["commit_info"]["id"]
+    commit = document["commit_info"][contract.COMMIT_ID]
     path = folder / f"{number:04d}_{commit}_20261126_000000.json"
     path.write_text(json.dumps(document))
     return path
@@ -138,7 +139,9 @@ def write_history(
     for i in range(commits):
         for k in range(machines):
             level = (step if step_at is not None and i >= step_at else 1.0) * (1 + noise * rng.standard_normal())
-            machine = MACHINE | {"device_name": f"{MACHINE['device_name']} #{k + 1}"} if machines > 1 else None
+            machine = (
+                MACHINE | {contract.DEVICE_NAME: f"{MACHINE[contract.DEVICE_NAME]} #{k + 1}"} if machines > 1 else None
+            )
             document = run_document(
                 commit_sha(i),
                 start + timedelta(hours=i),

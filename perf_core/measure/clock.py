@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from perf_core import contract
-from perf_core.contract import cpu_name
-from perf_core.measure.workload import DTYPE_BYTES
+from perf_core.measure.shape import DTYPE_BYTES
 
 
 def synchronized_timer(sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter) -> Callable[[], float]:
@@ -123,9 +122,9 @@ class Peaks:
 
     def as_dict(self) -> dict:
         return {
-            "peak_flops_per_s": self.flops_per_s,
-            "copy_bytes_per_s": self.bytes_per_s,
-            "peak_dtype": self.dtype,
+            contract.PEAK_FLOPS_PER_S: self.flops_per_s,
+            contract.COPY_BYTES_PER_S: self.bytes_per_s,
+            contract.PEAK_DTYPE: self.dtype,
             contract.PEAK_GEMM: None if self.gemm is None else list(self.gemm),
             contract.PEAK_BANDWIDTH_BYTES: self.bandwidth_bytes,
         }
@@ -202,7 +201,7 @@ def measure_peaks(
 
 def device_name(device: str) -> str:
     """GPU name on CUDA, the CPU's brand string otherwise (the machine fingerprint's first part)."""
-    return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
+    return torch.cuda.get_device_name() if device == "cuda" else contract.cpu_name()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,13 +303,13 @@ class ClockReport:
 
     def as_dict(self) -> dict:
         return {
-            "sm_clock_mhz": self.sm_clock_mhz,
-            "sm_clock_max_mhz": self.sm_clock_max_mhz,
-            "power_w": self.power_w,
-            "throttle_reasons": None if self.throttle_reasons is None else list(self.throttle_reasons),
-            "clock_samples": self.samples,
-            "throttle_share": self.throttle_share,
-            "throttled": self.throttled,
+            contract.SM_CLOCK_MHZ: self.sm_clock_mhz,
+            contract.SM_CLOCK_MAX_MHZ: self.sm_clock_max_mhz,
+            contract.POWER_W: self.power_w,
+            contract.THROTTLE_REASONS: None if self.throttle_reasons is None else list(self.throttle_reasons),
+            contract.CLOCK_SAMPLES: self.samples,
+            contract.THROTTLE_SHARE: self.throttle_share,
+            contract.THROTTLED: self.throttled,
         }
 
 
@@ -318,13 +317,15 @@ UNKNOWN_CLOCKS = ClockReport(None, None, None, None, 0)
 
 
 class ClockSampler:
-    """Samples the SM clock, power and throttle reasons every `period_s` on a thread while open.
+    """Samples the SM clock, power and throttle reasons of NVML's GPU `index` every `period_s` on a
+    thread while open (current_gpu gives the index of the GPU torch runs on).
 
-    `nvml` is the pynvml module (or a stand-in in tests); without it, or where NVML refuses (no
-    driver access, a virtual machine that hides it), the report is UNKNOWN_CLOCKS: nothing made up.
+    `nvml` is the pynvml module (or a stand-in in tests); without it, with no index, or where NVML
+    refuses (no driver access, a virtual machine that hides it), the report is UNKNOWN_CLOCKS:
+    nothing made up.
     """
 
-    def __init__(self, nvml=None, index: int = 0, period_s: float = 0.01) -> None:
+    def __init__(self, nvml=None, index: int | None = 0, period_s: float = 0.01) -> None:
         self.nvml, self.period_s = nvml, period_s
         self.handle = None
         self.clocks: list[float] = []
@@ -334,7 +335,7 @@ class ClockSampler:
         self.throttled_samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if nvml is not None:
+        if nvml is not None and index is not None:
             try:
                 nvml.nvmlInit()
                 self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -385,6 +386,35 @@ class ClockSampler:
             len(self.clocks),
             self.throttled_samples / self.reason_samples if self.reason_samples else None,
         )
+
+
+def _plain_uuid(uuid: object) -> str:
+    """A GPU UUID without NVML's "GPU-" prefix, lower case: torch writes it bare, pynvml with the
+    prefix (bytes in older versions)."""
+    text = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    return text.strip().lower().removeprefix("gpu-")
+
+
+def current_gpu(nvml) -> tuple[int | None, str | None]:
+    """torch's current CUDA device as (NVML's index of it, its UUID "GPU-..." as nvidia-smi writes it).
+
+    NVML numbers GPUs physically and ignores CUDA_VISIBLE_DEVICES, so torch's device 0 may be NVML's
+    GPU 3: the two are matched by UUID. The index is None without NVML, where NVML refuses, or where
+    no GPU of NVML's has torch's UUID; the UUID is None where torch does not report one.
+    """
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    uuid = getattr(properties, "uuid", None)
+    uuid = None if uuid is None else "GPU-" + _plain_uuid(uuid)
+    if nvml is None or uuid is None:
+        return None, uuid
+    try:
+        nvml.nvmlInit()
+        for index in range(nvml.nvmlDeviceGetCount()):
+            if _plain_uuid(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(index))) == _plain_uuid(uuid):
+                return index, uuid
+    except Exception:  # noqa: BLE001 - any NVML failure means "unknown", never a failed run
+        pass
+    return None, uuid
 
 
 def nvml_module():

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.func import functional_call
 
+from perf_core import contract
 from perf_core.measure import clock, kernels
 from perf_core.measure.workload import Workload
 
@@ -57,8 +58,7 @@ class CompileFailed(RuntimeError):
     """torch.compile (or the first compiled call) raised; the message names the workload."""
 
 
-CACHE_MODES = ("cold", "warm")
-# Cold: enough copies of weights and input that a call's bytes were last touched COLD_FACTOR L2
+# Cold (contract.COLD): enough copies of weights and input that a call's bytes were last touched COLD_FACTOR L2
 # sizes of traffic ago, as CUTLASS's profiler rotates buffers. Chosen over flushing L2 before each
 # call (nvbench, do_bench) because a flush cannot be kept out of pytest-benchmark's rounds of many
 # calls, while rotation adds no work to them; docs/gpu.md has the measurement behind it.
@@ -71,7 +71,6 @@ class PreparedCall:
     """A warmed, checked, zero-argument call ready for timing."""
 
     fn: Callable[[], torch.Tensor]
-    variant: str
     compile_s: float | None
     flags: CompileFlags | None
     copies: int = 1  # weight and input copies the call rotates over (1: warm, back to back)
@@ -110,19 +109,19 @@ def prepare(
     flags: CompileFlags | None = None,
     seed: int = 0,
     warmup_calls: int = 3,
-    cache: str = "warm",
+    cache: str = contract.WARM,
     l2_bytes: int | None = None,
 ) -> PreparedCall:
     """Build, (compile,) check and warm up one call, so nothing of this falls inside timed rounds.
 
-    cache="cold": the call rotates over copies of its weights and input (copies_for), so each call
+    cache=contract.COLD: the call rotates over copies of its weights and input (copies_for), so each call
     reads them from device memory as a layer of a model does, not from L2 as a repeated call would.
     """
     module, x = kernels.build(workload, seed)
     sync = clock.device_sync(workload.device)
     with torch.no_grad():
         expected = module(x)
-    count = copies_for(_copy_bytes(module, x), l2_bytes) if cache == "cold" else 1
+    count = copies_for(_copy_bytes(module, x), l2_bytes) if cache == contract.COLD else 1
     xs = [x] + [x.clone() for _ in range(count - 1)]
     if variant == "eager":
         modules = [module] + [copy.deepcopy(module) for _ in range(count - 1)]
@@ -159,7 +158,7 @@ def prepare(
     elif count > 1:
         for call in calls:
             check_close(call(), expected, workload)
-    return PreparedCall(_rotate(calls), variant, compile_s, flags, count)
+    return PreparedCall(_rotate(calls), compile_s, flags, count)
 
 
 def _parameter_copy(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

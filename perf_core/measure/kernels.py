@@ -1,7 +1,8 @@
 """The kernel registry: each kernel is one definition (eager module builder, FLOPs, bytes, description).
 
-The cost model (workload.Workload.flops/bytes), the builder and the suite's default kernel list all
-dispatch through REGISTRY, so adding a kernel is one `register(Kernel(...))` call here (or in a
+Each function of a kernel takes a shape.Shape (what to build it for). The cost model
+(workload.Workload.flops/bytes), the builder and the suite's default kernel list all dispatch
+through REGISTRY, so adding a kernel is one `register(Kernel(...))` call here (or in a
 test or conftest: the registry is open). An unknown name is a one-line UsageError.
 """
 
@@ -10,31 +11,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from perf_core.errors import UsageError, one_of
-
-if TYPE_CHECKING:
-    from perf_core.measure.workload import Workload
+from perf_core.measure.shape import Shape
 
 
 @dataclass(frozen=True)
 class Kernel:
     """One benchmarked kernel. `build` returns the eager reference module, parameters uninitialised
-    (the caller seeds them); `flops` and `bytes` are the cost model behind the floor."""
+    (the caller seeds them); `flops` and `bytes` are the cost model behind the floor; `description`
+    is its row in the README's table of kernels (Markdown; tests/test_docs.py checks the two agree)."""
 
     name: str
     description: str
-    build: Callable[[Workload], nn.Module]
-    flops: Callable[[Workload], int]
-    bytes: Callable[[Workload], int]
+    build: Callable[[Shape], nn.Module]
+    flops: Callable[[Shape], int]
+    bytes: Callable[[Shape], int]
     # The matrix products one call runs, each (m, k, n): the shapes whose best rate sets the floor's
     # peak (clock.measure_peaks). Empty: the kernel does not say.
-    gemms: Callable[[Workload], tuple[tuple[int, int, int], ...]] = lambda w: ()
+    gemms: Callable[[Shape], tuple[tuple[int, int, int], ...]] = lambda w: ()
 
 
 REGISTRY: dict[str, Kernel] = {}
@@ -55,18 +54,18 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def streamed_bytes(w: Workload, weight_elements: int) -> int:
+def streamed_bytes(w: Shape, weight_elements: int) -> int:
     """The fewest bytes a call moves: its weights and input read once, its output written once."""
     activations = 2 * w.batch * w.n_tokens * w.d_model
     return (weight_elements + activations) * w.element_bytes
 
 
-def projection_flops(w: Workload, d_in: int, d_out: int) -> int:
+def projection_flops(w: Shape, d_in: int, d_out: int) -> int:
     """A (batch * n_tokens, d_in) x (d_in, d_out) product; a multiply-add counts as two."""
     return 2 * w.batch * w.n_tokens * d_in * d_out
 
 
-def build(workload: Workload, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+def build(workload: Shape, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     """The eager module and its input, both drawn from `seed` (never zeros), on the workload's device."""
     generator = torch.Generator().manual_seed(seed)
     module = get(workload.kernel).build(workload)
@@ -102,7 +101,7 @@ class AttentionBlock(nn.Module):
         return self.out(y.transpose(1, 2).reshape(batch, n_tokens, d_model))  # (B, T, D)
 
 
-def attention_flops(w: Workload) -> int:
+def attention_flops(w: Shape) -> int:
     # QKV (3 d x d) and output (d x d) projections, then causal attention: row t attends to t + 1
     # keys, for QK^T and for PV, over all heads (n_heads * head_dim = d_model).
     causal_pairs = w.batch * w.n_tokens * (w.n_tokens + 1) // 2
@@ -112,7 +111,7 @@ def attention_flops(w: Workload) -> int:
 register(
     Kernel(
         name="attention",
-        description="QKV projection, causal scaled_dot_product_attention, output projection (no biases)",
+        description="QKV projection, causal `scaled_dot_product_attention`, output projection (no biases)",
         build=lambda w: AttentionBlock(w.d_model, w.n_heads),
         flops=attention_flops,
         bytes=lambda w: streamed_bytes(w, 4 * w.d_model * w.d_model),
@@ -168,7 +167,7 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))  # (B, T, D) -> (B, T, F) -> (B, T, D)
 
 
-def d_ff(w: Workload) -> int:
+def d_ff(w: Shape) -> int:
     if w.d_ff is None:
         raise UsageError(f"kernel 'mlp' needs d_ff, the feed-forward width; the workload has none ({w.name})")
     return w.d_ff
@@ -177,7 +176,8 @@ def d_ff(w: Workload) -> int:
 register(
     Kernel(
         name="mlp",
-        description="Llama feed-forward (SwiGLU): gate and up projections to d_ff, SiLU, product, down projection",
+        description="Llama's feed-forward block (SwiGLU): gate and up projections d_model to d_ff, SiLU, product,"
+        " down projection (no biases)",
         build=lambda w: SwiGLU(w.d_model, d_ff(w)),
         # Three d_model x d_ff projections; SiLU and the product add ~4 flops per hidden element, under 0.1%.
         flops=lambda w: 3 * projection_flops(w, w.d_model, d_ff(w)),

@@ -26,7 +26,8 @@ from pytest_benchmark.utils import get_current_time, get_tag
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
 from perf_core.measure import clock, core, kernels, storage
-from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
+from perf_core.measure.shape import DEVICES, DTYPE_BYTES
+from perf_core.measure.workload import DEFAULT_PRESET, PRESETS, Workload
 from perf_core.units import format_seconds
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
@@ -35,20 +36,26 @@ SELECTION_KEY = pytest.StashKey["Selection"]()
 # where back to back it fell to 1515-1695 MHz under its power cap, and their medians came within 5%
 # of do_bench's single calls, three of five within 1% (rest 2 was no closer; results/h200/rest_trial.jsonl).
 DEFAULT_REST = 1.0
+AUTO = "auto"  # device, cache and rest: chosen by the device
 
+PRESET_HELP = (
+    ", ".join(f"{name} ({preset.description})" for name, preset in PRESETS.items())
+    + "; default: "
+    + ", ".join(f"{name} on {device}" for device, name in DEFAULT_PRESET.items())
+)
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
     "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
     # Empty: every kernel in the registry (perf_core.measure.kernels), including ones a conftest adds.
     "kernels": ("", "comma-separated kernels (default: every registered one)"),
     "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
-    "device": ("auto", "cpu, cuda, or auto (cuda when available)"),
+    "device": (AUTO, "cpu, cuda, or auto (cuda when available)"),
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
-    "preset": ("", f"workload preset ({', '.join(PRESETS)}); default: {DEFAULT_PRESET}"),
+    "preset": ("", f"workload preset: {PRESET_HELP}"),
     "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
-    "cache": ("auto", "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
+    "cache": (AUTO, "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
     "rest": (
-        "auto",
+        AUTO,
         "CUDA only: after each round the card rests this many times as long as it worked, so it"
         " keeps its clock under its power cap (0: back to back); auto: 1 on CUDA, 0 on the CPU",
     ),
@@ -63,7 +70,7 @@ class Case:
     workload: Workload
     variant: str
     preset: str
-    cache: str = "warm"
+    cache: str = contract.WARM
 
     @property
     def id(self) -> str:
@@ -81,7 +88,7 @@ class Selection:
     dtype: str
     preset: str
     threads: int
-    cache: str = "warm"
+    cache: str = contract.WARM
     rest: float = 0.0  # see clock.RestingTimer
 
     def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
@@ -96,8 +103,8 @@ class Selection:
 
 def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     """Validate raw option strings; raises UsageError with a one-line message naming the bad value."""
-    device = raw["device"].strip() or "auto"
-    if device == "auto":
+    device = raw["device"].strip() or AUTO
+    if device == AUTO:
         device = "cuda" if cuda_available else "cpu"
     one_of("value", device, DEVICES, "--device")
     if device == "cuda" and not cuda_available:
@@ -106,13 +113,13 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     one_of("value", preset, PRESETS, "--preset")
     dtype = raw["dtype"].strip() or PRESETS[preset].dtype
     one_of("value", dtype, DTYPE_BYTES, "--dtype")
-    cache = raw["cache"].strip() or "auto"
-    if cache == "auto":
-        cache = "cold" if device == "cuda" else "warm"
-    one_of("value", cache, core.CACHE_MODES, "--cache")
-    rest_text = raw["rest"].strip() or "auto"
+    cache = raw["cache"].strip() or AUTO
+    if cache == AUTO:
+        cache = contract.COLD if device == "cuda" else contract.WARM
+    one_of("value", cache, contract.CACHE_MODES, "--cache")
+    rest_text = raw["rest"].strip() or AUTO
     auto_rest = DEFAULT_REST if device == "cuda" else 0.0
-    rest = auto_rest if rest_text == "auto" else fraction("--rest", rest_text, 0.0, 100.0)
+    rest = auto_rest if rest_text == AUTO else fraction("--rest", rest_text, *contract.REST_BOUNDS)
     if rest and device != "cuda":
         raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
     return Selection(
@@ -251,19 +258,19 @@ def extra_info(
         contract.KERNEL: w.kernel,
         contract.VARIANT: case.variant,
         contract.N_TOKENS: w.n_tokens,
-        "preset": case.preset,
-        **w.shape(),
+        contract.PRESET: case.preset,
+        **w.sizes(),
         contract.FLOPS: w.flops,
         contract.BYTES: w.bytes,
         contract.PER_TOKEN_S: None if median_s is None else median_s / w.n_tokens,
         contract.FLOOR_S: None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
         contract.CACHE: case.cache,
-        "copies": call.copies,
-        "l2_bytes": l2_bytes,
+        contract.COPIES: call.copies,
+        contract.L2_BYTES: l2_bytes,
     }
     if call.flags is not None:
         info[contract.COMPILE_S] = call.compile_s
-        info["compile_flags"] = call.flags.as_dict()
+        info[contract.COMPILE_FLAGS] = call.flags.as_dict()
     return info
 
 
@@ -278,7 +285,10 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     with failures_reported(case):
         l2 = clock.l2_bytes(device)
         call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
-        sampler = clock.ClockSampler(clock.nvml_module()) if device == "cuda" else None
+        sampler = None
+        if device == "cuda":
+            nvml = clock.nvml_module()
+            sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
         with core.no_recompiles(), sampler or contextlib.nullcontext():
             benchmark(call.fn)
         median_s = benchmark.stats.stats.median if benchmark.stats else None
@@ -301,21 +311,23 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info.update(
         {
             contract.TORCH_VERSION: torch.__version__,
-            "device": selection.device,
+            contract.DEVICE: selection.device,
             contract.DEVICE_NAME: clock.device_name(selection.device),
             contract.NUM_THREADS: torch.get_num_threads(),
             contract.CUDA_VERSION: torch.version.cuda if selection.device == "cuda" else None,
-            "preset": selection.preset,
+            contract.PRESET: selection.preset,
             contract.CACHE: selection.cache,
             contract.REST: selection.rest,
-            "l2_bytes": clock.l2_bytes(selection.device),
+            contract.L2_BYTES: clock.l2_bytes(selection.device),
             contract.PYTHON_VERSION: platform.python_version(),
         }
     )
     if selection.device == "cuda":
+        index, uuid = clock.current_gpu(clock.nvml_module())
+        machine_info.update({contract.GPU_INDEX: index, contract.GPU_UUID: uuid})
         # Which SDPA backends were allowed to run (PyTorch picks among the enabled ones per shape).
         backends = torch.backends.cuda
-        machine_info["sdpa_backends"] = {
+        machine_info[contract.SDPA_BACKENDS] = {
             "flash": backends.flash_sdp_enabled(),
             "mem_efficient": backends.mem_efficient_sdp_enabled(),
             "cudnn": backends.cudnn_sdp_enabled(),
@@ -334,7 +346,14 @@ def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict
     """
     commit = os.environ.get("PERF_CORE_COMMIT")
     if commit:
-        commit_info.update(id=commit, time=os.environ.get("PERF_CORE_COMMIT_TIME"), dirty=False, error=None)
+        commit_info.update(
+            {
+                contract.COMMIT_ID: commit,
+                contract.COMMIT_TIME: os.environ.get("PERF_CORE_COMMIT_TIME"),
+                contract.COMMIT_DIRTY: False,
+                contract.COMMIT_ERROR: None,
+            }
+        )
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
@@ -357,8 +376,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
     header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
     terminalreporter.write_line(header)
-    named = {contract.bench_name(*(b.extra_info[k] for k in contract.REQUIRED_EXTRA[:3])): b for b in rows}
-    for name in sorted(named, key=contract.sort_key):
+    named = {}
+    for bench in rows:
+        info = bench.extra_info
+        named[contract.bench_name(info[contract.KERNEL], info[contract.VARIANT], info[contract.N_TOKENS])] = bench
+    for name in sorted(named, key=contract.parse_name):
         bench = named[name]
         info = bench.extra_info
         n = info[contract.N_TOKENS]

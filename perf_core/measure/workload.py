@@ -1,50 +1,21 @@
-"""What to run: the workload spec, its presets, and its cost model (FLOPs, bytes, floor time)."""
+"""What to run: the workload (a Shape whose kernel is registered), its presets, and its cost model
+(FLOPs, bytes, floor time)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
-from perf_core.errors import UsageError, is_count, one_of
 from perf_core.measure import kernels
-
-DEVICES = ("cpu", "cuda")
-# name -> bytes per element; torch dtypes are looked up by name when the kernels are built.
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+from perf_core.measure.shape import Shape
 
 
 @dataclass(frozen=True)
-class Workload:
-    """One benchmark's input: a kernel (see kernels.REGISTRY) at one token count on one device."""
-
-    kernel: str
-    n_tokens: int
-    d_model: int
-    n_heads: int
-    batch: int = 1
-    dtype: str = "float32"
-    device: str = "cpu"
-    d_ff: int | None = None  # the feed-forward width, for kernels that have one (mlp)
+class Workload(Shape):
+    """One benchmark's input (the fields are Shape's), checked against the kernel registry."""
 
     def __post_init__(self) -> None:
         kernels.get(self.kernel)  # an unknown kernel is a one-line error here, before any work
-        one_of("dtype", self.dtype, DTYPE_BYTES)
-        one_of("device", self.device, DEVICES)
-        for name in ("n_tokens", "d_model", "n_heads", "batch", "d_ff"):
-            value = getattr(self, name)
-            if name == "d_ff" and value is None:
-                continue
-            if not is_count(value):
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise UsageError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def element_bytes(self) -> int:
-        return DTYPE_BYTES[self.dtype]
+        super().__post_init__()
 
     @property
     def flops(self) -> int:
@@ -65,14 +36,6 @@ class Workload:
         """The physical floor: the larger of compute time at peak rate and transfer time."""
         return max(self.flops / peak_flops, self.bytes / bandwidth)
 
-    @property
-    def name(self) -> str:
-        return f"{self.kernel}-{self.n_tokens}"
-
-    def shape(self) -> dict:
-        """The fields that size the work, as recorded in each benchmark's extra_info."""
-        return {key: value for key, value in asdict(self).items() if key not in ("kernel", "n_tokens")}
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -82,13 +45,12 @@ class Preset:
     n_heads: int
     batch: int
     dtype: str
-    description: str
+    description: str  # shown in the suite's --help (plugin.OPTIONS)
     d_ff: int | None = None
 
-    def workload(self, kernel: str, n_tokens: int, device: str, dtype: str | None = None) -> Workload:
-        return Workload(
-            kernel, n_tokens, self.d_model, self.n_heads, self.batch, dtype or self.dtype, device, self.d_ff
-        )
+    def workload(self, kernel: str, n_tokens: int, device: str) -> Workload:
+        """This preset's workload of `kernel` at `n_tokens` on `device` (another dtype: with_dtype first)."""
+        return Workload(kernel, n_tokens, self.d_model, self.n_heads, self.batch, self.dtype, device, self.d_ff)
 
     def with_dtype(self, dtype: str) -> Preset:
         return replace(self, dtype=dtype)
