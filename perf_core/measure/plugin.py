@@ -37,8 +37,9 @@ DEFAULT_REST = 1.0
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
     "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
-    # Empty: every kernel in the registry (perf_core.measure.kernels), including ones a conftest adds.
-    "kernels": ("", "comma-separated kernels (default: every registered one)"),
+    # Empty: the registry's kernels for the device (perf_core.measure.kernels.defaults), including
+    # ones a conftest or an entry point adds: every one on CUDA; on the CPU all but decoder and model.
+    "kernels": ("", "comma-separated kernels (default: every registered one that runs by default on the device)"),
     "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
     "device": ("auto", "cpu, cuda, or auto (cuda when available)"),
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
@@ -115,7 +116,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
-        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
+        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device)), kernels.names()),
         variants=choices("--variants", raw["variants"], contract.VARIANTS),
         device=device,
         dtype=dtype,
