@@ -25,6 +25,9 @@ FLOPS, BYTES, FLOOR_S, COMPILE_S = "flops", "bytes", "floor_s", "compile_s"
 LATENCY_S, LATENCY_PER_TOKEN_S = "latency_s", "latency_per_token_s"
 DEVICE_S = "device_s"  # CUDA events around the call, the GPU's own time (no host in it)
 THROTTLED = "throttled"  # True when NVML saw the card slowed during the rounds; null when unknown
+# Rates from the steady-state median call: tokens / median, streamed bytes (BYTES) / median, and that
+# rate's share of the run's measured copy bandwidth (machine_info copy_bytes_per_s; null without it).
+TOKENS_PER_S, BYTES_PER_S, BANDWIDTH_SHARE = "tokens_per_s", "bytes_per_s", "bandwidth_share"
 REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 
 # machine_info: what makes two runs comparable (see analysis.records.Machine).

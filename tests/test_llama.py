@@ -10,8 +10,8 @@ from helpers import raw_options
 
 from perf_core import contract
 from perf_core.errors import UsageError
-from perf_core.measure import core, kernels, llama
-from perf_core.measure.plugin import parse_selection
+from perf_core.measure import clock, core, kernels, llama
+from perf_core.measure.plugin import parse_selection, rates
 from perf_core.measure.workload import PRESETS, Workload
 
 
@@ -144,22 +144,38 @@ def test_presets_carry_the_published_llama_shapes():
     assert llama_3.bytes // 2 - 2 * 16 * 4096 == 32 * (4096 * (2 * 4096 + 2 * 1024 + 3 * 14336) + 2 * 4096)
 
 
+def test_rates_are_tokens_and_bytes_over_the_median_call():
+    w = small("model", 16)
+    peaks = clock.Peaks(flops_per_s=1e12, bytes_per_s=4 * w.bytes, dtype="float32")
+    assert rates(w, 0.5, peaks) == {
+        contract.TOKENS_PER_S: 32.0,
+        contract.BYTES_PER_S: 2 * w.bytes,
+        contract.BANDWIDTH_SHARE: 0.5,
+    }
+    assert rates(w, 0.5, None)[contract.BANDWIDTH_SHARE] is None
+    assert set(rates(w, None, peaks).values()) == {None}
+
+
 def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract_fields(suite):
     result = suite.runpytest_subprocess(
         "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16,32",
         "--benchmark-max-time", "0.001", "--benchmark-min-rounds", "1", "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(passed=8)
+    assert "tokens/s" in result.stdout.str()
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     run = json.loads(saved.read_text())
     by_name = {bench["param"]: bench for bench in run["benchmarks"]}
     assert set(by_name) == {
         contract.bench_name(k, v, n) for k in ("decoder", "model") for v in contract.VARIANTS for n in (16, 32)
     }
+    copy_rate = run["machine_info"]["copy_bytes_per_s"]
     for name, bench in by_name.items():
         info, median = bench["extra_info"], bench["stats"]["median"]
         assert info[contract.FLOOR_S] > 0 and info[contract.FLOPS] > 0, name
-        assert info[contract.PER_TOKEN_S] == pytest.approx(median / info[contract.N_TOKENS])
+        assert info[contract.TOKENS_PER_S] == pytest.approx(info[contract.N_TOKENS] / median)
+        assert info[contract.BYTES_PER_S] == pytest.approx(info[contract.BYTES] / median)
+        assert info[contract.BANDWIDTH_SHARE] == pytest.approx(info[contract.BYTES] / median / copy_rate)
         assert (info["n_layers"], info["n_kv_heads"]) == (2, 2)  # the CPU preset's
         assert (contract.COMPILE_S in info) == (info[contract.VARIANT] == "compiled")
 
