@@ -92,9 +92,18 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.rope_theta = n_heads, n_kv_heads, rope_theta
         kv = n_kv_heads * (d_model // n_heads)
-        shapes = LayerWeights((d_model,), (d_model, d_model), (kv, d_model), (kv, d_model), (d_model, d_model),
-                              (d_model,), (d_ff, d_model), (d_ff, d_model), (d_model, d_ff))  # fmt: skip
-        for name, shape in zip(LayerWeights._fields, shapes):
+        shapes = {  # in LayerWeights' order, the order the suite seeds them in
+            "attention_norm": (d_model,),
+            "wq": (d_model, d_model),
+            "wk": (kv, d_model),
+            "wv": (kv, d_model),
+            "wo": (d_model, d_model),
+            "ffn_norm": (d_model,),
+            "gate": (d_ff, d_model),
+            "up": (d_ff, d_model),
+            "down": (d_model, d_ff),
+        }
+        for name, shape in shapes.items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape)))
 
     def weights(self) -> LayerWeights:
