@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,7 +60,8 @@ def register(kernel: Kernel) -> Kernel:
 def load_entry_points() -> None:
     """Call every `perf_core.kernels` entry point once (later calls do nothing).
 
-    Raises UsageError naming the entry point when one cannot be loaded or its call raises.
+    Raises UsageError naming the entry point when one cannot be loaded or its call raises; one of
+    perf-core's own that this perf_core lacks is skipped with a warning (_from_another_checkout).
     """
     global _entry_points_loaded
     if _entry_points_loaded:
@@ -69,9 +71,23 @@ def load_entry_points() -> None:
         try:
             entry.load()()
         except Exception as error:
+            if _from_another_checkout(entry.value, error):
+                warnings.warn(f"skipped entry point {entry.value}: this perf_core has no {error.name}", stacklevel=2)
+                continue
             raise UsageError(
                 f"entry point {entry.name} = {entry.value} ({ENTRY_POINTS}): {type(error).__name__}: {error}"
             ) from error
+
+
+def _from_another_checkout(value: str, error: Exception) -> bool:
+    """perf-core's installed metadata names a module that the perf_core imported here lacks: the
+    install came from another checkout, as when `perf-core ab` runs a worktree of a commit from
+    before the module was added (or after it moved) with the head's installed metadata."""
+    return (
+        isinstance(error, ModuleNotFoundError)
+        and value.startswith("perf_core.")
+        and (error.name or "").startswith("perf_core.")
+    )
 
 
 def get(name: str) -> Kernel:
