@@ -33,11 +33,14 @@ FLOPS, BYTES, FLOOR_S, COMPILE_S = "flops", "bytes", "floor_s", "compile_s"
 LATENCY_S, LATENCY_PER_TOKEN_S = "latency_s", "latency_per_token_s"
 DEVICE_S = "device_s"  # CUDA events around the call, the GPU's own time (no host in it)
 THROTTLED = "throttled"  # True when NVML saw the card slowed during the rounds; null when unknown
+# Rates from the steady-state median call: tokens / median, streamed bytes (BYTES) / median, and that
+# rate's share of the run's measured copy bandwidth (machine_info copy_bytes_per_s; null without it).
+TOKENS_PER_S, BYTES_PER_S, BANDWIDTH_SHARE = "tokens_per_s", "bytes_per_s", "bandwidth_share"
 REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 # Written for people and scripts, read by no tool here: what ran and how.
 PRESET = "preset"  # the workload preset (also in machine_info)
 DEVICE = "device"  # "cpu" or "cuda" (also in machine_info)
-SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff")  # measure.shape.Shape.sizes()
+SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff", "n_layers", "n_kv_heads", "rope_theta")  # Shape.sizes()
 COMPILE_FLAGS = "compile_flags"  # compiled variants: measure.core.CompileFlags as an object
 COPIES = "copies"  # weight and input copies the call rotates over (1: warm)
 L2_BYTES = "l2_bytes"  # the GPU's L2 size; null on the CPU or where the device does not say (also in machine_info)

@@ -53,7 +53,8 @@ def readme_cli_options() -> dict[str, set[str]]:
     spans = re.compile(r"^    perf-core (\w+)(.*)$|`perf-core (\w+)([^`]*)`", re.MULTILINE)
     for match in spans.finditer(README):
         command, rest = (match[1], match[2]) if match[1] else (match[3], match[4])
-        given.setdefault(command, set()).update(OPTION.findall(rest))
+        # A shell substitution's options are its own command's: `$(git rev-parse --short HEAD)`.
+        given.setdefault(command, set()).update(OPTION.findall(re.sub(r"\$\([^)]*\)", "", rest)))
     lines = section("The `perf-core` command")
     for line in lines:
         cells = [cell.strip() for cell in line.strip("|").split("|")] if line.startswith("| `-") else []
@@ -104,7 +105,9 @@ def test_every_pytest_option_the_readme_lists_is_the_suites(pytestconfig, capsys
     own = re.compile(r"`pytest-benchmark compare([^`]*)`")
     compare = {opt for line in lines for match in own.finditer(line) for opt in OPTION.findall(match[1])}
     assert compare <= pytest_benchmark_compare_options(), "README gives `pytest-benchmark compare` an option it lacks"
-    for option in {opt for line in lines for opt in OPTION.findall(own.sub("", line))}:
+    # Spans of other tools (`pip install -e .`, `git ...`) name those tools' options.
+    other = re.compile(r"`(?:pip|python3 -m pip|git) [^`]*`")
+    for option in {opt for line in lines for opt in OPTION.findall(other.sub("", own.sub("", line)))}:
         assert takes(option) or option in cli, f"README's section on the suite names {option}, which nothing takes"
 
 

@@ -73,4 +73,7 @@ def test_the_recorded_shape_is_every_field_that_sizes_the_work():
     """contract.SHAPE names the extra_info keys of the size: every Shape field but kernel and n_tokens."""
     assert set(contract.SHAPE) == {f.name for f in fields(Shape)} - {contract.KERNEL, contract.N_TOKENS}
     w = Workload("mlp", n_tokens=4, d_model=8, n_heads=2, d_ff=24)
-    assert w.sizes() == {"d_model": 8, "n_heads": 2, "batch": 1, "dtype": "float32", "device": "cpu", "d_ff": 24}
+    assert w.sizes() == {
+        **{"d_model": 8, "n_heads": 2, "batch": 1, "dtype": "float32", "device": "cpu", "d_ff": 24},
+        **{"n_layers": 1, "n_kv_heads": None, "rope_theta": 10000.0},
+    }

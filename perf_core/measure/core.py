@@ -86,10 +86,15 @@ def _copy_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters()) + x.numel() * x.element_size()
 
 
-def compile_module(module: torch.nn.Module, flags: CompileFlags) -> Callable:
+def compile_module(
+    module: torch.nn.Module, flags: CompileFlags, compile: Callable[[torch.nn.Module, dict], Callable] | None = None
+) -> Callable:
+    """torch.compile(module) with the flags, or the kernel's own `compile` (kernels.Kernel.compile)."""
     # A fresh compiler state per benchmark: compile_s is then this workload's own compile, and
     # Dynamo's per-code-object recompile limit (8) is never reached across token counts.
     torch.compiler.reset()
+    if compile is not None:
+        return compile(module, flags.compile_kwargs())
     return torch.compile(module, **flags.compile_kwargs())
 
 
@@ -131,7 +136,7 @@ def prepare(
         flags = flags or DEFAULT_FLAGS[workload.device]
         start = time.perf_counter()
         try:
-            compiled = compile_module(module, flags)
+            compiled = compile_module(module, flags, kernels.get(workload.kernel).compile)
             with torch.no_grad():
                 first = compiled(x)
             sync()

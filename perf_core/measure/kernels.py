@@ -2,13 +2,17 @@
 
 Each function of a kernel takes a shape.Shape (what to build it for). The cost model
 (workload.Workload.flops/bytes), the builder and the suite's default kernel list all dispatch
-through REGISTRY, so adding a kernel is one `register(Kernel(...))` call here (or in a
-test or conftest: the registry is open). An unknown name is a one-line UsageError.
+through REGISTRY, so adding a kernel is one `register(Kernel(...))` call here, in a test or
+conftest, or in a callable named by an entry point of the group `perf_core.kernels` (ENTRY_POINTS),
+which the registry calls once, the first time it is asked for a kernel. The decoder and model
+kernels (llama.py) come in that way, as an outside project's do. An unknown name is a one-line UsageError.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,24 +38,73 @@ class Kernel:
     # The matrix products one call runs, each (m, k, n): the shapes whose best rate sets the floor's
     # peak (clock.measure_peaks). Empty: the kernel does not say.
     gemms: Callable[[Shape], tuple[tuple[int, int, int], ...]] = lambda w: ()
+    # How the compiled variant is made from the eager module and torch.compile's keyword arguments;
+    # None: torch.compile(module, **kwargs). A model compiles its layer function once (llama.py).
+    compile: Callable[[nn.Module, dict], Callable] | None = None
+    # Where the suite runs it without --kernels; a kernel too slow for the CPU's default two minutes
+    # leaves "cpu" out (and still runs with --kernels NAME there).
+    default_devices: tuple[str, ...] = ("cpu", "cuda")
 
 
 REGISTRY: dict[str, Kernel] = {}
+ENTRY_POINTS = "perf_core.kernels"  # the entry-point group; each entry a callable that calls register()
+_entry_points_loaded = False
 
 
 def register(kernel: Kernel) -> Kernel:
+    """Add (or replace) a kernel by name: the public way in, for a conftest or an entry point."""
     if "-" in kernel.name or not kernel.name:
         raise UsageError(f"kernel name {kernel.name!r} must be non-empty and without '-' (benchmark names split on it)")
     REGISTRY[kernel.name] = kernel
     return kernel
 
 
+def load_entry_points() -> None:
+    """Call every `perf_core.kernels` entry point once (later calls do nothing).
+
+    Raises UsageError naming the entry point when one cannot be loaded or its call raises; one of
+    perf-core's own that this perf_core lacks is skipped with a warning (_from_another_checkout).
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            entry.load()()
+        except Exception as error:
+            if _from_another_checkout(entry.value, error):
+                warnings.warn(f"skipped entry point {entry.value}: this perf_core has no {error.name}", stacklevel=2)
+                continue
+            raise UsageError(
+                f"entry point {entry.name} = {entry.value} ({ENTRY_POINTS}): {type(error).__name__}: {error}"
+            ) from error
+
+
+def _from_another_checkout(value: str, error: Exception) -> bool:
+    """perf-core's installed metadata names a module that the perf_core imported here lacks: the
+    install came from another checkout, as when `perf-core ab` runs a worktree of a commit from
+    before the module was added (or after it moved) with the head's installed metadata."""
+    return (
+        isinstance(error, ModuleNotFoundError)
+        and value.startswith("perf_core.")
+        and (error.name or "").startswith("perf_core.")
+    )
+
+
 def get(name: str) -> Kernel:
+    load_entry_points()
     return REGISTRY[one_of("kernel", name, REGISTRY)]
 
 
 def names() -> tuple[str, ...]:
+    load_entry_points()
     return tuple(REGISTRY)
+
+
+def defaults(device: str) -> tuple[str, ...]:
+    """The kernels the suite runs on `device` when --kernels is not given."""
+    return tuple(name for name in names() if device in REGISTRY[name].default_devices)
 
 
 def streamed_bytes(w: Shape, weight_elements: int) -> int:

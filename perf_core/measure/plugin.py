@@ -46,8 +46,9 @@ PRESET_HELP = (
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
     "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
-    # Empty: every kernel in the registry (perf_core.measure.kernels), including ones a conftest adds.
-    "kernels": ("", "comma-separated kernels (default: every registered one)"),
+    # Empty: the registry's kernels for the device (perf_core.measure.kernels.defaults), including
+    # ones a conftest or an entry point adds: every one on CUDA; on the CPU all but decoder and model.
+    "kernels": ("", "comma-separated kernels (default: every registered one that runs by default on the device)"),
     "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
     "device": (AUTO, "cpu, cuda, or auto (cuda when available)"),
     "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
@@ -124,7 +125,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
-        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.names()), kernels.names()),
+        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device)), kernels.names()),
         variants=choices("--variants", raw["variants"], contract.VARIANTS),
         device=device,
         dtype=dtype,
@@ -267,11 +268,23 @@ def extra_info(
         contract.CACHE: case.cache,
         contract.COPIES: call.copies,
         contract.L2_BYTES: l2_bytes,
+        **rates(w, median_s, peaks),
     }
     if call.flags is not None:
         info[contract.COMPILE_S] = call.compile_s
         info[contract.COMPILE_FLAGS] = call.flags.as_dict()
     return info
+
+
+def rates(w: Workload, median_s: float | None, peaks: clock.Peaks | None) -> dict:
+    """Tokens per second and streamed bytes per second of the median call, and that bandwidth's share
+    of the measured copy bandwidth (None where there is no median or no measured peak)."""
+    bytes_per_s = None if median_s is None else w.bytes / median_s
+    return {
+        contract.TOKENS_PER_S: None if median_s is None else w.n_tokens / median_s,
+        contract.BYTES_PER_S: bytes_per_s,
+        contract.BANDWIDTH_SHARE: None if bytes_per_s is None or peaks is None else bytes_per_s / peaks.bytes_per_s,
+    }
 
 
 def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
@@ -374,7 +387,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         + (f", rest {selection.rest:g}" if selection.device == "cuda" else "")
     )
     terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
-    header = f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
+    header = (
+        f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
+        f"{'tokens/s':>12}{'GB/s':>10}{'of copy':>9}"
+    )
     terminalreporter.write_line(header)
     named = {}
     for bench in rows:
@@ -390,9 +406,20 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(
             f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info[contract.PER_TOKEN_S]):>14}"
             f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
-            f"{format_seconds(info.get(contract.DEVICE_S)):>14}{mark}"
+            f"{format_seconds(info.get(contract.DEVICE_S)):>14}{_rate_columns(info)}{mark}"
         )
     if any(b.extra_info.get(contract.THROTTLED) for b in rows):
         terminalreporter.write_line(
             "THROTTLED: NVML saw the card slowed (power, thermal) or its SM clock low during the rounds"
         )
+
+
+def _rate_columns(info: dict) -> str:
+    """tokens/s, GB/s and the share of the copy bandwidth; '-' where the run lacks one (no peaks)."""
+    tokens, streamed, share = (
+        info.get(key) for key in (contract.TOKENS_PER_S, contract.BYTES_PER_S, contract.BANDWIDTH_SHARE)
+    )
+    tokens_text = "-" if tokens is None else f"{tokens:,.0f}"
+    streamed_text = "-" if streamed is None else f"{streamed / 1e9:.2f}"
+    share_text = "-" if share is None else f"{share:.0%}"
+    return f"{tokens_text:>12}{streamed_text:>10}{share_text:>9}"

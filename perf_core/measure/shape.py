@@ -29,22 +29,35 @@ class Shape:
     dtype: str = "float32"
     device: str = "cpu"
     d_ff: int | None = None  # the feed-forward width, for kernels that have one (mlp)
+    # For the decoder and model kernels (llama.py); the single blocks ignore them.
+    n_layers: int = 1
+    n_kv_heads: int | None = None  # grouped-query attention's key/value heads; None: n_heads
+    rope_theta: float = 10000.0  # the base of the rotary position embeddings' angles
 
     def __post_init__(self) -> None:
         one_of("dtype", self.dtype, DTYPE_BYTES)
         one_of("device", self.device, DEVICES)
-        for name in ("n_tokens", "d_model", "n_heads", "batch", "d_ff"):
+        for name in ("n_tokens", "d_model", "n_heads", "batch", "d_ff", "n_layers", "n_kv_heads"):
             value = getattr(self, name)
-            if name == "d_ff" and value is None:
+            if name in ("d_ff", "n_kv_heads") and value is None:
                 continue
             if not is_count(value):
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise UsageError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.kv_heads:
+            raise UsageError(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
+        if not self.rope_theta > 0:
+            raise UsageError(f"rope_theta must be positive, got {self.rope_theta!r}")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: n_kv_heads, or one per query head (plain multi-head attention)."""
+        return self.n_kv_heads or self.n_heads
 
     @property
     def element_bytes(self) -> int:

@@ -47,10 +47,25 @@ class Preset:
     dtype: str
     description: str  # shown in the suite's --help (plugin.OPTIONS)
     d_ff: int | None = None
+    n_layers: int = 1
+    n_kv_heads: int | None = None
+    rope_theta: float = 10000.0
 
     def workload(self, kernel: str, n_tokens: int, device: str) -> Workload:
         """This preset's workload of `kernel` at `n_tokens` on `device` (another dtype: with_dtype first)."""
-        return Workload(kernel, n_tokens, self.d_model, self.n_heads, self.batch, self.dtype, device, self.d_ff)
+        return Workload(
+            kernel,
+            n_tokens,
+            self.d_model,
+            self.n_heads,
+            self.batch,
+            self.dtype,
+            device,
+            self.d_ff,
+            n_layers=self.n_layers,
+            n_kv_heads=self.n_kv_heads,
+            rope_theta=self.rope_theta,
+        )
 
     def with_dtype(self, dtype: str) -> Preset:
         return replace(self, dtype=dtype)
@@ -58,9 +73,26 @@ class Preset:
 
 PRESETS = {
     # Small enough that 36 benchmarks, compilation included, fit in two minutes on 2 CPU cores.
-    # d_ff keeps Llama's ratio (11008 / 4096) at d_model 256.
-    "cpu-small": Preset(256, 4, 1, "float32", "CI-sized Llama layer, float32", d_ff=688),
-    # One Llama-7B layer: d_model 4096, 32 heads of 128, feed-forward 11008, bf16, batch 1.
-    "llama-7b": Preset(4096, 32, 1, "bfloat16", "Llama-7B-sized layer, bf16", d_ff=11008),
+    # d_ff keeps Llama's ratio (11008 / 4096) at d_model 256; two layers and two key/value heads
+    # (grouped-query, as Llama 3) so the model kernel's loop and GQA run in CI.
+    "cpu-small": Preset(256, 4, 1, "float32", "CI-sized Llama layer, float32", d_ff=688, n_layers=2, n_kv_heads=2),
+    # Llama 2 7B's published configuration (Hugging Face meta-llama/Llama-2-7b-hf, config.json):
+    # hidden_size 4096, num_attention_heads 32 (of 128), num_key_value_heads 32,
+    # intermediate_size 11008, num_hidden_layers 32, rope_theta 10000; bf16, batch 1.
+    "llama-7b": Preset(4096, 32, 1, "bfloat16", "Llama-7B-sized layer, bf16", d_ff=11008, n_layers=32, n_kv_heads=32),
+    # Llama 3 8B's published configuration (meta-llama/Meta-Llama-3-8B, config.json): hidden_size
+    # 4096, num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336, num_hidden_layers
+    # 32, rope_theta 500000.0; bf16, batch 1.
+    "llama-3-8b": Preset(
+        4096,
+        32,
+        1,
+        "bfloat16",
+        "Llama-3-8B-sized layer, bf16",
+        d_ff=14336,
+        n_layers=32,
+        n_kv_heads=8,
+        rope_theta=500000.0,
+    ),
 }
 DEFAULT_PRESET = {"cpu": "cpu-small", "cuda": "llama-7b"}
