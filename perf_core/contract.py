@@ -13,8 +13,10 @@ from dataclasses import dataclass
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
 # 2: machine_info["cache"] ("cold"/"warm"; version 1 runs are all warm), device_s, clock fields.
+# 3: per-benchmark breakdown, breakdown_note, code_fingerprint, code_kernels; machine_info["breakdown"]
+#    (older runs have no breakdown: readers say so).
 FORMAT_KEY = "perf_core_format"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 VARIANTS = ("eager", "compiled")
 TOKEN_COUNTS = (16, 32, 64, 128, 256, 512)
@@ -32,6 +34,14 @@ DEVICE_NAME, TORCH_VERSION, NUM_THREADS, CUDA_VERSION = "device_name", "torch_ve
 REQUIRED_MACHINE = (DEVICE_NAME, TORCH_VERSION, NUM_THREADS)
 CACHE = "cache"  # "cold" (weights rotated past L2) or "warm" (back to back); never compared across
 REST = "rest"  # GPU rest per unit of work between rounds (0: back to back; absent: 0); never compared across
+
+# Where a call's time goes (format 3, perf_core.measure.breakdown). In extra_info: BREAKDOWN, a list of
+# [name, calls per call, seconds per call], largest first, the smallest summed into BREAKDOWN_OTHER (null
+# when the profiler failed, BREAKDOWN_NOTE then says why); for compiled variants CODE_FINGERPRINT (sha256
+# prefix of inductor's normalised output code) and CODE_KERNELS (its generated kernels' names). In
+# machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
+BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
+CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
 
 
 @dataclass(frozen=True, order=True)
