@@ -53,19 +53,42 @@ def test_changes_under_the_threshold_are_not_named_but_summed():
     assert explain(BASE, head, min_share=0.0, noise_s=wiggle * 2).named == ()  # the caller's noise wins when larger
 
 
+def test_a_part_only_one_side_has_is_named_however_small_and_the_spread_of_a_side_is_noise():
+    tiny = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 0.1 * US)), "bbbb", ("cpp_fused_mul",))
+    assert [p.name for p in explain(BASE, tiny).added] == ["cpp_fused_mul"]
+    assert [p.name for p in explain(tiny, BASE).removed] == ["cpp_fused_mul"]
+    moved = Breakdown((("aten::mm", 1.0, 90 * US), *BASE.parts[1:]), "aaaa")  # +10 us, 10% of the call
+    assert [p.name for p in explain([BASE], [moved]).slower] == ["aten::mm"]
+    spread = Breakdown((("aten::mm", 1.0, 92 * US), *BASE.parts[1:]), "aaaa")  # the base side's runs: 80-92 us
+    found = explain([spread, BASE], [moved, moved])
+    assert found.named == () and found.unnamed_s == pytest.approx(10 * US)
+
+
 def test_a_kernel_with_more_calls_per_call_is_slower_and_says_so():
     head = Breakdown((("aten::mm", 2.0, 160 * US), *BASE.parts[1:]), "aaaa")
     (slower,) = explain(BASE, head).slower
     assert (slower.base_calls, slower.head_calls, slower.change_s) == (1.0, 2.0, pytest.approx(80 * US))
 
 
+def test_several_runs_a_side_give_each_part_its_least_time_so_one_slowed_run_names_nothing():
+    slowed = Breakdown(tuple((name, calls, seconds * 1.6) for name, calls, seconds in BASE.parts), "aaaa")
+    assert explain(BASE, slowed).slower  # one run against one: the slowed run looks slower throughout
+    found = explain([BASE, BASE], [slowed, BASE])
+    assert found.named == () and found.change_s == 0 and found.code_changed is False
+    head = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 4 * US)), "bbbb", ("cpp_fused_mul",))
+    slowed_head = Breakdown(tuple((n, c, s * 1.6) for n, c, s in head.parts), "bbbb", ("cpp_fused_mul",))
+    found = explain([BASE, slowed], [slowed_head, head])
+    assert [(p.name, p.head_s, p.share) for p in found.named] == [("cpp_fused_mul", 4 * US, pytest.approx(1.0))]
+    assert explain([BASE], [head, BASE]).code_changed is None  # the head side's runs disagree: unknown
+
+
 def test_missing_breakdowns_give_a_one_line_reason():
-    assert missing(BASE, BASE) is None
-    assert "base run has no breakdown (saved before format 3" in missing(None, BASE)
+    assert missing([BASE], [BASE]) is None
+    assert "a base run has no breakdown (saved before format 3" in missing([None], [BASE])
+    assert missing([BASE], []) == "the head side has no run of this benchmark"
     failed = Breakdown(None, note="no breakdown: the profiler failed (RuntimeError: boom)")
-    assert (
-        missing(BASE, failed) == "the head run has no breakdown: no breakdown: the profiler failed (RuntimeError: boom)"
-    )
+    reason = missing([BASE], [BASE, failed])
+    assert reason == "a head run has no breakdown: no breakdown: the profiler failed (RuntimeError: boom)"
     with pytest.raises(ValueError, match="profiler failed"):
         explain(BASE, failed)
 

@@ -23,7 +23,7 @@ from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
-from perf_core.measure import clock, core, kernels
+from perf_core.measure import breakdown, clock, core, kernels
 from perf_core.measure.workload import DEFAULT_PRESET, DEVICES, DTYPE_BYTES, PRESETS, Workload
 from perf_core.units import format_seconds
 
@@ -51,7 +51,12 @@ OPTIONS = {
         " keeps its clock under its power cap (0: back to back); auto: 1 on CUDA, 0 on the CPU",
     ),
     "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
+    "breakdown": (
+        "true",
+        "after the timed rounds, profile a few calls: per-kernel times and the compiled code's fingerprint (true/false)",
+    ),
 }
+FLAGS = ("breakdown",)  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Case:
     variant: str
     preset: str
     cache: str = "warm"
+    breakdown: bool = False  # profile the call after its timed rounds (perf_core.measure.breakdown)
 
     @property
     def id(self) -> str:
@@ -81,11 +87,12 @@ class Selection:
     threads: int
     cache: str = "warm"
     rest: float = 0.0  # see clock.RestingTimer
+    breakdown: bool = False
 
     def cases(self) -> list[Case]:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
         return [
-            Case(shape.workload(kernel, n, self.device), variant, self.preset, self.cache)
+            Case(shape.workload(kernel, n, self.device), variant, self.preset, self.cache, self.breakdown)
             for kernel in self.kernels
             for variant in self.variants
             for n in self.tokens
@@ -123,14 +130,23 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         threads=positive_int("--threads", raw["threads"]),
         cache=cache,
         rest=rest,
+        breakdown=one_of("value", raw["breakdown"].strip().lower(), ("true", "false"), "--breakdown") == "true",
     )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perf_core", "per-token latency benchmarks")
     for name, (default, help_text) in OPTIONS.items():
-        group.addoption(f"--{name}", dest=f"perf_{name}", default=None, help=f"{help_text} (ini: perf_{name})")
         parser.addini(f"perf_{name}", help_text, default=default)
+        if name not in FLAGS:
+            group.addoption(f"--{name}", dest=f"perf_{name}", default=None, help=f"{help_text} (ini: perf_{name})")
+            continue
+        group.addoption(
+            f"--{name}", dest=f"perf_{name}", action="store_const", const="true", help=f"{help_text} (ini: perf_{name})"
+        )
+        group.addoption(
+            f"--no-{name}", dest=f"perf_{name}", action="store_const", const="false", help=f"the opposite of --{name}"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -230,7 +246,8 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     device = case.workload.device
     with failures_reported(case):
         l2 = clock.l2_bytes(device)
-        call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+        with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
+            call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
         sampler = clock.ClockSampler(clock.nvml_module()) if device == "cuda" else None
         with core.no_recompiles(), sampler or contextlib.nullcontext():
             benchmark(call.fn)
@@ -247,6 +264,20 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
                     **sampler.report().as_dict(),
                 }
             )
+        if case.breakdown and median_s is not None:  # after every timed figure: the profiler stays out of them
+            benchmark.extra_info.update(breakdown_info(call, code, device))
+
+
+def breakdown_info(call: core.PreparedCall, code: breakdown.GeneratedCode, device: str) -> dict:
+    """The breakdown fields of one benchmark (contract.BREAKDOWN...); never raises for a profiler fault."""
+    parts, note = breakdown.record(call.fn, device)
+    info: dict = {contract.BREAKDOWN: parts}
+    if note:
+        info[contract.BREAKDOWN_NOTE] = note
+    if call.flags is not None:
+        info[contract.CODE_FINGERPRINT] = code.fingerprint
+        info[contract.CODE_KERNELS] = code.kernels
+    return info
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -261,6 +292,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             "preset": selection.preset,
             contract.CACHE: selection.cache,
             contract.REST: selection.rest,
+            contract.BREAKDOWN: selection.breakdown,
             "l2_bytes": clock.l2_bytes(selection.device),
         }
     )
