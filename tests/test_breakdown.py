@@ -5,12 +5,15 @@ import json
 
 import pytest
 import torch
+from helpers import raw_options
 
 from perf_core import contract
 from perf_core.analysis.explain import explain
 from perf_core.analysis.records import load_runs
+from perf_core.errors import UsageError
 from perf_core.measure import breakdown, core, kernels, plugin
 from perf_core.measure.kernels import Kernel, Matmul
+from perf_core.measure.plugin import parse_selection
 from perf_core.measure.workload import PRESETS
 
 
@@ -63,11 +66,19 @@ def test_the_same_kernel_compiled_twice_has_one_fingerprint_and_an_added_scale_c
     assert len(new) == 1 and new[0].startswith("cpp_fused") and "mul" in new[0], scaled.kernels
 
 
+def test_breakdowns_are_on_by_default_and_the_ini_value_is_checked():
+    assert parse_selection(raw_options(), cuda_available=False).breakdown is True
+    assert all(case.breakdown for case in parse_selection(raw_options(), cuda_available=False).cases())
+    assert parse_selection(raw_options(breakdown="False"), cuda_available=False).breakdown is False
+    with pytest.raises(UsageError, match="--breakdown: unknown value 'maybe'"):
+        parse_selection(raw_options(breakdown="maybe"), cuda_available=False)
+
+
 def test_a_failing_profiler_leaves_a_one_line_note_and_no_breakdown(monkeypatch):
     def no_profiler(*args, **kwargs):
         raise RuntimeError("Kineto is not available\nsecond line")
 
-    monkeypatch.setattr(torch.profiler, "profile", no_profiler)
+    monkeypatch.setattr(torch.autograd.profiler, "profile", no_profiler)  # the CPU's profiler
     call = core.prepare(PRESETS["cpu-small"].workload("matmul", 16, "cpu"), "eager", warmup_calls=1)
     info = plugin.breakdown_info(call, breakdown.GeneratedCode(), "cpu")
     assert info[contract.BREAKDOWN] is None
@@ -125,14 +136,16 @@ def run_commit(suite: pytest.Pytester, scale: float | None, *options: str):
 
 def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_nothing(suite):
     # Interleaved, as ab runs base and head (A B A B), then two more of the unchanged commit: on a
-    # shared machine a run can be slowed throughout, so each side is two runs (explain.least).
+    # shared machine a run, or two in a row, can be slowed throughout, so each side is two runs
+    # (explain.least) and the sides alternate in time: A1 B1 A2 B2 against each other, and A1 A3
+    # against A2 A4.
     order = (None, 0.5, None, 0.5, None, None)
     paths = [run_commit(suite, scale) for scale in order]
     runs = {run.path: run for run in load_runs(paths)}
     (name,) = runs[paths[0]].results
     a1, b1, a2, b2, a3, a4 = (runs[path].results[name].breakdown for path in paths)
     assert all(b.parts and b.fingerprint for b in (a1, b1, a2, b2, a3, a4))
-    unchanged = explain([a1, a2], [a3, a4])
+    unchanged = explain([a1, a3], [a2, a4])
     assert unchanged.named == () and unchanged.code_changed is False and unchanged.kernels_added == ()
     changed = explain([a1, a2], [b1, b2])
     assert changed.code_changed is True

@@ -48,7 +48,8 @@ class Part:
     seconds: float
 
     def as_row(self) -> list:
-        return [self.name, round(self.calls, 3), self.seconds]
+        # Four significant digits: parts of one call differ between runs by more than 0.1%.
+        return [self.name, round(self.calls, 3), float(f"{self.seconds:.4g}")]
 
 
 # Inductor numbers its kernels per graph (`cpp_fused_mul_0`, `triton_poi_fused_add_3`), and with
@@ -124,16 +125,20 @@ def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[l
 
     Raises whatever torch.profiler raises; the caller (record) turns that into a note.
     """
-    activities = [torch.profiler.ProfilerActivity.CPU]
     if device == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as profiler:
+        activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        profiler = torch.profiler.profile(activities=activities)
+    else:
+        # The CPU-only profiler without Kineto: the same operator events, and it starts in 0.1 s
+        # where Kineto's first start in a process took 3 s on the 2-core machine.
+        profiler = torch.autograd.profiler.profile(use_kineto=False)
+    with profiler:
         for _ in range(calls):
             with torch.profiler.record_function(_MARK):
                 fn()
         if device == "cuda":
             torch.cuda.synchronize()
-    events = profiler.events()
+    events = profiler.events() if device == "cuda" else profiler.function_events
     parts = _device_parts(events, calls) if device == "cuda" else _cpu_parts(events, calls)
     if not parts:
         raise RuntimeError(f"the profiler recorded no {'device kernels' if device == 'cuda' else 'operators'}")
