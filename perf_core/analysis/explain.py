@@ -1,6 +1,7 @@
 """Why a benchmark changed: the kernels of its call that were added, removed, got slower or faster.
 
-Pure: two records.Breakdown in, one Explanation out; no I/O, no torch. The `explain` command and the
+Pure: the records.Breakdown of base and head (one run or several a side) in, one Explanation out;
+no I/O, no torch. The `explain` command and the
 tables of `compare` and `ab` print it.
 """
 
@@ -99,8 +100,8 @@ def explain(
     """Diff the breakdowns of one benchmark in base and head (one run or several a side): parts
     matched by their stable names, each side's parts taken by `least`.
 
-    noise_s: a change smaller than this (seconds per call) is not named, e.g. the run-to-run spread
-    of the benchmark when the caller knows it. Raises ValueError when a run has no parts (check with
+    noise_s: a part both sides have is not named when it changed by less than this (seconds per
+    call), e.g. the run-to-run spread of the benchmark when the caller knows it. Raises ValueError when a run has no parts (check with
     `missing` first). A part's share is its change over the whole change of the parts' sum.
     """
     base_runs = (base,) if isinstance(base, Breakdown) else tuple(base)
