@@ -13,10 +13,12 @@ from dataclasses import dataclass
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
 # 2: machine_info["cache"] ("cold"/"warm"; version 1 runs are all warm), device_s, clock fields.
+# 3: per-benchmark breakdown, breakdown_note, code_fingerprint, code_kernels; machine_info["breakdown"]
+#    (older runs have no breakdown: readers say so).
 # Keys added since without a new version, as a reader ignores keys it does not know and none of them
 # is required: machine_info gpu_index and gpu_uuid.
 FORMAT_KEY = "perf_core_format"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 VARIANTS = ("eager", "compiled")
 # The suite's default token list (--tokens and its ini twin perf_tokens): change it here. The
@@ -76,6 +78,14 @@ PYTHON_VERSION = "python_version"
 # The matmul (m, k, n) and buffer size (bytes) that set peak_flops_per_s and copy_bytes_per_s: present in
 # runs whose peaks are the best over the suite's own shapes (absent: one large matmul and copy).
 PEAK_GEMM, PEAK_BANDWIDTH_BYTES = "peak_gemm", "peak_bandwidth_bytes"
+
+# Where a call's time goes (format 3, perf_core.measure.breakdown). In extra_info: BREAKDOWN, a list of
+# [name, calls per call, seconds per call], largest first, the smallest summed into BREAKDOWN_OTHER (null
+# when the profiler failed, BREAKDOWN_NOTE then says why); for compiled variants CODE_FINGERPRINT (sha256
+# prefix of inductor's normalised output code) and CODE_KERNELS (its generated kernels' names). In
+# machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
+BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
+CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
 
 
 @dataclass(frozen=True, order=True)

@@ -51,6 +51,22 @@ def python_series(version: object) -> str | None:
     return ".".join(version.strip().split(".")[:2])
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """Where one benchmark's call spent its time, as the suite profiled it after the timed rounds.
+
+    parts: (stable name, calls per benchmark call, seconds per call), largest first, the smallest
+    summed into one contract.BREAKDOWN_OTHER part; None when the profiler failed (note says why).
+    fingerprint and kernels: compiled variants only, inductor's normalised output code (sha256 prefix)
+    and its generated kernels' names.
+    """
+
+    parts: tuple[tuple[str, float, float], ...] | None
+    fingerprint: str | None = None
+    kernels: tuple[str, ...] = ()
+    note: str | None = None
+
+
 METRIC_FIELDS = {"steady": "median_s", "latency": "latency_s", "device": "device_s"}
 
 
@@ -72,6 +88,9 @@ class Result:
     latency_s: float | None = None
     device_s: float | None = None
     throttled: bool | None = None  # NVML saw the card slowed during the rounds (None: unknown)
+    # Format 3 and later, unless run with --no-breakdown; None otherwise. The history index does not
+    # keep it (its Results read None): read breakdowns from the run files (load_runs).
+    breakdown: Breakdown | None = None
 
     @property
     def per_token_s(self) -> float:
@@ -188,6 +207,35 @@ def _quartiles(values: np.ndarray) -> tuple[float, float]:
     return found[0], found[1]
 
 
+def _is_part(row: object) -> bool:
+    return (
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], str)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in row[1:])
+    )
+
+
+def parse_breakdown(extra: dict) -> Breakdown | None:
+    """The benchmark's Breakdown, None when it has none (format 2 and older, --no-breakdown).
+
+    A malformed breakdown is not a reason to refuse the run's timings: it reads as a failed one,
+    with a note saying so."""
+    if contract.BREAKDOWN not in extra:
+        return None
+    rows, note = extra[contract.BREAKDOWN], extra.get(contract.BREAKDOWN_NOTE)
+    kernels = extra.get(contract.CODE_KERNELS) or []
+    fingerprint = extra.get(contract.CODE_FINGERPRINT)
+    if rows is not None and not (isinstance(rows, list) and all(_is_part(row) for row in rows)):
+        rows, note = None, "no breakdown: the saved one is malformed"
+    return Breakdown(
+        parts=None if rows is None else tuple((name, float(calls), float(s)) for name, calls, s in rows),
+        fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        kernels=tuple(k for k in kernels if isinstance(k, str)) if isinstance(kernels, list) else (),
+        note=note if isinstance(note, str) else (None if rows is not None else "no breakdown (no reason saved)"),
+    )
+
+
 def parse_result(path: Path, bench: dict) -> Result:
     name = bench.get("param") or bench.get("name", "?")
     extra = bench.get("extra_info") or {}
@@ -224,6 +272,7 @@ def parse_result(path: Path, bench: dict) -> Result:
         high_s=high,
         **{key: None if value is None else _seconds(path, name, key, value) for key, value in optional.items()},
         throttled=throttled if isinstance(throttled, bool) else None,
+        breakdown=parse_breakdown(extra),
     )
 
 

@@ -25,7 +25,7 @@ from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
 from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
-from perf_core.measure import clock, core, kernels, storage
+from perf_core.measure import breakdown, clock, core, kernels, storage
 from perf_core.measure.shape import DEVICES, DTYPE_BYTES
 from perf_core.measure.workload import DEFAULT_PRESET, PRESETS, Workload
 from perf_core.units import format_seconds
@@ -61,7 +61,12 @@ OPTIONS = {
         " keeps its clock under its power cap (0: back to back); auto: 1 on CUDA, 0 on the CPU",
     ),
     "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
+    "breakdown": (
+        "true",
+        "after the timed rounds, profile a few calls: per-kernel times and the compiled code's fingerprint (true/false)",
+    ),
 }
+FLAGS = ("breakdown",)  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Case:
     variant: str
     preset: str
     cache: str = contract.WARM
+    breakdown: bool = False  # profile the call after its timed rounds (perf_core.measure.breakdown)
 
     @property
     def id(self) -> str:
@@ -91,10 +97,11 @@ class Selection:
     threads: int
     cache: str = contract.WARM
     rest: float = 0.0  # see clock.RestingTimer
+    breakdown: bool = False
 
     def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
-        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache)
+        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache, self.breakdown)
 
     def cases(self) -> list[Case]:
         return [
@@ -133,14 +140,23 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         threads=positive_int("--threads", raw["threads"]),
         cache=cache,
         rest=rest,
+        breakdown=one_of("value", raw["breakdown"].strip().lower(), ("true", "false"), "--breakdown") == "true",
     )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perf_core", "per-token latency benchmarks")
     for name, (default, help_text) in OPTIONS.items():
-        group.addoption(f"--{name}", dest=f"perf_{name}", default=None, help=f"{help_text} (ini: perf_{name})")
         parser.addini(f"perf_{name}", help_text, default=default)
+        if name not in FLAGS:
+            group.addoption(f"--{name}", dest=f"perf_{name}", default=None, help=f"{help_text} (ini: perf_{name})")
+            continue
+        group.addoption(
+            f"--{name}", dest=f"perf_{name}", action="store_const", const="true", help=f"{help_text} (ini: perf_{name})"
+        )
+        group.addoption(
+            f"--no-{name}", dest=f"perf_{name}", action="store_const", const="false", help=f"the opposite of --{name}"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -229,7 +245,7 @@ def perf_peaks(pytestconfig: pytest.Config) -> clock.Peaks | None:
     workloads = {case.workload for case in selection.cases()}
     gemms = {gemm for workload in workloads for gemm in workload.gemms}
     # Cold runs read their weights from device memory, never from cache: the large buffer alone.
-    sizes = () if selection.cache == "cold" else {workload.bytes for workload in workloads}
+    sizes = () if selection.cache == contract.COLD else {workload.bytes for workload in workloads}
     peaks = clock.measure_peaks(selection.device, selection.dtype, gemms, sizes)
     pytestconfig.stash[PEAKS_KEY] = peaks
     return peaks
@@ -297,7 +313,8 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     device = case.workload.device
     with failures_reported(case):
         l2 = clock.l2_bytes(device)
-        call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+        with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
+            call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
         sampler = None
         if device == "cuda":
             nvml = clock.nvml_module()
@@ -317,6 +334,20 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
                     **sampler.report().as_dict(),
                 }
             )
+        if case.breakdown and median_s is not None:  # after every timed figure: the profiler stays out of them
+            benchmark.extra_info.update(breakdown_info(call, code, device))
+
+
+def breakdown_info(call: core.PreparedCall, code: breakdown.GeneratedCode, device: str) -> dict:
+    """The breakdown fields of one benchmark (contract.BREAKDOWN...); never raises for a profiler fault."""
+    parts, note = breakdown.record(call.fn, device)
+    info: dict = {contract.BREAKDOWN: parts}
+    if note:
+        info[contract.BREAKDOWN_NOTE] = note
+    if call.flags is not None:
+        info[contract.CODE_FINGERPRINT] = code.fingerprint
+        info[contract.CODE_KERNELS] = code.kernels
+    return info
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -331,6 +362,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.PRESET: selection.preset,
             contract.CACHE: selection.cache,
             contract.REST: selection.rest,
+            contract.BREAKDOWN: selection.breakdown,
             contract.L2_BYTES: clock.l2_bytes(selection.device),
             contract.PYTHON_VERSION: platform.python_version(),
         }

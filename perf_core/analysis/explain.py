@@ -1,0 +1,155 @@
+"""Why a benchmark changed: the kernels of its call that were added, removed, got slower or faster.
+
+Pure: the records.Breakdown of base and head (one run or several a side) in, one Explanation out;
+no I/O, no torch. The `explain` command and the
+tables of `compare` and `ab` print it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from perf_core.analysis.records import Breakdown
+
+# A part in both sides is named slower or faster only when it changed by at least this share of the
+# base call, and by more than it varies between the runs of one side (the run-to-run noise, when a
+# side has two runs or more), and by more than the caller's noise_s. 2% is the gate's device
+# threshold (gate.DEVICE_THRESHOLD): a whole call that moved less is not called changed, so no part
+# of it is either. The spread matters on the CPU: four runs of one unchanged compiled matmul (64
+# tokens, loaded 2-core machine) gave its Python part 46-51 us of a 131 us call, aten::mm 54.0-54.5 us
+# (tests/test_breakdown.py). A part only one side has is always named: stable names make that a fact.
+MIN_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class PartChange:
+    """One kernel or operator in base and head: seconds and calls per benchmark call (None: absent)."""
+
+    name: str
+    base_s: float | None
+    head_s: float | None
+    base_calls: float | None
+    head_calls: float | None
+    share: float | None  # of the whole change (head total - base total); None when the total is unchanged
+
+    @property
+    def change_s(self) -> float:
+        return (self.head_s or 0.0) - (self.base_s or 0.0)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What changed between two breakdowns of one benchmark, each list largest change first."""
+
+    base_total_s: float  # the profiled parts' sum, seconds per call
+    head_total_s: float
+    threshold_s: float  # the smallest change named slower or faster (MIN_SHARE of the base call, or noise_s)
+    added: tuple[PartChange, ...]
+    removed: tuple[PartChange, ...]
+    slower: tuple[PartChange, ...]
+    faster: tuple[PartChange, ...]
+    unnamed_s: float  # the sum of the changes not named: under the threshold or the part's own spread
+    code_changed: bool | None  # the generated code's fingerprints differ; None: not both compiled and recorded
+    kernels_added: tuple[str, ...]  # generated kernels only the head's code defines
+    kernels_removed: tuple[str, ...]
+
+    @property
+    def change_s(self) -> float:
+        return self.head_total_s - self.base_total_s
+
+    @property
+    def named(self) -> tuple[PartChange, ...]:
+        """Every named change, largest first."""
+        return tuple(sorted(self.added + self.removed + self.slower + self.faster, key=lambda p: -abs(p.change_s)))
+
+
+def missing(base: Sequence[Breakdown | None], head: Sequence[Breakdown | None]) -> str | None:
+    """Why the two sides' breakdowns cannot be compared (one line), or None when they can."""
+    for side, breakdowns in (("base", base), ("head", head)):
+        if not breakdowns:
+            return f"the {side} side has no run of this benchmark"
+        for breakdown in breakdowns:
+            if breakdown is None:
+                return f"a {side} run has no breakdown (saved before format 3, or run with --no-breakdown)"
+            if breakdown.parts is None:
+                return f"a {side} run has no breakdown: {breakdown.note or 'no reason saved'}"
+    return None
+
+
+def least(breakdowns: Sequence[Breakdown]) -> dict[str, tuple[float, float]]:
+    """name -> (calls, seconds) per call: each part's least time over the runs that have it.
+
+    The least, as the suite takes each part's least over the profiled calls: on a shared machine
+    other work only ever slows a run, for seconds at a time (seen: every part of one unchanged
+    run 1.5-1.8x the previous run's), so one undisturbed run per side is enough."""
+    found: dict[str, tuple[float, float]] = {}
+    for breakdown in breakdowns:
+        for name, calls, seconds in breakdown.parts or ():
+            if name not in found or seconds < found[name][1]:
+                found[name] = (calls, seconds)
+    return found
+
+
+def explain(
+    base: Breakdown | Sequence[Breakdown],
+    head: Breakdown | Sequence[Breakdown],
+    min_share: float = MIN_SHARE,
+    noise_s: float = 0.0,
+) -> Explanation:
+    """Diff the breakdowns of one benchmark in base and head (one run or several a side): parts
+    matched by their stable names, each side's parts taken by `least`.
+
+    noise_s: a part both sides have is not named when it changed by less than this (seconds per
+    call), e.g. the run-to-run spread of the benchmark when the caller knows it. Raises ValueError when a run has no parts (check with
+    `missing` first). A part's share is its change over the whole change of the parts' sum.
+    """
+    base_runs = (base,) if isinstance(base, Breakdown) else tuple(base)
+    head_runs = (head,) if isinstance(head, Breakdown) else tuple(head)
+    reason = missing(base_runs, head_runs)
+    if reason:
+        raise ValueError(reason)
+    base_parts, head_parts = least(base_runs), least(head_runs)
+    spread = {name: max(_spread(base_runs, name), _spread(head_runs, name)) for name in base_parts.keys() & head_parts}
+    base_total = sum(seconds for _, seconds in base_parts.values())
+    head_total = sum(seconds for _, seconds in head_parts.values())
+    total_change = head_total - base_total
+    threshold = max(min_share * base_total, noise_s)
+    groups: dict[str, list[PartChange]] = {"added": [], "removed": [], "slower": [], "faster": []}
+    unnamed = 0.0
+    for name in sorted(base_parts.keys() | head_parts.keys()):
+        base_calls, base_s = base_parts.get(name, (None, None))
+        head_calls, head_s = head_parts.get(name, (None, None))
+        change = (head_s or 0.0) - (base_s or 0.0)
+        both = base_s is not None and head_s is not None
+        if change == 0 or (both and abs(change) <= max(threshold, spread[name])):
+            unnamed += change
+            continue
+        share = change / total_change if total_change else None
+        part = PartChange(name, base_s, head_s, base_calls, head_calls, share)
+        kind = "added" if base_s is None else "removed" if head_s is None else "slower" if change > 0 else "faster"
+        groups[kind].append(part)
+    base_code, head_code = _code(base_runs), _code(head_runs)
+    return Explanation(
+        base_total_s=base_total,
+        head_total_s=head_total,
+        threshold_s=threshold,
+        **{kind: tuple(sorted(parts, key=lambda p: -abs(p.change_s))) for kind, parts in groups.items()},
+        unnamed_s=unnamed,
+        code_changed=None if None in (base_code[0], head_code[0]) else base_code[0] != head_code[0],
+        kernels_added=tuple(k for k in head_code[1] if k not in base_code[1]),
+        kernels_removed=tuple(k for k in base_code[1] if k not in head_code[1]),
+    )
+
+
+def _spread(runs: Sequence[Breakdown], name: str) -> float:
+    """How much a part's time varies between the runs of one side that have it (0 for one run)."""
+    times = [seconds for run in runs for part, _, seconds in run.parts or () if part == name]
+    return max(times) - min(times) if times else 0.0
+
+
+def _code(runs: Sequence[Breakdown]) -> tuple[str | None, tuple[str, ...]]:
+    """A side's fingerprint (None unless every run has the same one) and its generated kernels."""
+    fingerprints = {run.fingerprint for run in runs}
+    kernels = tuple(dict.fromkeys(kernel for run in runs for kernel in run.kernels))
+    return (fingerprints.pop() if len(fingerprints) == 1 else None), kernels

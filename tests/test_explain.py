@@ -1,0 +1,129 @@
+"""explain: which parts of a call were added, removed, got slower or faster, on hand-made breakdowns;
+and how a saved breakdown is read back."""
+
+import json
+
+import pytest
+
+from perf_core import contract
+from perf_core.analysis.explain import MIN_SHARE, explain, missing
+from perf_core.analysis.records import Breakdown, parse_breakdown, parse_run
+from perf_core.analysis.synthetic import write_history
+
+US = 1e-6
+BASE = Breakdown(
+    parts=(("aten::mm", 1.0, 80 * US), ("(python, outside ops)", 1.0, 15 * US), ("aten::view", 1.0, 5 * US)),
+    fingerprint="aaaa",
+    kernels=(),
+)
+
+
+def test_an_added_kernel_is_named_with_its_time_and_share_of_the_change():
+    head = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 4 * US)), fingerprint="bbbb", kernels=("cpp_fused_mul",))
+    found = explain(BASE, head)
+    (added,) = found.added
+    assert (added.name, added.base_s, added.head_s, added.head_calls) == ("cpp_fused_mul", None, 4 * US, 1.0)
+    assert added.share == pytest.approx(1.0)
+    assert found.change_s == pytest.approx(4 * US)
+    assert not found.removed and not found.slower and not found.faster
+    assert found.code_changed is True and found.kernels_added == ("cpp_fused_mul",) and found.kernels_removed == ()
+
+
+def test_slower_faster_and_removed_parts_each_carry_their_share_of_the_whole_change():
+    head = Breakdown((("aten::mm", 1.0, 100 * US), ("(python, outside ops)", 1.0, 9 * US)), "aaaa")
+    found = explain(BASE, head)  # +20 us on mm, -6 us outside ops, view (5 us) gone: +9 us in all
+    assert found.change_s == pytest.approx(9 * US)
+    assert [(p.name, p.share) for p in found.slower] == [("aten::mm", pytest.approx(20 / 9))]
+    assert [(p.name, p.share) for p in found.faster] == [("(python, outside ops)", pytest.approx(-6 / 9))]
+    assert [(p.name, p.base_s, p.head_s) for p in found.removed] == [("aten::view", 5 * US, None)]
+    assert [p.name for p in found.named] == ["aten::mm", "(python, outside ops)", "aten::view"]
+    assert found.code_changed is False
+
+
+def test_changes_under_the_threshold_are_not_named_but_summed():
+    wiggle = MIN_SHARE * 100 * US * 0.9  # just under MIN_SHARE of the 100 us call
+    head = Breakdown(
+        (("aten::mm", 1.0, 80 * US + wiggle), ("(python, outside ops)", 1.0, 15 * US), ("aten::view", 1.0, 5 * US))
+    )
+    found = explain(BASE, head)
+    assert found.named == () and found.unnamed_s == pytest.approx(wiggle)
+    assert found.threshold_s == pytest.approx(MIN_SHARE * 100 * US)
+    assert found.code_changed is None  # the head has no fingerprint: unknown, not "unchanged"
+    assert [p.name for p in explain(BASE, head, min_share=0.0).slower] == ["aten::mm"]
+    assert explain(BASE, head, min_share=0.0, noise_s=wiggle * 2).named == ()  # the caller's noise wins when larger
+
+
+def test_a_part_only_one_side_has_is_named_however_small_and_the_spread_of_a_side_is_noise():
+    tiny = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 0.1 * US)), "bbbb", ("cpp_fused_mul",))
+    assert [p.name for p in explain(BASE, tiny).added] == ["cpp_fused_mul"]
+    assert [p.name for p in explain(tiny, BASE).removed] == ["cpp_fused_mul"]
+    moved = Breakdown((("aten::mm", 1.0, 90 * US), *BASE.parts[1:]), "aaaa")  # +10 us, 10% of the call
+    assert [p.name for p in explain([BASE], [moved]).slower] == ["aten::mm"]
+    spread = Breakdown((("aten::mm", 1.0, 92 * US), *BASE.parts[1:]), "aaaa")  # the base side's runs: 80-92 us
+    found = explain([spread, BASE], [moved, moved])
+    assert found.named == () and found.unnamed_s == pytest.approx(10 * US)
+
+
+def test_a_kernel_with_more_calls_per_call_is_slower_and_says_so():
+    head = Breakdown((("aten::mm", 2.0, 160 * US), *BASE.parts[1:]), "aaaa")
+    (slower,) = explain(BASE, head).slower
+    assert (slower.base_calls, slower.head_calls, slower.change_s) == (1.0, 2.0, pytest.approx(80 * US))
+
+
+def test_several_runs_a_side_give_each_part_its_least_time_so_one_slowed_run_names_nothing():
+    slowed = Breakdown(tuple((name, calls, seconds * 1.6) for name, calls, seconds in BASE.parts), "aaaa")
+    assert explain(BASE, slowed).slower  # one run against one: the slowed run looks slower throughout
+    found = explain([BASE, BASE], [slowed, BASE])
+    assert found.named == () and found.change_s == 0 and found.code_changed is False
+    head = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 4 * US)), "bbbb", ("cpp_fused_mul",))
+    slowed_head = Breakdown(tuple((n, c, s * 1.6) for n, c, s in head.parts), "bbbb", ("cpp_fused_mul",))
+    found = explain([BASE, slowed], [slowed_head, head])
+    assert [(p.name, p.head_s, p.share) for p in found.named] == [("cpp_fused_mul", 4 * US, pytest.approx(1.0))]
+    assert explain([BASE], [head, BASE]).code_changed is None  # the head side's runs disagree: unknown
+
+
+def test_missing_breakdowns_give_a_one_line_reason():
+    assert missing([BASE], [BASE]) is None
+    assert "a base run has no breakdown (saved before format 3" in missing([None], [BASE])
+    assert missing([BASE], []) == "the head side has no run of this benchmark"
+    failed = Breakdown(None, note="no breakdown: the profiler failed (RuntimeError: boom)")
+    reason = missing([BASE], [BASE, failed])
+    assert reason == "a head run has no breakdown: no breakdown: the profiler failed (RuntimeError: boom)"
+    with pytest.raises(ValueError, match="profiler failed"):
+        explain(BASE, failed)
+
+
+def test_saved_breakdowns_are_read_back_and_older_runs_have_none(tmp_path):
+    (path,) = write_history(tmp_path, commits=1, rounds=5)
+    document = json.loads(path.read_text())
+    rows = [["aten::mm", 1, 8e-5], ["cpp_fused_mul", 1, 4e-6]]
+    first, second = document["benchmarks"][:2]
+    first["extra_info"] |= {
+        contract.BREAKDOWN: rows,
+        contract.CODE_FINGERPRINT: "0123456789abcdef",
+        contract.CODE_KERNELS: ["cpp_fused_mul"],
+    }
+    run = parse_run(path, json.dumps(document))
+    by_name = {r.name: r for r in run.results.values()}
+    saved = by_name[first["param"]].breakdown
+    assert saved == Breakdown(
+        (("aten::mm", 1.0, 8e-5), ("cpp_fused_mul", 1.0, 4e-6)), "0123456789abcdef", ("cpp_fused_mul",)
+    )
+    assert by_name[second["param"]].breakdown is None  # as a format 2 run's
+
+
+@pytest.mark.parametrize(
+    ("saved", "note"),
+    [
+        (
+            {contract.BREAKDOWN: None, contract.BREAKDOWN_NOTE: "no breakdown: the profiler failed (X: y)"},
+            "profiler failed",
+        ),
+        ({contract.BREAKDOWN: [["aten::mm", 1, -3.0]]}, "the saved one is malformed"),
+        ({contract.BREAKDOWN: "aten::mm"}, "the saved one is malformed"),
+        ({contract.BREAKDOWN: None}, "no reason saved"),
+    ],
+)
+def test_a_failed_or_damaged_breakdown_reads_as_none_with_a_note(saved, note):
+    breakdown = parse_breakdown(saved)
+    assert breakdown.parts is None and note in breakdown.note
