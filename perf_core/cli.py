@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from perf_core.analysis import ab, commands, export, gate, output, select
+from perf_core.analysis import ab, commands, export, gate, output, select, stats
 from perf_core.analysis.changes import MIN_CHANGE
 from perf_core.errors import Interrupted, PerfCoreError, UsageError, fraction, positive_int
 
@@ -90,8 +90,8 @@ def add_decision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--alpha",
         type=typed(fraction, "--alpha", 1e-9, 1.0),
-        default=gate.ALPHA,
-        help=f"significance level of the Mann-Whitney test (default {gate.ALPHA})",
+        default=stats.ALPHA,
+        help=f"significance level of the {stats.TEST_NAME} test (default {stats.ALPHA})",
     )
 
 

@@ -5,7 +5,7 @@ another day or runner proves nothing. Each side is checked out into its own temp
 (its own code, its own plugin), and the suite runs as separate processes in the order
 A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call (or, with
 --metric latency on a GPU, its isolated-call latency) is one sample;
-gate.decide compares the two sides' samples. Worktrees, the temporary folder and any running
+stats.decide (through gate.decide_all) compares the two sides' samples. Worktrees, the temporary folder and any running
 suite are cleaned up on success, failure, Ctrl-C, SIGTERM and SIGHUP (what CI cancellation and
 `timeout` send); the user's checkout is never modified. Everything checkable is checked before
 the first timed run: the options by a collection-only pass of each side, the metric against the
@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import gate, output, records, select
+from perf_core.analysis import gate, output, records, select, stats
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -216,7 +216,7 @@ def collect(files: dict[str, list[Path]]) -> dict[str, list[records.Run]]:
     return runs
 
 
-def decide_all(
+def verdicts(
     runs: dict[str, list[records.Run]], threshold: float, alpha: float, metric: str = "steady"
 ) -> list[gate.Decided]:
     """One verdict per benchmark; each run's figure for `metric` is one sample of its side."""
@@ -275,9 +275,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def gate_run(args: argparse.Namespace) -> int:
-    if args.pairs < 4:
-        # Mann-Whitney's smallest two-sided p with n runs a side is 2 / C(2n, n): 0.1 at n = 3.
-        raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
+    fewest = stats.samples_needed(args.alpha)
+    if args.pairs < fewest:
+        raise UsageError(
+            f"--pairs must be at least {fewest}: with fewer runs a side no difference can be significant"
+            f" at --alpha {args.alpha:g}"
+        )
     if args.markdown:
         output.check_writable(args.markdown)
     top, base_sha, head_sha, head_label = resolve(args.repo, args.base, args.head)
@@ -308,7 +311,7 @@ def gate_run(args: argparse.Namespace) -> int:
                 f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
                 file=sys.stderr,
             )
-    decided = decide_all(collect(files), args.threshold, args.alpha, args.metric)
+    decided = verdicts(collect(files), args.threshold, args.alpha, args.metric)
     title = (
         f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side,"
         f" {args.metric}"

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import gate, index, output, select
+from perf_core.analysis import gate, index, output, select, stats
 from perf_core.analysis.records import Machine, Result, Run
 from perf_core.errors import EXIT_OK, HistoryError, UsageError, split_csv, token_counts
 
@@ -241,6 +241,14 @@ def compare_notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], a
             f" its run-to-run spread at --alpha {alpha:g} ({gate.spread_runs_needed(alpha)} needed);"
             " run `perf-core ab BASE HEAD`, or save more runs"
         )
+    for n_base, n_head in sorted({(d.verdict.n_base, d.verdict.n_head) for d in decided if d.unit == "runs"}):
+        smallest = stats.smallest_p(n_base, n_head)
+        if not stats.can_reach(smallest, alpha):
+            notes.append(
+                f"undecided: with {n_base}/{n_head} runs the test's smallest possible p is {smallest:.3g},"
+                f" above --alpha {alpha:g}; save more runs ({stats.samples_needed(alpha)} a side),"
+                " or run `perf-core ab BASE HEAD`"
+            )
     for side, missing in only.items():
         if missing:
             notes.append(f"only in {side}, not compared: {', '.join(missing)}")
@@ -307,7 +315,7 @@ def report(args: argparse.Namespace) -> int:
                 continue
             decided = None
             if gate_runs and gate_runs["base"][0].machine == machine:
-                decided = ab.decide_all(gate_runs, args.threshold, args.alpha, args.metric)
+                decided = ab.verdicts(gate_runs, args.threshold, args.alpha, args.metric)
             pages.append(
                 site.machine_page(number, mine, names, args.metric, args.commit_url, args.min_change, decided, memo)
             )
