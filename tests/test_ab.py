@@ -252,4 +252,5 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
     ],
 )
 def test_device_time_defaults_to_its_own_threshold_and_an_explicit_one_wins(argv, threshold):
-    assert cli.parse_args(argv).threshold == threshold
+    args = cli.parse_args(argv)
+    assert gate.threshold_for(args.metric, args.threshold) == threshold

@@ -16,7 +16,7 @@ from perf_core.errors import EXIT_OK, EXIT_REGRESSION, HistoryError
 
 
 def test_the_analysing_half_and_the_cli_load_without_torch():
-    modules = "perf_core.cli, perf_core.analysis.commands, perf_core.analysis.ab, perf_core.analysis.figures"
+    modules = "perf_core.cli, perf_core.commands.plot, perf_core.analysis.ab, perf_core.analysis.figures"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

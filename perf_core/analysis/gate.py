@@ -104,8 +104,10 @@ def _noisy_unit(base: list[Run], head: list[Run], reference: Sequence[Run], name
     return f"noisy {' and '.join(sides)}" if sides else None
 
 
-def default_threshold(metric: str) -> float:
-    """The --threshold a command uses when none is given: DEVICE_THRESHOLD for device time."""
+def threshold_for(metric: str, given: float | None = None) -> float:
+    """The --threshold a command uses: `given`, else DEVICE_THRESHOLD for device time, else THRESHOLD."""
+    if given is not None:
+        return given
     return DEVICE_THRESHOLD if metric == "device" else THRESHOLD
 
 

@@ -14,11 +14,9 @@ from datetime import datetime
 import numpy as np
 
 from perf_core import contract
-from perf_core.analysis.records import METRIC_FIELDS, NUMBER_FIELDS, Machine, Run, numbers_of
+from perf_core.analysis.records import NUMBER_FIELDS, Machine, Run, numbers_of
 from perf_core.analysis.stats import Spread, spread_of
 from perf_core.errors import HistoryError
-
-METRICS = ("steady", "latency", "device")
 
 
 def machines(runs: Iterable[Run]) -> list[Machine]:
@@ -168,7 +166,7 @@ def columns(commits: list[tuple[str, list[Run]]], names: Sequence[str], metric: 
     """series() as Columns. A commit of one run (most) is read from its numbers as one array, all
     such commits at once; only commits of several runs are pooled one by one. At 10,000 commits
     this took 0.1 s where building the Points took 1.3 s."""
-    field = NUMBER_FIELDS.index(METRIC_FIELDS[metric])
+    field = NUMBER_FIELDS.index(contract.METRICS[metric].field)
     low, high = (NUMBER_FIELDS.index("low_s"), NUMBER_FIELDS.index("high_s")) if metric == "steady" else (field, field)
     table = {name: np.full((3, len(commits)), np.nan) for name in names}
     layouts: dict[tuple[str, ...], tuple[list[int], list[np.ndarray]]] = {}

@@ -1,0 +1,87 @@
+"""`perf-core plot`: per-token latency against token count, one line per commit, one panel per kernel/variant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from perf_core import contract
+from perf_core.analysis import output, select
+from perf_core.commands import history, options
+from perf_core.errors import EXIT_OK, HistoryError, positive_int
+
+
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot", help="per-token latency against token count, one line per commit")
+    options.add_selection(parser)
+    options.add_json(parser)
+    parser.add_argument(
+        "--last", type=options.typed(positive_int, "--last"), default=1, help="plot the last N commits (default 1)"
+    )
+    parser.add_argument(
+        "--commit",
+        dest="commits",
+        metavar="COMMIT",
+        action="append",
+        help="plot this commit (hash prefix or run file); repeatable",
+    )
+    options.add_figure(parser, "per_token")
+    parser.set_defaults(run=run)
+
+
+def run(
+    *,
+    storage: Path,
+    index_file: Path | None,
+    no_index: bool,
+    machine: str | None,
+    kernel: str | None,
+    variant: str | None,
+    tokens: str | None,
+    metric: str,
+    as_json: bool,
+    last: int,
+    commits: list[str] | None,
+    fmt: str | None,
+    output_path: Path | None,
+) -> int:
+    from perf_core.analysis import figures  # matplotlib: 0.35 s that compare and export need not pay
+
+    where = history.index_path(storage, index_file, no_index)
+    chosen = history.load(where, storage, machine, history.wanted(kernel, variant, tokens))
+    runs, names = chosen.runs, chosen.names
+    groups = select.by_commit(runs)
+    if commits:
+        shown = [pair for name in commits for pair in history.groups_of(chosen, groups, name)]
+    else:
+        shown = groups[-last:]
+    panels, data = [], []
+    for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
+        members = [n for n in names if contract.parse_name(n).panel == panel]
+        curves = []
+        for commit, group in shown:
+            points = [(n, select.pool(commit, group, n, metric)) for n in members]
+            points = [(n, p) for n, p in points if p]
+            if not points:
+                continue
+            date = group[-1].run_time.strftime("%Y-%m-%d")
+            counts = tuple(contract.parse_name(n).n_tokens for n, _ in points)
+            hot = tuple(any(r.results[n].throttled for r in group if n in r.results) for n, _ in points)
+            curves.append(figures.Curve(f"{commit} ({date})", counts, tuple(p.per_token_s for _, p in points), hot))
+            data += [{"benchmark": n, "commit": commit, "per_token_s": p.per_token_s} for n, p in points]
+        floor = tuple(
+            (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens)
+            for n, f in select.floors(runs, members)
+        )
+        if curves:
+            panels.append(figures.Panel(panel.replace("-", " / "), tuple(curves), floor))
+    if not panels:
+        raise HistoryError(f"the selected commits have no {metric} figures for the chosen benchmarks")
+    path = output.figure_path(output_path, fmt, "per_token")
+    if as_json:
+        print(json.dumps([row | {"machine": chosen.machine} for row in data], indent=1))
+    label = contract.METRICS[metric].label
+    fig = figures.per_token_figure(panels, runs[-1].machine.label, f"Latency per Token, {label}")
+    output.save_figure(fig, path)
+    return EXIT_OK
