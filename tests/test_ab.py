@@ -3,6 +3,7 @@
 No test here asserts on speed: real runs are only used to check what the gate does with them.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -254,3 +255,19 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
 def test_device_time_defaults_to_its_own_threshold_and_an_explicit_one_wins(argv, threshold):
     args = cli.parse_args(argv)
     assert gate.threshold_for(args.metric, args.threshold) == threshold
+
+
+def test_ab_json_gives_the_verdict_rows_naming_their_machine(tmp_path, capsys, monkeypatch):
+    paths = {"base": [], "head": []}
+    for i in range(4):
+        for side in paths:
+            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": 1.0}, seed=i)
+            paths[side].append(write_run(tmp_path / side, i, document))
+    # The suite's runs are stood in for: what is checked is what ab prints from them.
+    monkeypatch.setattr(ab, "resolve", lambda repo, base, head: (tmp_path, "a" * 40, "b" * 40, "head"))
+    monkeypatch.setattr(ab, "run_pairs", lambda *args: paths)
+    code, out, _ = perf_core(capsys, "ab", "base", "head", "--json", "--out", tmp_path / "out")
+    rows = json.loads(out)
+    machine = ab.collect(paths)["base"][0].machine.label
+    assert code == 0 and len(rows) == len(ab.collect(paths)["base"][0].results)
+    assert {(row["machine"], row["n_base"], row["unit"]) for row in rows} == {(machine, 4, "runs")}

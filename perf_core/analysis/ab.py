@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from perf_core.analysis import gate, output, records, select
+from perf_core.analysis import gate, output, records, select, view
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -223,11 +223,10 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
-    header = ["benchmark", "base/token", "head/token", "change", "95% interval", "p", "verdict"]
+    header = view.headers(view.MARKDOWN_COLUMNS)
 
     def row(d: gate.Decided) -> list[str]:
-        full = output.verdict_rows([d])[0]
-        return [full[0], full[1], full[2], f"{d.verdict.change:+.1%}", full[4], full[5], full[7]]
+        return view.verdict_rows([d])[0].cells(view.MARKDOWN_COLUMNS)
 
     lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
     if changed:

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import ab, gate, output, stats
+from perf_core.analysis import ab, gate, output, stats, view
 from perf_core.commands import options
 from perf_core.errors import UsageError
 
@@ -74,15 +74,17 @@ def run(
         )
         files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out)
         threshold = gate.threshold_for(metric, threshold)
-        decided = ab.verdicts(ab.collect(files), threshold, alpha, metric)
+        runs = ab.collect(files)
+        decided = ab.verdicts(runs, threshold, alpha, metric)
         title = (
             f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {pairs} runs a side, {metric}"
         )
+        rows = view.verdict_rows(decided)
         if as_json:
-            print(json.dumps(output.verdict_records(decided), indent=1))
+            print(json.dumps(view.verdict_records(rows, runs["base"][0].machine.label), indent=1))
         else:
             print(title)
-            output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
+            output.print_table(view.headers(view.TEXT_COLUMNS), [row.cells(view.TEXT_COLUMNS) for row in rows])
         report = ab.markdown(decided, title, threshold, report_url)
         if markdown:
             output.write_text(markdown, report)

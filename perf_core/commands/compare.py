@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from perf_core.analysis import gate, output, select, stats
+from perf_core.analysis import gate, output, select, stats, view
 from perf_core.commands import history, options
 from perf_core.errors import HistoryError
 
@@ -52,15 +52,16 @@ def run(
         side: [n for n in names if select.run_values(group, n, metric) and n not in compared]
         for side, group in (("base", base_runs), ("head", head_runs))
     }
+    rows = view.verdict_rows(decided)
     if as_json:
-        print(json.dumps([row | {"machine": chosen.machine} for row in output.verdict_records(decided)], indent=1))
+        print(json.dumps(view.verdict_records(rows, chosen.machine), indent=1))
     else:
         print(f"machine: {chosen.machine}")
         print(
             f"base {base_runs[0].short} ({len(base_runs)} run(s)) vs head {head_runs[0].short}"
             f" ({len(head_runs)} run(s)); {metric}"
         )
-        output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
+        output.print_table(view.headers(view.TEXT_COLUMNS), [row.cells(view.TEXT_COLUMNS) for row in rows])
         for line in notes(decided, only, alpha):
             print(line)
     return gate.exit_code(decided)

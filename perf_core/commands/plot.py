@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perf_core import contract
-from perf_core.analysis import output, select
+from perf_core.analysis import output, select, view
 from perf_core.commands import history, options
 from perf_core.errors import EXIT_OK, HistoryError, positive_int
+
+if TYPE_CHECKING:
+    from perf_core.analysis import figures
 
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:
@@ -57,25 +62,11 @@ def run(
     else:
         shown = groups[-last:]
     panels, data = [], []
-    for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
-        members = [n for n in names if contract.parse_name(n).panel == panel]
-        curves = []
-        for commit, group in shown:
-            points = [(n, select.pool(commit, group, n, metric)) for n in members]
-            points = [(n, p) for n, p in points if p]
-            if not points:
-                continue
-            date = group[-1].run_time.strftime("%Y-%m-%d")
-            counts = tuple(contract.parse_name(n).n_tokens for n, _ in points)
-            hot = tuple(any(r.results[n].throttled for r in group if n in r.results) for n, _ in points)
-            curves.append(figures.Curve(f"{commit} ({date})", counts, tuple(p.per_token_s for _, p in points), hot))
-            data += [{"benchmark": n, "commit": commit, "per_token_s": p.per_token_s} for n, p in points]
-        floor = tuple(
-            (contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens)
-            for n, f in select.floors(runs, members)
-        )
-        if curves:
-            panels.append(figures.Panel(panel.replace("-", " / "), tuple(curves), floor))
+    for panel, members in view.panels(names):
+        points = view.curve_points(shown, members, metric)
+        if points:
+            panels.append(figure_panel(panel, points, select.floors(runs, members)))
+        data += [{"benchmark": c.benchmark, "commit": c.commit, "per_token_s": c.point.per_token_s} for c in points]
     if not panels:
         raise HistoryError(f"the selected commits have no {metric} figures for the chosen benchmarks")
     path = output.figure_path(output_path, fmt, "per_token")
@@ -85,3 +76,16 @@ def run(
     fig = figures.per_token_figure(panels, runs[-1].machine.label, f"Latency per Token, {label}")
     output.save_figure(fig, path)
     return EXIT_OK
+
+
+def figure_panel(panel: str, points: list[view.CurvePoint], floors: list[tuple[str, float]]) -> figures.Panel:
+    """A figures.Panel: one Curve per commit (in the points' order), the floor per token."""
+    from perf_core.analysis import figures
+
+    curves = []
+    for label, same in itertools.groupby(points, key=lambda c: c.label):  # a commit's points are consecutive
+        mine = list(same)
+        per_token = tuple(c.point.per_token_s for c in mine)
+        curves.append(figures.Curve(label, tuple(c.tokens for c in mine), per_token, tuple(c.throttled for c in mine)))
+    floor = tuple((contract.parse_name(n).n_tokens, f / contract.parse_name(n).n_tokens) for n, f in floors)
+    return figures.Panel(view.panel_title(panel), tuple(curves), floor)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import index, output, select
+from perf_core.analysis import index, output, select, view
 from perf_core.commands import history, options
 from perf_core.errors import EXIT_OK
 
@@ -49,19 +49,18 @@ def run(
     labels, when = [commit for commit, _ in commits], select.commit_times(commits)
     points = select.series(commits, names, metric) if as_json else {}
     with index.memo(where) as memo:
-        for name in names:
-            column = every[name]
-            located = changes.found_in(name, column.per_token_s, labels, when, min_change, memo)
-            marks = tuple((f.index, f.change) for f in located)
-            found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
-            if as_json:
-                data.append(
-                    {"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points[name] if p]}
-                )
-            parsed = contract.parse_name(name)
-            panels.setdefault(parsed.panel.replace("-", " / "), []).append(
-                figures.TrendLine(f"{parsed.n_tokens} tokens", column, marks)
-            )
+        for panel, members in view.panels(names):
+            lines = panels.setdefault(view.panel_title(panel), [])
+            for name in members:
+                column = every[name]
+                located = changes.found_in(name, column.per_token_s, labels, when, min_change, memo)
+                marks = tuple((f.index, f.change) for f in located)
+                found += [{"benchmark": name, "change": f.change, "commit": f.commit, "date": f.date} for f in located]
+                if as_json:
+                    data.append(
+                        {"benchmark": name, "points": [p.__dict__ | {"when": str(p.when)} for p in points[name] if p]}
+                    )
+                lines.append(figures.TrendLine(f"{contract.parse_name(name).n_tokens} tokens", column, marks))
     searched = len(commits) >= changes.MIN_POINTS
     if as_json:
         result = {
