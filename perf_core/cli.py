@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from perf_core.commands import ab, compare, export, index, plot, report, trend
+from perf_core.commands import ab, compare, export, index, options, plot, report, trend
 from perf_core.errors import Interrupted, PerfCoreError, UsageError
 
 COMMANDS = (plot, trend, compare, report, index, export, ab)  # in --help's order
@@ -40,7 +40,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """The one place where errors become exit codes."""
     try:
-        values = vars(parse_args(argv))
+        values = options.grouped(vars(parse_args(argv)))
         del values["command"]
         return values.pop("run")(**values)
     except PerfCoreError as error:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from perf_core.analysis import gate, output, select, stats, view
 from perf_core.commands import history, options
@@ -23,24 +22,10 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(
-    base: str,
-    head: str,
-    *,
-    storage: Path,
-    index_file: Path | None,
-    no_index: bool,
-    machine: str | None,
-    kernel: str | None,
-    variant: str | None,
-    tokens: str | None,
-    metric: str,
-    as_json: bool,
-    threshold: float | None,
-    alpha: float,
+    base: str, head: str, *, selection: options.Selection, as_json: bool, threshold: float | None, alpha: float
 ) -> int:
     """Exit 1 when a benchmark regressed, else 0."""
-    where = history.index_path(storage, index_file, no_index)
-    chosen = history.load(where, storage, machine, history.wanted(kernel, variant, tokens))
+    chosen, metric = history.load(selection), selection.metric
     base_runs, head_runs = history.find_commit(chosen, base), history.find_commit(chosen, head)
     names = chosen.names
     threshold = gate.threshold_for(metric, threshold)

@@ -18,31 +18,17 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     options.add_selection(parser)
     parser.add_argument("--format", dest="fmt", required=True, choices=formats.FORMATS)
     parser.add_argument("--commit", help="commit (hash prefix) or run file to export (default: the newest)")
-    parser.add_argument(
-        "-o", "--output", dest="output_path", metavar="OUTPUT", type=Path, help="write here instead of standard output"
-    )
+    options.add_output(parser, "write here instead of standard output")
     parser.set_defaults(run=run)
 
 
-def run(
-    *,
-    storage: Path,
-    index_file: Path | None,
-    no_index: bool,
-    machine: str | None,
-    kernel: str | None,
-    variant: str | None,
-    tokens: str | None,
-    metric: str,
-    fmt: str,
-    commit: str | None,
-    output_path: Path | None,
-) -> int:
-    keep = history.wanted(kernel, variant, tokens)
-    chosen = history.load(history.index_path(storage, index_file, no_index), storage, machine, keep)
+def run(*, selection: options.Selection, fmt: str, commit: str | None, output_path: Path | None) -> int:
+    chosen, metric = history.load(selection), selection.metric
     commits = select.by_commit(chosen.runs)
     label, group = history.groups_of(chosen, commits, commit)[0] if commit else commits[-1]
-    points = [(name, select.pool(label, group, name, metric)) for name in history.names_in(group, keep)]
+    points = [
+        (name, select.pool(label, group, name, metric)) for name in history.names_in(group, history.wanted(selection))
+    ]
     points = [(name, point) for name, point in points if point]
     if not points:
         raise HistoryError(f"commit {label} has no {metric} figures for the chosen benchmarks")

@@ -15,6 +15,7 @@ from pathlib import Path
 from perf_core import contract
 from perf_core.analysis import index, select
 from perf_core.analysis.records import Machine, Result, Run
+from perf_core.commands.options import Selection
 from perf_core.errors import HistoryError, split_csv, token_counts
 
 
@@ -23,11 +24,16 @@ def index_path(storage: Path, index_file: Path | None, no_index: bool = False) -
     return None if no_index else (index_file or index.default_path(storage))
 
 
-def wanted(kernel: str | None, variant: str | None, tokens: str | None) -> Callable[[Result], bool]:
-    """The --kernel/--variant/--tokens filter (each comma-separated; None keeps all)."""
-    kernels = set(split_csv("--kernel", kernel)) if kernel else None
-    variants = set(split_csv("--variant", variant)) if variant else None
-    counts = set(token_counts("--tokens", tokens)) if tokens else None
+def index_of(selection: Selection) -> Path | None:
+    """index_path of a reading command's Selection."""
+    return index_path(selection.storage, selection.index_file, selection.no_index)
+
+
+def wanted(selection: Selection) -> Callable[[Result], bool]:
+    """The selection's --kernel/--variant/--tokens filter (each comma-separated; None keeps all)."""
+    kernels = set(split_csv("--kernel", selection.kernel)) if selection.kernel else None
+    variants = set(split_csv("--variant", selection.variant)) if selection.variant else None
+    counts = set(token_counts("--tokens", selection.tokens)) if selection.tokens else None
 
     def keep(result: Result) -> bool:
         return (
@@ -66,20 +72,20 @@ class Chosen:
         return self.runs[0].machine.label
 
 
-def load(index_file: Path | None, storage: Path, machine: str | None, keep: Callable[[Result], bool]) -> Chosen:
-    """The runs of one machine (select.choose_machine's rule), announced when the history has several.
-    HistoryError when no benchmark of that machine passes `keep`."""
-    every = index.load(storage, index_file)
+def load(selection: Selection) -> Chosen:
+    """The runs of the selected machine (select.choose_machine's rule), announced when the history has
+    several. HistoryError when no benchmark of that machine passes the selection's filter."""
+    every = index.load(selection.storage, index_of(selection))
     found = select.machines(every)
-    chosen = select.choose_machine(found, machine, current_machine())
+    chosen = select.choose_machine(found, selection.machine, current_machine())
     if len(found) > 1:
-        how = "by --machine" if machine else "this host"
+        how = "by --machine" if selection.machine else "this host"
         print(
             f"perf-core: {len(found)} machines in the history; reading [{found.index(chosen) + 1}] {chosen.label} ({how})",
             file=sys.stderr,
         )
     runs = [run for run in every if run.machine == chosen]
-    names = names_in(runs, keep)
+    names = names_in(runs, wanted(selection))
     if not names:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
     return Chosen(runs, names, every)

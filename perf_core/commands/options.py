@@ -1,5 +1,6 @@
 """The option groups commands share, each declared once (asv's common_args): a command calls the
-groups it takes, and its `run` has one keyword parameter per option (the option's `dest`).
+groups it takes, and its `run` has one keyword parameter per option (the option's `dest`), but for
+add_selection's options, which come as one Selection (`grouped`).
 
 Values are checked here, at parse time, by perf_core.errors' validators (one-line errors, exit 2).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from perf_core.analysis import gate, output, stats
@@ -68,8 +70,32 @@ def add_metric(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a reading command reads (add_selection's options): the history, one machine of it, the
+    benchmarks, the metric. Plain values; commands.history reads by them."""
+
+    storage: Path
+    index_file: Path | None
+    no_index: bool
+    machine: str | None
+    kernel: str | None
+    variant: str | None
+    tokens: str | None
+    metric: str
+
+
+def grouped(values: dict) -> dict:
+    """The parsed options as a command's run takes them: add_selection's as one `selection`."""
+    names = [field.name for field in fields(Selection)]
+    if not all(name in values for name in names):
+        return values
+    rest = {name: value for name, value in values.items() if name not in names}
+    return rest | {"selection": Selection(**{name: values[name] for name in names})}
+
+
 def add_selection(parser: argparse.ArgumentParser) -> None:
-    """What a reading command reads: the history, one machine of it, the benchmarks, the metric."""
+    """What a reading command reads: the history, one machine of it, the benchmarks, the metric (a Selection)."""
     add_storage(parser)
     parser.add_argument(
         "--machine", help="machine to read: its number in the listing ([1], [2], ...) or a part of its label"
@@ -88,14 +114,12 @@ def add_figure(parser: argparse.ArgumentParser, stem: str) -> None:
     parser.add_argument(
         "--format", dest="fmt", choices=formats, help=f"figure format when -o is not given (default {formats[0]})"
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        dest="output_path",
-        metavar="OUTPUT",
-        type=Path,
-        help=f"output file, .png or .svg (default {stem}.png)",
-    )
+    add_output(parser, f"output file, .png or .svg (default {stem}.png)")
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, default: Path | None = None) -> None:
+    """-o/--output (dest output_path): where a command writes."""
+    parser.add_argument("-o", "--output", dest="output_path", metavar="OUTPUT", type=Path, default=default, help=help)
 
 
 def add_min_change(parser: argparse.ArgumentParser, what: str) -> None:

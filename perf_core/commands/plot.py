@@ -37,14 +37,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 def run(
     *,
-    storage: Path,
-    index_file: Path | None,
-    no_index: bool,
-    machine: str | None,
-    kernel: str | None,
-    variant: str | None,
-    tokens: str | None,
-    metric: str,
+    selection: options.Selection,
     as_json: bool,
     last: int,
     commits: list[str] | None,
@@ -53,9 +46,8 @@ def run(
 ) -> int:
     from perf_core.analysis import figures  # matplotlib: 0.35 s that compare and export need not pay
 
-    where = history.index_path(storage, index_file, no_index)
-    chosen = history.load(where, storage, machine, history.wanted(kernel, variant, tokens))
-    runs, names = chosen.runs, chosen.names
+    chosen = history.load(selection)
+    runs, names, metric = chosen.runs, chosen.names, selection.metric
     groups = select.by_commit(runs)
     if commits:
         shown = [pair for name in commits for pair in history.groups_of(chosen, groups, name)]

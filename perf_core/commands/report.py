@@ -15,15 +15,7 @@ from perf_core.errors import EXIT_OK, HistoryError, UsageError
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="a static HTML dashboard of the history, one page per machine")
     options.add_selection(parser)
-    parser.add_argument(
-        "-o",
-        "--output",
-        dest="output_path",
-        metavar="OUTPUT",
-        type=Path,
-        default=Path("site"),
-        help="folder to write (default site/)",
-    )
+    options.add_output(parser, "folder to write (default site/)", Path("site"))
     parser.add_argument("--commit-url", help="link for each commit, e.g. https://github.com/OWNER/REPO/commit/{sha}")
     parser.add_argument(
         "--ab",
@@ -39,14 +31,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 def run(
     *,
-    storage: Path,
-    index_file: Path | None,
-    no_index: bool,
-    machine: str | None,
-    kernel: str | None,
-    variant: str | None,
-    tokens: str | None,
-    metric: str,
+    selection: options.Selection,
     output_path: Path,
     commit_url: str | None,
     ab_folder: Path | None,
@@ -54,15 +39,15 @@ def run(
     threshold: float | None,
     alpha: float,
 ) -> int:
-    where = history.index_path(storage, index_file, no_index)
-    runs = index.load(storage, where)
+    where, metric = history.index_of(selection), selection.metric
+    runs = index.load(selection.storage, where)
     found = select.machines(runs)
-    if machine:
-        found = [select.choose_machine(found, machine)]
+    if selection.machine:
+        found = [select.choose_machine(found, selection.machine)]
     if commit_url and "{sha}" not in commit_url:
         raise UsageError(f"--commit-url {commit_url!r} has no {{sha}} to put the commit in")
     gate_runs = ab.collect(ab.run_files(ab_folder)) if ab_folder else None
-    keep = history.wanted(kernel, variant, tokens)
+    keep = history.wanted(selection)
     pages = []
     with index.memo(where) as memo:
         for number, chosen in enumerate(found, 1):
