@@ -223,20 +223,15 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
-    header = view.headers(view.MARKDOWN_COLUMNS)
-
-    def row(d: gate.Decided) -> list[str]:
-        return view.verdict_rows([d])[0].cells(view.MARKDOWN_COLUMNS)
-
     lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
     if changed:
-        lines += [output.markdown_table(header, [row(d) for d in changed]), ""]
+        lines += [output.markdown_table(*view.table(view.verdict_rows(changed), view.MARKDOWN_COLUMNS)), ""]
     unchanged = [d for d in decided if d not in changed]
     if unchanged:
         lines += [
             f"<details><summary>{len(unchanged)} unchanged</summary>",
             "",
-            output.markdown_table(header, [row(d) for d in unchanged]),
+            output.markdown_table(*view.table(view.verdict_rows(unchanged), view.MARKDOWN_COLUMNS)),
             "",
             "</details>",
             "",

@@ -62,6 +62,11 @@ def headers(columns: Sequence[tuple[str, str]]) -> list[str]:
     return [header for header, _ in columns]
 
 
+def table(rows: Sequence[VerdictRow], columns: Sequence[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """(header, cells) of `rows` under `columns`: what output.table_text and output.markdown_table take."""
+    return headers(columns), [row.cells(columns) for row in rows]
+
+
 def verdict_rows(decided: Sequence[Decided]) -> list[VerdictRow]:
     """One row per benchmark, figures per token."""
     rows = []

@@ -79,12 +79,7 @@ def run(
         title = (
             f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {pairs} runs a side, {metric}"
         )
-        rows = view.verdict_rows(decided)
-        if as_json:
-            print(json.dumps(view.verdict_records(rows, runs["base"][0].machine.label), indent=1))
-        else:
-            print(title)
-            output.print_table(view.headers(view.TEXT_COLUMNS), [row.cells(view.TEXT_COLUMNS) for row in rows])
+        publish(view.verdict_rows(decided), runs["base"][0].machine.label, title, as_json)
         report = ab.markdown(decided, title, threshold, report_url)
         if markdown:
             output.write_text(markdown, report)
@@ -93,3 +88,12 @@ def run(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(report)
         return gate.exit_code(decided)
+
+
+def publish(rows: list[view.VerdictRow], machine: str, title: str, as_json: bool) -> None:
+    """The verdicts on standard output: the titled table, or --json's records."""
+    if as_json:
+        print(json.dumps(view.verdict_records(rows, machine), indent=1))
+    else:
+        print(title)
+        output.print_table(*view.table(rows, view.TEXT_COLUMNS))

@@ -46,7 +46,7 @@ def run(
             f"base {base_runs[0].short} ({len(base_runs)} run(s)) vs head {head_runs[0].short}"
             f" ({len(head_runs)} run(s)); {metric}"
         )
-        output.print_table(view.headers(view.TEXT_COLUMNS), [row.cells(view.TEXT_COLUMNS) for row in rows])
+        output.print_table(*view.table(rows, view.TEXT_COLUMNS))
         for line in notes(decided, only, alpha):
             print(line)
     return gate.exit_code(decided)
