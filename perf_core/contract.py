@@ -126,3 +126,19 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "cpu"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure a benchmark is read and compared by (`--metric`)."""
+
+    field: str  # the records.Result field that holds it, seconds per call
+    label: str  # what it measures, for figure titles
+
+
+# Every metric, written once: the CLI's choices, the records' fields and the titles come from here.
+METRICS = {
+    "steady": Metric("median_s", "steady state (pytest-benchmark's rounds)"),
+    "latency": Metric("latency_s", "isolated-call latency (host included)"),
+    "device": Metric("device_s", "device time (CUDA events, no host)"),
+}

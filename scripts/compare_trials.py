@@ -26,6 +26,7 @@ from pathlib import Path
 
 from perf_core import contract
 from perf_core.analysis import gate, records, select
+from perf_core.analysis.stats import ALPHA
 from perf_core.cli import main as perf_core
 
 SLOWER = 1.15
@@ -77,7 +78,7 @@ def main() -> int:
     names = select.names_of(runs)
     alarms = compares_alarmed = pairs = undecided = 0
     for base, head in itertools.permutations(runs, 2):
-        decided = gate.decide_all([base], [head], names, "steady", gate.THRESHOLD, gate.ALPHA, history=runs)
+        decided = gate.decide_all([base], [head], names, "steady", gate.THRESHOLD, ALPHA, history=runs)
         flagged = sum(d.verdict.verdict == "regression" for d in decided)
         alarms += flagged
         compares_alarmed += flagged > 0

@@ -3,6 +3,7 @@
 No test here asserts on speed: real runs are only used to check what the gate does with them.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -58,7 +59,7 @@ def test_decision_uses_each_run_as_one_sample(tmp_path):
         for side, factor in (("base", 1.0), ("head", 1.2)):
             document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
             paths[side].append(write_run(tmp_path / side, i, document))
-    verdicts = {d.verdict.name: d.verdict for d in ab.decide_all(ab.collect(paths), threshold=0.05, alpha=0.05)}
+    verdicts = {d.verdict.name: d.verdict for d in ab.verdicts(ab.collect(paths), threshold=0.05, alpha=0.05)}
     slow = verdicts["attention-compiled-16"]
     assert (slow.n_base, slow.n_head, slow.verdict) == (5, 5, "regression")
     assert slow.ratio == pytest.approx(1.2, abs=0.02)
@@ -74,8 +75,8 @@ def test_latency_metric_decides_on_the_isolated_latency_and_cpu_runs_have_none(t
                 bench["extra_info"]["latency_s"] = bench["stats"]["median"] * 1.5 * slower
             paths[side].append(write_run(tmp_path / side, i, document))
     runs = ab.collect(paths)
-    steady = {d.verdict.name: d.verdict.verdict for d in ab.decide_all(runs, 0.05, 0.05)}
-    latency = {d.verdict.name: d.verdict for d in ab.decide_all(runs, 0.05, 0.05, metric="latency")}
+    steady = {d.verdict.name: d.verdict.verdict for d in ab.verdicts(runs, 0.05, 0.05)}
+    latency = {d.verdict.name: d.verdict for d in ab.verdicts(runs, 0.05, 0.05, metric="latency")}
     assert set(steady.values()) == {"unchanged"}
     assert {v.verdict for v in latency.values()} == {"regression"}
     assert latency["matmul-compiled-16"].ratio == pytest.approx(1.3, rel=0.01)
@@ -83,7 +84,7 @@ def test_latency_metric_decides_on_the_isolated_latency_and_cpu_runs_have_none(t
         side: [write_run(tmp_path / f"cpu-{side}", 1, run_document("a" * 40, datetime(2026, 1, 1)))] for side in paths
     }
     with pytest.raises(ab.SideError, match=r"^base: attention-compiled-16 has no latency figure"):
-        ab.decide_all(ab.collect(cpu), 0.05, 0.05, metric="latency")
+        ab.verdicts(ab.collect(cpu), 0.05, 0.05, metric="latency")
 
 
 def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
@@ -227,7 +228,7 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
             paths[side].append(
                 write_run(tmp_path / side, i, run_document("a" * 40, datetime(2026, 1, 1), factors, seed=i))
             )
-    decided = ab.decide_all(ab.collect(paths), 0.05, 0.05)
+    decided = ab.verdicts(ab.collect(paths), 0.05, 0.05)
     text = ab.markdown(decided, "perf-core ab: main -> pr", 0.05, "https://example.org/run/1")
     lines = text.splitlines()
     assert lines[0] == ab.COMMENT_MARKER
@@ -237,7 +238,7 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
     assert "+30.0%" in changed_table and "| attention-eager-16 |" not in changed_table
     assert "<summary>21 unchanged</summary>" in text and "| attention-eager-16 |" in text.split("<details>")[1]
     assert lines[-1] == "[The runs and the report](https://example.org/run/1)"
-    same = ab.markdown(ab.decide_all(ab.collect({"base": paths["base"], "head": paths["base"]}), 0.05, 0.05), "t", 0.05)
+    same = ab.markdown(ab.verdicts(ab.collect({"base": paths["base"], "head": paths["base"]}), 0.05, 0.05), "t", 0.05)
     assert same.splitlines()[1] == "No change beyond 5% (24 benchmarks)"
 
 
@@ -252,4 +253,21 @@ def test_pr_comment_leads_with_one_line_and_folds_the_unchanged(tmp_path):
     ],
 )
 def test_device_time_defaults_to_its_own_threshold_and_an_explicit_one_wins(argv, threshold):
-    assert cli.parse_args(argv).threshold == threshold
+    args = cli.parse_args(argv)
+    assert gate.threshold_for(args.metric, args.threshold) == threshold
+
+
+def test_ab_json_gives_the_verdict_rows_naming_their_machine(tmp_path, capsys, monkeypatch):
+    paths = {"base": [], "head": []}
+    for i in range(4):
+        for side in paths:
+            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": 1.0}, seed=i)
+            paths[side].append(write_run(tmp_path / side, i, document))
+    # The suite's runs are stood in for: what is checked is what ab prints from them.
+    monkeypatch.setattr(ab, "resolve", lambda repo, base, head: (tmp_path, "a" * 40, "b" * 40, "head"))
+    monkeypatch.setattr(ab, "run_pairs", lambda *args: paths)
+    code, out, _ = perf_core(capsys, "ab", "base", "head", "--json", "--out", tmp_path / "out")
+    rows = json.loads(out)
+    machine = ab.collect(paths)["base"][0].machine.label
+    assert code == 0 and len(rows) == len(ab.collect(paths)["base"][0].results)
+    assert {(row["machine"], row["n_base"], row["unit"]) for row in rows} == {(machine, 4, "runs")}

@@ -10,13 +10,13 @@ import pytest
 from helpers import column_of
 
 from perf_core import contract
-from perf_core.analysis import changes, figures, gate, records, select
+from perf_core.analysis import changes, figures, gate, records, select, stats
 from perf_core.analysis.synthetic import run_document
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION, HistoryError
 
 
 def test_the_analysing_half_and_the_cli_load_without_torch():
-    modules = "perf_core.cli, perf_core.analysis.commands, perf_core.analysis.ab, perf_core.analysis.figures"
+    modules = "perf_core.cli, perf_core.commands.plot, perf_core.analysis.ab, perf_core.analysis.figures"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
@@ -61,30 +61,46 @@ def test_runs_without_a_format_version_read_as_version_1_and_newer_ones_are_refu
 def test_decide_known_samples_give_a_known_verdict_p_value_and_interval():
     base = [1.00, 1.01, 0.99, 1.02, 0.98]
     head = [1.20, 1.21, 1.19, 1.22, 1.18]
-    verdict = gate.decide("x", base, head)
+    verdict = stats.decide("x", base, head)
     assert verdict.verdict == "regression"
     assert verdict.ratio == pytest.approx(1.2)
     # Complete separation of 5 against 5: the exact two-sided Mann-Whitney p is 2 / C(10, 5).
     assert verdict.p_value == pytest.approx(2 / 252)
     assert verdict.ratio_low <= 1.2 <= verdict.ratio_high and verdict.ratio_low > 1.1
-    assert gate.decide("x", head, base).verdict == "improvement"
+    assert stats.decide("x", head, base).verdict == "improvement"
 
 
 def test_decide_needs_both_size_and_significance():
-    small_shift = gate.decide("x", [1.00, 1.01, 0.99, 1.02, 0.98], [1.03, 1.04, 1.02, 1.05, 1.01])
+    small_shift = stats.decide("x", [1.00, 1.01, 0.99, 1.02, 0.98], [1.03, 1.04, 1.02, 1.05, 1.01])
     assert small_shift.p_value < 0.05 and small_shift.verdict == "unchanged"  # clear, but under 5%
-    noisy = gate.decide("x", [1.0, 1.3, 0.8, 1.1, 0.9], [1.1, 1.4, 0.9, 1.2, 1.0])
+    noisy = stats.decide("x", [1.0, 1.3, 0.8, 1.1, 0.9], [1.1, 1.4, 0.9, 1.2, 1.0])
     assert noisy.ratio > 1.05 and noisy.p_value > 0.05 and noisy.verdict == "unchanged"
 
 
 def test_decide_with_one_sample_a_side_is_never_significant():
-    verdict = gate.decide("x", [1.0], [2.0])
-    assert (verdict.p_value, verdict.verdict, verdict.ratio_low, verdict.ratio_high) == (1.0, "unchanged", 2.0, 2.0)
+    verdict = stats.decide("x", [1.0], [2.0])
+    assert (verdict.p_value, verdict.verdict, verdict.ratio_low, verdict.ratio_high) == (1.0, "undecided", 2.0, 2.0)
+
+
+def test_samples_that_cannot_reach_alpha_are_undecided_not_unchanged():
+    # Mann-Whitney's smallest two-sided p with n and m samples is 2 / C(n + m, n).
+    assert stats.smallest_p(3, 3) == pytest.approx(2 / 20) and stats.smallest_p(4, 4) == pytest.approx(2 / 70)
+    assert stats.samples_needed(0.05) == 4 and stats.samples_needed(0.1) == 3
+    # Complete separation, 50% slower: 3 a side cannot show it at 0.05, 4 a side can.
+    assert stats.decide("x", [1.0, 1.01, 0.99], [1.5, 1.51, 1.49]).verdict == "undecided"
+    assert stats.decide("x", [1.0, 1.01, 0.99, 1.02], [1.5, 1.51, 1.49, 1.52]).verdict == "regression"
+    assert stats.decide("x", [1.0, 1.01, 0.99], [1.5, 1.51, 1.49], alpha=0.1).verdict == "regression"
+    # The spread rule's smallest p with k pairs is 1 / (k + 1): 19 pairs reach 0.05, 18 do not.
+    assert stats.spread_pairs_needed(0.05) == 19
+    spread = stats.Spread({"x": 0.01}, 0.01, 1.0, (0.5,) * 18)
+    assert stats.decide_by_spread("x", [1.0], [1.5], spread).verdict == "undecided"
+    spread = stats.Spread({"x": 0.01}, 0.01, 1.0, (0.5,) * 19)
+    assert stats.decide_by_spread("x", [1.0], [1.5], spread).verdict == "regression"
 
 
 def test_exit_code_is_1_only_with_a_regression():
-    same = gate.Decided(gate.decide("a", [1.0] * 5, [1.0] * 5), 16, "runs")
-    slower = gate.Decided(gate.decide("b", [1.00, 1.01, 0.99, 1.02, 0.98], [1.5, 1.51, 1.49, 1.52, 1.48]), 16, "runs")
+    same = gate.Decided(stats.decide("a", [1.0] * 5, [1.0] * 5), 16, "runs")
+    slower = gate.Decided(stats.decide("b", [1.00, 1.01, 0.99, 1.02, 0.98], [1.5, 1.51, 1.49, 1.52, 1.48]), 16, "runs")
     assert gate.exit_code([same]) == EXIT_OK
     assert gate.exit_code([same, slower]) == EXIT_REGRESSION
 

@@ -209,6 +209,9 @@ def test_compare_with_three_runs_a_side_tests_the_runs_themselves(storage, capsy
     assert {row["unit"] for row in rows.values()} == {"runs"} and rows["matmul-eager-16"]["n_base"] == 3
     # Mann-Whitney with 3 runs a side cannot reach p < 0.05 (its smallest p is 0.1): nothing is claimed.
     assert rows["matmul-eager-16"]["p_value"] == pytest.approx(0.1) and code == 0
+    assert {row["verdict"] for row in rows.values()} == {"undecided"}
+    code, out, _ = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
+    assert code == 0 and "with 3/3 runs the test's smallest possible p is 0.1, above --alpha 0.05" in out
 
 
 def test_compare_names_benchmarks_only_one_side_has(storage, capsys):

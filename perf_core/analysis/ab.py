@@ -5,7 +5,7 @@ another day or runner proves nothing. Each side is checked out into its own temp
 (its own code, its own plugin), and the suite runs as separate processes in the order
 A B B A A B B A ..., so slow drift hits both sides alike. Each run's median per call (or, with
 --metric latency on a GPU, its isolated-call latency) is one sample;
-gate.decide compares the two sides' samples. Worktrees, the temporary folder and any running
+stats.decide (through gate.decide_all) compares the two sides' samples. Worktrees, the temporary folder and any running
 suite are cleaned up on success, failure, Ctrl-C, SIGTERM and SIGHUP (what CI cancellation and
 `timeout` send); the user's checkout is never modified. Everything checkable is checked before
 the first timed run: the options by a collection-only pass of each side, the metric against the
@@ -14,11 +14,8 @@ device that pass reports.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -28,10 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import gate, output, records, select
+from perf_core.analysis import gate, output, records, select, view
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -47,25 +43,6 @@ RUN_OPTIONS = [
 
 class SideError(HistoryError):
     """A problem with one side (bad commit, suite failure, missing results); exit code 2."""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", help="base commit or ref (e.g. origin/main)")
-    parser.add_argument(
-        "head", nargs="?", help="head commit or ref (default: the working tree, uncommitted changes included)"
-    )
-    parser.add_argument(
-        "--pairs", type=int, default=DEFAULT_PAIRS, help=f"runs per side, interleaved (default {DEFAULT_PAIRS})"
-    )
-    parser.add_argument("--kernel", help="comma-separated kernels (default: all)")
-    parser.add_argument("--variant", default="compiled", help="comma-separated variants (default: compiled)")
-    parser.add_argument("--tokens", help="comma-separated token counts (default: the suite's)")
-    parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
-    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown (a PR comment) to this file")
-    parser.add_argument("--report-url", help="link to this run's report artifact, at the end of the Markdown")
-    parser.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: here)")
-    parser.add_argument("--pytest-args", default="", help="extra arguments for each suite run, as one string")
-    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of the table")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -126,8 +103,9 @@ def schedule(pairs: int) -> list[tuple[str, int]]:
     return order
 
 
-def selection_args(args: argparse.Namespace) -> list[str]:
-    chosen = {"kernels": args.kernel, "variants": args.variant, "tokens": args.tokens}
+def selection_args(kernel: str | None, variant: str | None, tokens: str | None) -> list[str]:
+    """The suite's own options (--kernels, --variants, --tokens) for the chosen benchmarks."""
+    chosen = {"kernels": kernel, "variants": variant, "tokens": tokens}
     return [f"--{name}={value}" for name, value in chosen.items() if value]
 
 
@@ -216,7 +194,7 @@ def collect(files: dict[str, list[Path]]) -> dict[str, list[records.Run]]:
     return runs
 
 
-def decide_all(
+def verdicts(
     runs: dict[str, list[records.Run]], threshold: float, alpha: float, metric: str = "steady"
 ) -> list[gate.Decided]:
     """One verdict per benchmark; each run's figure for `metric` is one sample of its side."""
@@ -245,21 +223,15 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
-    header = ["benchmark", "base/token", "head/token", "change", "95% interval", "p", "verdict"]
-
-    def row(d: gate.Decided) -> list[str]:
-        full = output.verdict_rows([d])[0]
-        return [full[0], full[1], full[2], f"{d.verdict.change:+.1%}", full[4], full[5], full[7]]
-
     lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
     if changed:
-        lines += [output.markdown_table(header, [row(d) for d in changed]), ""]
+        lines += [output.markdown_table(*view.table(view.verdict_rows(changed), view.MARKDOWN_COLUMNS)), ""]
     unchanged = [d for d in decided if d not in changed]
     if unchanged:
         lines += [
             f"<details><summary>{len(unchanged)} unchanged</summary>",
             "",
-            output.markdown_table(header, [row(d) for d in unchanged]),
+            output.markdown_table(*view.table(view.verdict_rows(unchanged), view.MARKDOWN_COLUMNS)),
             "",
             "</details>",
             "",
@@ -269,31 +241,20 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(args: argparse.Namespace) -> int:
-    with signals_interrupt():
-        return gate_run(args)
-
-
-def gate_run(args: argparse.Namespace) -> int:
-    if args.pairs < 4:
-        # Mann-Whitney's smallest two-sided p with n runs a side is 2 / C(2n, n): 0.1 at n = 3.
-        raise UsageError("--pairs must be at least 4: with fewer runs a side no difference can be significant")
-    if args.markdown:
-        output.check_writable(args.markdown)
-    top, base_sha, head_sha, head_label = resolve(args.repo, args.base, args.head)
-    out = args.out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    extra = selection_args(args) + shlex.split(args.pytest_args)
-    order = schedule(args.pairs)
+def run_pairs(
+    top: Path, shas: dict[str, str], pairs: int, extra: list[str], metric: str, out: Path
+) -> dict[str, list[Path]]:
+    """Both sides' suites in their own worktrees, A B B A ..., `pairs` runs a side, each run's JSON kept
+    under `out` (base-NN.json, head-NN.json); one progress line per run on stderr. Everything checkable
+    is checked before the first timed run: the options by a collection-only pass of each side, `metric`
+    against the device that pass reports (UsageError)."""
+    order = schedule(pairs)
     files: dict[str, list[Path]] = {"base": [], "head": []}
-    print(
-        f"ab: base {args.base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {args.pairs} pairs -> {out}",
-        file=sys.stderr,
-    )
-    with worktrees(top, {"base": base_sha, "head": head_sha}) as trees:
+    with worktrees(top, shas) as trees:
         devices = {check_side(trees[side], extra, side) for side in ("base", "head")} - {None}
-        if args.metric != "steady" and devices and devices != {"cuda"}:
+        if metric != "steady" and devices and devices != {"cuda"}:
             raise UsageError(
-                f"--metric {args.metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
+                f"--metric {metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
                 " is recorded on CUDA runs only; use --metric steady"
             )
         out.mkdir(parents=True, exist_ok=True)
@@ -308,21 +269,4 @@ def gate_run(args: argparse.Namespace) -> int:
                 f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
                 file=sys.stderr,
             )
-    decided = decide_all(collect(files), args.threshold, args.alpha, args.metric)
-    title = (
-        f"perf-core ab: {args.base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {args.pairs} runs a side,"
-        f" {args.metric}"
-    )
-    if args.json:
-        print(json.dumps(output.verdict_records(decided), indent=1))
-    else:
-        print(title)
-        output.print_table(output.VERDICT_HEADER, output.verdict_rows(decided))
-    report = markdown(decided, title, args.threshold, args.report_url)
-    if args.markdown:
-        output.write_text(args.markdown, report)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(report)
-    return gate.exit_code(decided)
+    return files

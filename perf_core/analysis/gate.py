@@ -1,25 +1,15 @@
-"""The regression decision, shared by `compare` and `ab`. Only independent runs decide.
+"""The regression decision of `compare`, `ab` and `report`: which rule of perf_core.analysis.stats
+decides each benchmark, from which runs. Only independent runs decide.
 
-With at least MIN_RUNS runs a side (always so in `ab`): a benchmark regressed when head is slower
-than base by more than `threshold` (the effect size) *and* the two sides' per-run figures differ by
-a two-sided Mann-Whitney U test at level `alpha` (significance). Either alone raises false alarms on
-shared machines: tiny drifts are significant with many samples, and big-looking ratios happen by
-chance with few runs. Mann-Whitney makes no assumption about the shape of timing distributions
-(long right tails); with n runs a side its smallest two-sided p-value is 2 / C(2n, n).
-
-With fewer runs a side the rounds of one run say nothing about the next run (run-to-run drift is
-the noise that matters), so the ratio of the sides' medians is judged against this machine's
-measured run-to-run spread (decide_by_spread, select.Spread): consecutive runs of the history are
-pairs of runs like this one; each benchmark's log ratio is put in units of that benchmark's own
-spread, the pair's whole-run shift (median log ratio) in units of its own, and a pair's statistic
-is the larger of its worst benchmark and its shift (select.Spread). A regression needs the ratio above
-1 + threshold and a p-value <= alpha, where p is the share of history pairs whose statistic
-reached the benchmark's (the new pair counted). That p is exact for the whole table at once whatever the
-shape of the noise (timing noise on shared machines has heavy tails: a normal model of it raised
-false alarms in half of all same-code compares, docs/gate.md), provided the history's runs are
-like the two compared; real changes inside the history only make it more cautious. So alpha = 0.05
-needs at least 19 pairs (20 runs); with fewer, or none, the verdict is "undecided": the ratio is
-shown and nothing is claimed.
+- At least MIN_RUNS runs a side (always so in `ab`): each run's figure is one sample, stats.decide
+  (size and significance). Sides too small to reach alpha (3 runs: Mann-Whitney's smallest p is 0.1)
+  are "undecided".
+- Fewer: the rounds of one run say nothing about the next run (run-to-run drift is the noise that
+  matters), so the ratio of the sides' medians is judged against this machine's measured run-to-run
+  spread (stats.decide_by_spread over select.run_spread of the newest SPREAD_RUNS runs, the head's
+  own left out). alpha = 0.05 needs at least 19 pairs (20 runs); with fewer, or none, "undecided".
+- A run whose rounds spread NOISY times as wide as the machine's typical run, with one run a side:
+  "undecided"; a benchmark NVML saw throttled: "throttled". Neither claims anything.
 """
 
 from __future__ import annotations
@@ -31,17 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from perf_core.analysis.records import Run
-from perf_core.analysis.select import Spread, noisy_runs, run_spread, run_values
+from perf_core.analysis.select import noisy_runs, run_spread, run_values
+from perf_core.analysis.stats import THRESHOLD, Verdict, decide, decide_by_spread, ratio_only, spread_pairs_needed
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION
 
-# The defaults of every command that decides (compare, ab); their --help shows these.
-ALPHA = 0.05
-THRESHOLD = 0.05
 # Device time (CUDA events, no host in it) is quiet: five A/A gates on an H200 read ratios within
 # 0.3% of 1 (docs/gate.md), so its default threshold can be 2% and a 5% regression stands clear of it.
 DEVICE_THRESHOLD = 0.02
-CONFIDENCE = 0.95
-MIN_RUNS = 3  # runs a side for the runs-as-samples test; fewer: the measured spread decides
+# Runs a side from which the runs themselves are the samples (stats.decide); fewer: the measured spread
+# decides. At 3 a side Mann-Whitney cannot reach 0.05 (its smallest p is 0.1): such a side is undecided.
+MIN_RUNS = 3
 # The newest runs of the machine whose consecutive pairs measure its spread: the machine's noise now,
 # not years ago (drivers, kernels, neighbours change), and a compare that costs the same at any length
 # of history. 500 runs give p-values down to 1/500, far below any useful alpha.
@@ -49,115 +38,6 @@ SPREAD_RUNS = 500
 # A run whose rounds spread this many times wider than the history's typical run was taken on a
 # busy machine: one such run a side is not evidence (docs/gate.md, "Compare with one run a side").
 NOISY = 2.0
-
-
-@dataclass(frozen=True)
-class Verdict:
-    name: str
-    base_s: float  # median of the base sample
-    head_s: float
-    ratio: float  # head / base: above 1 is slower
-    ratio_low: float  # bootstrap interval of the ratio of medians
-    ratio_high: float
-    p_value: float | None  # None when undecided
-    n_base: int
-    n_head: int
-    verdict: str  # "regression", "improvement", "unchanged", "undecided" or "throttled" (not decided)
-
-    @property
-    def change(self) -> float:
-        return self.ratio - 1.0
-
-
-def _ratio_interval(base: np.ndarray, head: np.ndarray) -> tuple[float, float]:
-    from scipy import stats  # loaded when a decision is made: plot and trend start faster without it
-
-    if min(len(base), len(head)) < 2:
-        ratio = float(np.median(head) / np.median(base))
-        return ratio, ratio
-    result = stats.bootstrap(
-        (base, head),
-        lambda b, h, axis: np.median(h, axis=axis) / np.median(b, axis=axis),
-        n_resamples=999,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(0),  # fixed: the same samples always give the same answer
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def decide(
-    name: str,
-    base: Sequence[float],
-    head: Sequence[float],
-    threshold: float = THRESHOLD,
-    alpha: float = ALPHA,
-) -> Verdict:
-    """Compare two samples of seconds (per-run figures, or rounds of one run each)."""
-    base_a, head_a = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
-    if len(base_a) == 0 or len(head_a) == 0:
-        raise ValueError(f"{name}: a side has no samples")
-    ratio = float(np.median(head_a) / np.median(base_a))
-    if len(base_a) > 1 and len(head_a) > 1 and not (np.ptp(np.concatenate([base_a, head_a])) == 0):
-        from scipy import stats
-
-        p_value = float(stats.mannwhitneyu(base_a, head_a, alternative="two-sided").pvalue)
-    else:
-        p_value = 1.0  # one sample a side, or identical values: nothing can be significant
-    low, high = _ratio_interval(base_a, head_a)
-    verdict = _classify(ratio, p_value < alpha, threshold)
-    return Verdict(
-        name,
-        float(np.median(base_a)),
-        float(np.median(head_a)),
-        ratio,
-        low,
-        high,
-        p_value,
-        len(base_a),
-        len(head_a),
-        verdict,
-    )
-
-
-def _classify(ratio: float, significant: bool, threshold: float) -> str:
-    if significant and ratio > 1 + threshold:
-        return "regression"
-    if significant and ratio < 1 / (1 + threshold):
-        return "improvement"
-    return "unchanged"
-
-
-def ratio_only(name: str, base: Sequence[float], head: Sequence[float], verdict: str) -> Verdict:
-    """A verdict that claims nothing ("undecided", "throttled"): the ratio of medians alone."""
-    base_s, head_s = float(np.median(base)), float(np.median(head))
-    ratio = head_s / base_s
-    return Verdict(name, base_s, head_s, ratio, ratio, ratio, None, len(base), len(head), verdict)
-
-
-def decide_by_spread(
-    name: str,
-    base: Sequence[float],
-    head: Sequence[float],
-    spread: Spread | None,
-    threshold: float = THRESHOLD,
-    alpha: float = ALPHA,
-    shift: float = 0.0,
-) -> Verdict:
-    """Fewer than MIN_RUNS runs a side: the ratio of medians against this machine's Spread; `shift`
-    is the whole compared pair's (median log ratio over its benchmarks). A history too short to
-    reach alpha, or none, gives "undecided" with the ratio alone."""
-    if spread is None or name not in spread.scale or 1 / (spread.pairs + 1) > alpha:
-        return ratio_only(name, base, head, "undecided")
-    base_s, head_s = float(np.median(base)), float(np.median(head))
-    ratio = head_s / base_s
-    p_value = spread.p_value(name, float(np.log(ratio)), shift)
-    # The interval: the ratio give or take the run-to-run ratio this benchmark stays within 95% of the time.
-    z = 1.96 * spread.scale[name]
-    low, high = ratio * float(np.exp(-z)), ratio * float(np.exp(z))
-    verdict = _classify(ratio, p_value <= alpha, threshold)
-    return Verdict(name, base_s, head_s, ratio, low, high, p_value, len(base), len(head), verdict)
 
 
 @dataclass(frozen=True)
@@ -224,14 +104,16 @@ def _noisy_unit(base: list[Run], head: list[Run], reference: Sequence[Run], name
     return f"noisy {' and '.join(sides)}" if sides else None
 
 
-def default_threshold(metric: str) -> float:
-    """The --threshold a command uses when none is given: DEVICE_THRESHOLD for device time."""
+def threshold_for(metric: str, given: float | None = None) -> float:
+    """The --threshold a command uses: `given`, else DEVICE_THRESHOLD for device time, else THRESHOLD."""
+    if given is not None:
+        return given
     return DEVICE_THRESHOLD if metric == "device" else THRESHOLD
 
 
 def spread_runs_needed(alpha: float) -> int:
-    """Runs of history (besides the head's) for decide_by_spread to reach `alpha`: pairs + 1 >= 1 / alpha."""
-    return int(np.ceil(1 / alpha - 1e-9))
+    """Runs of history (besides the head's) for decide_by_spread to reach `alpha`: one more than its pairs."""
+    return spread_pairs_needed(alpha) + 1
 
 
 def exit_code(decided: Iterable[Decided]) -> int:

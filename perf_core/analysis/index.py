@@ -38,7 +38,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from perf_core.analysis import output, records
+from perf_core.analysis import records
 from perf_core.analysis.records import NUMBER_FIELDS, Machine, Result, Run
 from perf_core.errors import HistoryError, UsageError
 
@@ -50,10 +50,15 @@ PARALLEL_FROM = 400  # stale files from which parsing is spread over the CPUs
 PROGRESS_AFTER_S = 2.0  # say what is happening when building takes longer than this
 
 
+def cache_folder() -> Path:
+    """perf-core's folder in the user's cache ($XDG_CACHE_HOME or ~/.cache): build products only, never history."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perf-core"
+
+
 def default_path(storage: Path) -> Path:
     """One index per history folder, named by a hash of its absolute path, in the cache folder."""
     key = hashlib.sha256(str(storage.resolve()).encode()).hexdigest()[:16]
-    return output.cache_folder() / "index" / f"{key}.sqlite"
+    return cache_folder() / "index" / f"{key}.sqlite"
 
 
 def load(storage: Path, index: Path | None) -> list[Run]:

@@ -1,4 +1,4 @@
-"""What the commands write: text and Markdown tables, verdict rows, atomic files and figures.
+"""What the commands write: text and Markdown tables (of rows of text: analysis.view builds them), atomic files and figures.
 
 Files are written atomically (a temporary file in the target folder, then a rename), so a reader
 never sees half a figure or report, and an interrupted write leaves the old file in place.
@@ -10,12 +10,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from perf_core.analysis.gate import Decided
 from perf_core.errors import UsageError
-from perf_core.units import format_seconds
 
 FIGURE_FORMATS = ("png", "svg")
 
@@ -50,11 +47,6 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def cache_folder() -> Path:
-    """perf-core's folder in the user's cache ($XDG_CACHE_HOME or ~/.cache): build products only, never history."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perf-core"
 
 
 def figure_path(output: Path | None, fmt: str | None, stem: str) -> Path:
@@ -98,31 +90,3 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
-
-
-VERDICT_HEADER = ("benchmark", "base/token", "head/token", "ratio", "95% interval", "p", "n", "verdict")
-
-
-def verdict_rows(decided: Sequence[Decided]) -> list[list[str]]:
-    """The rows under VERDICT_HEADER, one per benchmark, per token, in the text and Markdown tables."""
-    rows = []
-    for d in decided:
-        v = d.verdict
-        rows.append(
-            [
-                v.name,
-                format_seconds(v.base_s / d.n_tokens),
-                format_seconds(v.head_s / d.n_tokens),
-                f"{v.ratio:.3f}",
-                f"[{v.ratio_low:.3f}, {v.ratio_high:.3f}]",
-                "-" if v.p_value is None else f"{v.p_value:.3g}",
-                f"{v.n_base}/{v.n_head} {d.unit}",
-                v.verdict.upper() if v.verdict == "regression" else v.verdict,
-            ]
-        )
-    return rows
-
-
-def verdict_records(decided: Sequence[Decided]) -> list[dict]:
-    """The same verdicts for --json: every number unrounded."""
-    return [asdict(d.verdict) | {"n_tokens": d.n_tokens, "unit": d.unit} for d in decided]

@@ -67,9 +67,6 @@ class Breakdown:
     note: str | None = None
 
 
-METRIC_FIELDS = {"steady": "median_s", "latency": "latency_s", "device": "device_s"}
-
-
 @dataclass(frozen=True)
 class Result:
     """One benchmark of one run, in seconds per call unless the name says per token."""
@@ -108,7 +105,7 @@ class Result:
     def seconds(self, metric: str) -> float | None:
         """Seconds per call: "steady" (pytest-benchmark's rounds), "latency" (one isolated call, host
         included) or "device" (CUDA events, the GPU's own time); the last two on GPU runs only."""
-        return getattr(self, METRIC_FIELDS[metric])
+        return getattr(self, contract.METRICS[metric].field)
 
 
 EPOCH = datetime.min.replace(tzinfo=timezone.utc)  # where runs without a commit time sort

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import changes, gate, output, select
+from perf_core.analysis import changes, gate, index, output, select, view
 from perf_core.analysis.records import Run
+from perf_core.errors import UsageError
 from perf_core.units import unit_for
 
 VEGA_JS = "vega.js"
@@ -65,26 +66,22 @@ def curve_rows(
     commits: list, members: Sequence[str], metric: str, floors: dict[str, float], scale: float
 ) -> list[dict]:
     """The per-token chart's rows: one per commit and benchmark, with what hovering a point shows."""
+    newest = commits[-1][0] if commits else None
     rows = []
-    for i, (commit, group) in enumerate(commits):
-        label = f"{commit} ({group[-1].run_time.strftime('%Y-%m-%d')})"
-        for name in members:
-            point = select.pool(commit, group, name, metric)
-            if point is None:
-                continue
-            n, floor = contract.parse_name(name).n_tokens, floors.get(name)
-            rows.append(
-                {
-                    "benchmark": name,
-                    "commit": label,
-                    "newest": i == len(commits) - 1,
-                    "tokens": n,
-                    "per_token": _round(point.per_token_s / scale),
-                    "per_call": _round(point.per_token_s * n / scale),
-                    "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
-                    "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
-                }
-            )
+    for c in view.curve_points(commits, members, metric):
+        point, n, floor = c.point, c.tokens, floors.get(c.benchmark)
+        rows.append(
+            {
+                "benchmark": c.benchmark,
+                "commit": c.label,
+                "newest": c.commit == newest,
+                "tokens": n,
+                "per_token": _round(point.per_token_s / scale),
+                "per_call": _round(point.per_token_s * n / scale),
+                "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
+                "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
+            }
+        )
     return rows
 
 
@@ -97,8 +94,7 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
     values = [p.per_token_s for c, g in commits for n in names if (p := select.pool(c, g, n, metric))] or [1.0]
     unit, scale = unit_for(values)
     specs = []
-    for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
-        members = [n for n in names if contract.parse_name(n).panel == panel]
+    for panel, members in view.panels(names):
         rows = curve_rows(commits, members, metric, floors, scale)
         floor_rows = [
             {
@@ -145,7 +141,7 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
                 .mark_line(strokeDash=[6, 4], color="#555")
                 .encode(x=x, y="floor:Q", tooltip=[alt.Tooltip("floor:Q", title=f"floor per token ({unit})")])
             )
-        chart = alt.layer(*layers).properties(title=panel.replace("-", " / "), width="container", height=300)
+        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
         specs.append((panel, with_data(chart, {"curves": rows, "floor": floor_rows})))
     return specs
 
@@ -196,8 +192,7 @@ def trend_specs(
     dense = len(commits) <= DENSE
     found: list[changes.Found] = []
     specs = []
-    for panel in dict.fromkeys(contract.parse_name(n).panel for n in names):
-        members = [n for n in names if contract.parse_name(n).panel == panel]
+    for panel, members in view.panels(names):
         series = {name: every[name] for name in members}
         unit, scale = unit_for(select.present_values(series.values()))
         rows, marks = [], []
@@ -238,7 +233,7 @@ def trend_specs(
                 changes_at.mark_rule(color=RED, strokeDash=[2, 3]).encode(x="at:Q"),
                 changes_at.mark_text(color=RED, dy=-10, fontSize=10).encode(x="x:Q", y="y:Q", text="text:N"),
             ]
-        chart = alt.layer(*layers).properties(title=panel.replace("-", " / "), width="container", height=300)
+        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
         specs.append((panel, with_data(chart, {"trend": rows, "changes": marks})))
     return specs, found
 
@@ -343,15 +338,14 @@ def machine_page(
 
 
 def gate_table(decided: Sequence[gate.Decided]) -> str:
-    rows = output.verdict_rows(decided)
-    marked = [
-        [
-            html.escape(c) if i < 7 else f'<span class="{html.escape(c.lower())}">{html.escape(c)}</span>'
-            for i, c in enumerate(r)
-        ]
-        for r in rows
-    ]
-    return table_html(output.VERDICT_HEADER, marked, raw=True)
+    """The verdicts as the text table has them, the verdict marked with its class (a regression in red)."""
+
+    def cell(row: view.VerdictRow, field: str) -> str:
+        text = html.escape(getattr(row, field))
+        return f'<span class="{html.escape(row.verdict.lower())}">{text}</span>' if field == "verdict" else text
+
+    rows = [[cell(row, field) for _, field in view.TEXT_COLUMNS] for row in view.verdict_rows(decided)]
+    return table_html(view.headers(view.TEXT_COLUMNS), rows, raw=True)
 
 
 def index_page(pages: Sequence[Page]) -> str:
@@ -364,12 +358,12 @@ def vega_bundle() -> str:
     user's cache folder per vl-convert version (a build product, never history; rebuilt if missing)."""
     import vl_convert
 
-    cache = output.cache_folder()
+    cache = index.cache_folder()
     path = cache / f"vega-{vl_convert.__version__}.js"
     with contextlib.suppress(OSError, UnicodeDecodeError):
         return path.read_text(encoding="utf-8")
     bundle = vl_convert.javascript_bundle()
-    with contextlib.suppress(OSError, output.UsageError):  # an unwritable cache only costs the 2 s again
+    with contextlib.suppress(OSError, UsageError):  # an unwritable cache only costs the 2 s again
         cache.mkdir(parents=True, exist_ok=True)
         output.write_text(path, bundle)
     return bundle
@@ -380,7 +374,7 @@ def write_site(folder: Path, pages: Sequence[Page]) -> None:
     is fetched at view time."""
 
     if folder.exists() and not folder.is_dir():
-        raise output.UsageError(f"-o {folder}: exists and is not a folder")
+        raise UsageError(f"-o {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     output.write_text(folder / VEGA_JS, vega_bundle())
     for page in pages:

@@ -14,10 +14,9 @@ from datetime import datetime
 import numpy as np
 
 from perf_core import contract
-from perf_core.analysis.records import METRIC_FIELDS, NUMBER_FIELDS, Machine, Run, numbers_of
+from perf_core.analysis.records import NUMBER_FIELDS, Machine, Run, numbers_of
+from perf_core.analysis.stats import Spread, spread_of
 from perf_core.errors import HistoryError
-
-METRICS = ("steady", "latency", "device")
 
 
 def machines(runs: Iterable[Run]) -> list[Machine]:
@@ -167,7 +166,7 @@ def columns(commits: list[tuple[str, list[Run]]], names: Sequence[str], metric: 
     """series() as Columns. A commit of one run (most) is read from its numbers as one array, all
     such commits at once; only commits of several runs are pooled one by one. At 10,000 commits
     this took 0.1 s where building the Points took 1.3 s."""
-    field = NUMBER_FIELDS.index(METRIC_FIELDS[metric])
+    field = NUMBER_FIELDS.index(contract.METRICS[metric].field)
     low, high = (NUMBER_FIELDS.index("low_s"), NUMBER_FIELDS.index("high_s")) if metric == "steady" else (field, field)
     table = {name: np.full((3, len(commits)), np.nan) for name in names}
     layouts: dict[tuple[str, ...], tuple[list[int], list[np.ndarray]]] = {}
@@ -228,45 +227,6 @@ def binned(rows: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([np.median(group, axis=1) for group in groups])
 
 
-MIN_SPREAD = 0.002  # a floor on a benchmark's scale: identical figures must not divide by zero
-
-
-@dataclass(frozen=True)
-class Spread:
-    """This machine's run-to-run spread, from consecutive runs of its history (in history order).
-
-    Two ways a pair of runs of the same code strays, each in its own units:
-    - one benchmark: `scale`, per benchmark, the robust standard deviation (MAD x 1.4826) of
-      log(run i+1 / run i), and a pair's worst benchmark, the largest |log ratio| / scale;
-    - the whole run: the pair's `shift`, the median over its benchmarks of the log ratios (a busy
-      machine, or a change that slows every kernel), over `shift_scale`, its own robust deviation.
-    `weight` = median(worst benchmark) / median(|shift| / shift_scale) over the history's pairs puts
-    the two on one scale (each at its typical size there), and a pair's statistic, `worst`, is the
-    larger of them. A new pair of runs of the same code is one more draw of the same kind, so it
-    exceeds all `len(worst)` of them with probability at most 1 / (len(worst) + 1), for the whole
-    table at once. Without the shift, the worst single benchmark of 20 noisy pairs hides a run
-    that is slower as a whole: a 15% slower run went unflagged on this project's CPU machine.
-    """
-
-    scale: dict[str, float]
-    shift_scale: float
-    weight: float
-    worst: tuple[float, ...]
-
-    @property
-    def pairs(self) -> int:
-        return len(self.worst)
-
-    def p_value(self, name: str, log_ratio: float, shift: float = 0.0) -> float:
-        """The share of history pairs (the new one counted) that strayed as far as this benchmark,
-        moved by `log_ratio` in a pair whose whole run shifted by `shift`: a benchmark that moved
-        with the shift carries the shift's evidence too."""
-        z = abs(log_ratio) / self.scale[name]
-        if shift * log_ratio > 0:
-            z = max(z, self.weight * abs(shift) / self.shift_scale)
-        return (1 + sum(worst >= z for worst in self.worst)) / (self.pairs + 1)
-
-
 def run_noise(run: Run, names: Sequence[str]) -> float | None:
     """How widely a run's rounds spread: the median over these benchmarks of IQR / median. A run
     taken while the machine was busy spreads wider (CPU, 2026-11-28: 18-21% against a typical 5-7%)."""
@@ -283,15 +243,10 @@ def noisy_runs(runs: Sequence[Run], reference: Sequence[Run], names: Sequence[st
     return [run for run in runs if (run_noise(run, names) or 0.0) > limit]
 
 
-def _robust_scale(values: Sequence[float]) -> float:
-    d = np.asarray(values)
-    return max(1.4826 * float(np.median(np.abs(d - np.median(d)))), MIN_SPREAD)
-
-
 def run_spread(runs: Sequence[Run], names: Sequence[str], metric: str) -> Spread | None:
-    """The Spread of these runs for these benchmarks; None without two runs that share one."""
+    """The stats.Spread of these runs for these benchmarks, from their consecutive pairs in history
+    order (each pair: {benchmark: log(second / first)}); None without two runs that share one."""
     ordered = sorted(runs, key=lambda run: run.sort_key)
-    diffs: dict[str, list[float]] = {name: [] for name in names}
     pairs: list[dict[str, float]] = []
     for first, second in itertools.pairwise(ordered):
         pair = {}
@@ -299,17 +254,6 @@ def run_spread(runs: Sequence[Run], names: Sequence[str], metric: str) -> Spread
             a, b = (run.results[name].seconds(metric) if name in run.results else None for run in (first, second))
             if a and b:
                 pair[name] = float(np.log(b / a))
-                diffs[name].append(pair[name])
         if pair:
             pairs.append(pair)
-    if not pairs:
-        return None
-    scale = {name: _robust_scale(values) for name, values in diffs.items() if values}
-    benchmark = np.array([max(abs(d) / scale[name] for name, d in pair.items()) for pair in pairs])
-    shifts = [float(np.median(list(pair.values()))) for pair in pairs]
-    shift_scale = _robust_scale(shifts)
-    whole = np.abs(shifts) / shift_scale
-    typical = float(np.median(whole))
-    weight = float(np.median(benchmark)) / typical if typical > 0 else 1.0
-    worst = tuple(float(w) for w in np.maximum(benchmark, weight * whole))
-    return Spread(scale, shift_scale, weight, worst)
+    return spread_of(pairs)

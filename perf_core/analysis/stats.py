@@ -1,0 +1,230 @@
+"""The statistics of a regression decision: pure functions of samples, no files, no runs, no options.
+
+Two rules, each returning a Verdict, and one limit they share:
+
+- `decide`: two samples of independent figures (per-run medians, at least gate.MIN_RUNS a side). A
+  regression needs head slower than base by more than `threshold` (the size) *and* a two-sided
+  Mann-Whitney U test at level `alpha` (the significance). Mann-Whitney assumes nothing of the shape
+  of timing distributions (long right tails). Changing the test means changing `two_sample_p` and
+  `smallest_p` below, nothing else.
+- `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
+  run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
+- `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
+  is above alpha can decide nothing, whatever they hold, and give "undecided", never "unchanged".
+  Mann-Whitney's smallest two-sided p with n and m samples is 2 / C(n + m, n) (0.1 at 3 a side);
+  the spread's, with k history pairs, 1 / (k + 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The defaults of every command that decides (compare, ab, report); their --help shows these.
+ALPHA = 0.05
+THRESHOLD = 0.05
+CONFIDENCE = 0.95
+TEST_NAME = "Mann-Whitney U"  # the test of two_sample_p, as --help names it
+MIN_SPREAD = 0.002  # a floor on a benchmark's spread scale: identical figures must not divide by zero
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    base_s: float  # median of the base sample
+    head_s: float
+    ratio: float  # head / base: above 1 is slower
+    ratio_low: float  # bootstrap interval of the ratio of medians
+    ratio_high: float
+    p_value: float | None  # None when nothing was tested
+    n_base: int
+    n_head: int
+    verdict: str  # "regression", "improvement", "unchanged", "undecided" or "throttled" (not decided)
+
+    @property
+    def change(self) -> float:
+        return self.ratio - 1.0
+
+
+def significant(p_value: float, alpha: float) -> bool:
+    """The one reading of a p-value: significant at level alpha when p <= alpha."""
+    return p_value <= alpha
+
+
+def can_reach(smallest: float, alpha: float) -> bool:
+    """Whether samples whose smallest possible p-value is `smallest` can ever be significant at `alpha`."""
+    return significant(smallest, alpha)
+
+
+def two_sample_p(base: np.ndarray, head: np.ndarray) -> float:
+    """The two-sided p-value of the runs test (Mann-Whitney U); 1.0 when nothing can differ."""
+    if len(base) < 2 or len(head) < 2 or np.ptp(np.concatenate([base, head])) == 0:
+        return 1.0  # one sample a side, or identical values: nothing can be significant
+    from scipy import stats  # loaded when a decision is made: plot and trend start faster without it
+
+    return float(stats.mannwhitneyu(base, head, alternative="two-sided").pvalue)
+
+
+def smallest_p(n_base: int, n_head: int) -> float:
+    """The smallest two-sided p-value `two_sample_p` can give with n_base and n_head samples: 2 / C(n + m, n)."""
+    return min(1.0, 2 / math.comb(n_base + n_head, n_base))
+
+
+def samples_needed(alpha: float) -> int:
+    """The fewest samples a side (the same on both) with which `two_sample_p` can reach `alpha`."""
+    n = 1
+    while not can_reach(smallest_p(n, n), alpha):
+        n += 1
+    return n
+
+
+def ratio_interval(base: np.ndarray, head: np.ndarray) -> tuple[float, float]:
+    """The CONFIDENCE bootstrap interval of the ratio of medians (fixed seed: same samples, same answer)."""
+    if min(len(base), len(head)) < 2:
+        ratio = float(np.median(head) / np.median(base))
+        return ratio, ratio
+    from scipy import stats
+
+    result = stats.bootstrap(
+        (base, head),
+        lambda b, h, axis: np.median(h, axis=axis) / np.median(b, axis=axis),
+        n_resamples=999,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def classify(ratio: float, is_significant: bool, threshold: float) -> str:
+    """Size and significance together: "regression", "improvement" or "unchanged"."""
+    if is_significant and ratio > 1 + threshold:
+        return "regression"
+    if is_significant and ratio < 1 / (1 + threshold):
+        return "improvement"
+    return "unchanged"
+
+
+def decide(
+    name: str, base: Sequence[float], head: Sequence[float], threshold: float = THRESHOLD, alpha: float = ALPHA
+) -> Verdict:
+    """Two samples of seconds (independent figures, e.g. one per run) -> Verdict. Samples too few to
+    reach `alpha` give "undecided" (their p shown), never "unchanged". ValueError: a side is empty."""
+    base_a, head_a = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
+    if len(base_a) == 0 or len(head_a) == 0:
+        raise ValueError(f"{name}: a side has no samples")
+    ratio = float(np.median(head_a) / np.median(base_a))
+    p_value = two_sample_p(base_a, head_a)
+    low, high = ratio_interval(base_a, head_a)
+    if can_reach(smallest_p(len(base_a), len(head_a)), alpha):
+        verdict = classify(ratio, significant(p_value, alpha), threshold)
+    else:
+        verdict = "undecided"
+    base_s, head_s = float(np.median(base_a)), float(np.median(head_a))
+    return Verdict(name, base_s, head_s, ratio, low, high, p_value, len(base_a), len(head_a), verdict)
+
+
+def ratio_only(name: str, base: Sequence[float], head: Sequence[float], verdict: str) -> Verdict:
+    """A verdict that claims nothing ("undecided", "throttled"): the ratio of medians alone."""
+    base_s, head_s = float(np.median(base)), float(np.median(head))
+    ratio = head_s / base_s
+    return Verdict(name, base_s, head_s, ratio, ratio, ratio, None, len(base), len(head), verdict)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A machine's run-to-run spread, from consecutive pairs of its runs (select.run_spread builds it).
+
+    Two ways a pair of runs of the same code strays, each in its own units:
+    - one benchmark: `scale`, per benchmark, the robust standard deviation (MAD x 1.4826) of
+      log(run i+1 / run i), and a pair's worst benchmark, the largest |log ratio| / scale;
+    - the whole run: the pair's `shift`, the median over its benchmarks of the log ratios (a busy
+      machine, or a change that slows every kernel), over `shift_scale`, its own robust deviation.
+    `weight` = median(worst benchmark) / median(|shift| / shift_scale) over the history's pairs puts
+    the two on one scale (each at its typical size there), and a pair's statistic, `worst`, is the
+    larger of them. A new pair of runs of the same code is one more draw of the same kind, so it
+    exceeds all `len(worst)` of them with probability at most 1 / (len(worst) + 1), for the whole
+    table at once. Without the shift, the worst single benchmark of 20 noisy pairs hides a run
+    that is slower as a whole: a 15% slower run went unflagged on this project's CPU machine.
+    """
+
+    scale: dict[str, float]
+    shift_scale: float
+    weight: float
+    worst: tuple[float, ...]
+
+    @property
+    def pairs(self) -> int:
+        return len(self.worst)
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest p-value `p_value` can give: 1 / (pairs + 1)."""
+        return 1 / (self.pairs + 1)
+
+    def p_value(self, name: str, log_ratio: float, shift: float = 0.0) -> float:
+        """The share of history pairs (the new one counted) that strayed as far as this benchmark,
+        moved by `log_ratio` in a pair whose whole run shifted by `shift`: a benchmark that moved
+        with the shift carries the shift's evidence too."""
+        z = abs(log_ratio) / self.scale[name]
+        if shift * log_ratio > 0:
+            z = max(z, self.weight * abs(shift) / self.shift_scale)
+        return (1 + sum(worst >= z for worst in self.worst)) / (self.pairs + 1)
+
+
+def spread_pairs_needed(alpha: float) -> int:
+    """History pairs for a Spread to reach `alpha` (smallest p 1 / (pairs + 1)); runs needed: one more."""
+    return max(0, math.ceil(1 / alpha - 1 - 1e-9))  # 1 / (pairs + 1) <= alpha
+
+
+def robust_scale(values: Sequence[float]) -> float:
+    """MAD x 1.4826 (a normal's standard deviation, unmoved by outliers), at least MIN_SPREAD."""
+    d = np.asarray(values)
+    return max(1.4826 * float(np.median(np.abs(d - np.median(d)))), MIN_SPREAD)
+
+
+def spread_of(pairs: Sequence[Mapping[str, float]]) -> Spread | None:
+    """The Spread of consecutive pairs of runs, each {benchmark: log(second / first)}; None without any."""
+    if not pairs:
+        return None
+    diffs: dict[str, list[float]] = {}
+    for pair in pairs:
+        for name, d in pair.items():
+            diffs.setdefault(name, []).append(d)
+    scale = {name: robust_scale(values) for name, values in diffs.items()}
+    benchmark = np.array([max(abs(d) / scale[name] for name, d in pair.items()) for pair in pairs])
+    shifts = [float(np.median(list(pair.values()))) for pair in pairs]
+    shift_scale = robust_scale(shifts)
+    whole = np.abs(shifts) / shift_scale
+    typical = float(np.median(whole))
+    weight = float(np.median(benchmark)) / typical if typical > 0 else 1.0
+    worst = tuple(float(w) for w in np.maximum(benchmark, weight * whole))
+    return Spread(scale, shift_scale, weight, worst)
+
+
+def decide_by_spread(
+    name: str,
+    base: Sequence[float],
+    head: Sequence[float],
+    spread: Spread | None,
+    threshold: float = THRESHOLD,
+    alpha: float = ALPHA,
+    shift: float = 0.0,
+) -> Verdict:
+    """One or two runs a side: the ratio of medians against this machine's Spread; `shift` is the
+    whole compared pair's (median log ratio over its benchmarks). A history too short to reach
+    alpha, or none, gives "undecided" with the ratio alone."""
+    if spread is None or name not in spread.scale or not can_reach(spread.smallest_p, alpha):
+        return ratio_only(name, base, head, "undecided")
+    base_s, head_s = float(np.median(base)), float(np.median(head))
+    ratio = head_s / base_s
+    p_value = spread.p_value(name, float(np.log(ratio)), shift)
+    # The interval: the ratio give or take the run-to-run ratio this benchmark stays within 95% of the time.
+    z = 1.96 * spread.scale[name]
+    low, high = ratio * float(np.exp(-z)), ratio * float(np.exp(z))
+    verdict = classify(ratio, significant(p_value, alpha), threshold)
+    return Verdict(name, base_s, head_s, ratio, low, high, p_value, len(base), len(head), verdict)

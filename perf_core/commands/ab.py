@@ -1,0 +1,99 @@
+"""`perf-core ab BASE [HEAD]`: the pull-request gate, base and head run interleaved on this machine
+(perf_core.analysis.ab launches them), then decided (gate), printed and written as Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from perf_core.analysis import ab, gate, output, stats, view
+from perf_core.commands import options
+from perf_core.errors import UsageError
+
+
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("ab", help="PR gate: run base and head interleaved on this machine and decide")
+    parser.add_argument("base", help="base commit or ref (e.g. origin/main)")
+    parser.add_argument(
+        "head", nargs="?", help="head commit or ref (default: the working tree, uncommitted changes included)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=ab.DEFAULT_PAIRS, help=f"runs per side, interleaved (default {ab.DEFAULT_PAIRS})"
+    )
+    options.add_filters(parser, variant="compiled", tokens_help="(default: the suite's)")
+    parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
+    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown (a PR comment) to this file")
+    parser.add_argument("--report-url", help="link to this run's report artifact, at the end of the Markdown")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: here)")
+    parser.add_argument("--pytest-args", default="", help="extra arguments for each suite run, as one string")
+    options.add_json(parser, "print the verdicts as JSON instead of the table")
+    options.add_metric(parser)
+    options.add_decision(parser)
+    parser.set_defaults(run=run)
+
+
+def run(
+    base: str,
+    head: str | None,
+    *,
+    pairs: int,
+    kernel: str | None,
+    variant: str | None,
+    tokens: str | None,
+    out: Path | None,
+    markdown: Path | None,
+    report_url: str | None,
+    repo: Path,
+    pytest_args: str,
+    as_json: bool,
+    metric: str,
+    threshold: float | None,
+    alpha: float,
+) -> int:
+    """Exit 1 when a benchmark regressed, else 0; SIGTERM and SIGHUP stop it as Ctrl-C does."""
+    with ab.signals_interrupt():
+        fewest = stats.samples_needed(alpha)
+        if pairs < fewest:
+            raise UsageError(
+                f"--pairs must be at least {fewest}: with fewer runs a side no difference can be significant"
+                f" at --alpha {alpha:g}"
+            )
+        if markdown:
+            output.check_writable(markdown)
+        top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)
+        out = out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
+        extra = ab.selection_args(kernel, variant, tokens) + shlex.split(pytest_args)
+        print(
+            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {pairs} pairs -> {out}",
+            file=sys.stderr,
+        )
+        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out)
+        threshold = gate.threshold_for(metric, threshold)
+        runs = ab.collect(files)
+        decided = ab.verdicts(runs, threshold, alpha, metric)
+        title = (
+            f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {pairs} runs a side, {metric}"
+        )
+        publish(view.verdict_rows(decided), runs["base"][0].machine.label, title, as_json)
+        report = ab.markdown(decided, title, threshold, report_url)
+        if markdown:
+            output.write_text(markdown, report)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(report)
+        return gate.exit_code(decided)
+
+
+def publish(rows: list[view.VerdictRow], machine: str, title: str, as_json: bool) -> None:
+    """The verdicts on standard output: the titled table, or --json's records."""
+    if as_json:
+        print(json.dumps(view.verdict_records(rows, machine), indent=1))
+    else:
+        print(title)
+        output.print_table(*view.table(rows, view.TEXT_COLUMNS))

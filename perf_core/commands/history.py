@@ -1,0 +1,115 @@
+"""What the reading commands share: the history read (through its index), one machine of it chosen
+and announced on stderr, the benchmarks the --kernel/--variant/--tokens filter keeps, a commit found.
+
+Plain values in (the options' values), records out; the history is only ever read.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from perf_core import contract
+from perf_core.analysis import index, select
+from perf_core.analysis.records import Machine, Result, Run
+from perf_core.commands.options import Selection
+from perf_core.errors import HistoryError, split_csv, token_counts
+
+
+def index_path(storage: Path, index_file: Path | None, no_index: bool = False) -> Path | None:
+    """The index to read through: --index, else the default one of `storage`; None with --no-index."""
+    return None if no_index else (index_file or index.default_path(storage))
+
+
+def index_of(selection: Selection) -> Path | None:
+    """index_path of a reading command's Selection."""
+    return index_path(selection.storage, selection.index_file, selection.no_index)
+
+
+def wanted(selection: Selection) -> Callable[[Result], bool]:
+    """The selection's --kernel/--variant/--tokens filter (each comma-separated; None keeps all)."""
+    kernels = set(split_csv("--kernel", selection.kernel)) if selection.kernel else None
+    variants = set(split_csv("--variant", selection.variant)) if selection.variant else None
+    counts = set(token_counts("--tokens", selection.tokens)) if selection.tokens else None
+
+    def keep(result: Result) -> bool:
+        return (
+            (kernels is None or result.kernel in kernels)
+            and (variants is None or result.variant in variants)
+            and (counts is None or result.n_tokens in counts)
+        )
+
+    return keep
+
+
+def names_in(runs: Sequence[Run], keep: Callable[[Result], bool]) -> list[str]:
+    """The benchmarks of these runs that `keep` keeps, in table order."""
+    return [name for name in select.names_of(runs) if any(keep(r.results[name]) for r in runs if name in r.results)]
+
+
+def current_machine() -> Machine | None:
+    """This host's CPU and torch build, to pick its history among several (no torch import: slow)."""
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        return None
+    return Machine(contract.cpu_name(), torch_version, 1, None)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One machine's runs of the history (history order), the benchmarks kept, and the whole history."""
+
+    runs: list[Run]
+    names: list[str]
+    every: list[Run]
+
+    @property
+    def machine(self) -> str:
+        return self.runs[0].machine.label
+
+
+def load(selection: Selection) -> Chosen:
+    """The runs of the selected machine (select.choose_machine's rule), announced when the history has
+    several. HistoryError when no benchmark of that machine passes the selection's filter."""
+    every = index.load(selection.storage, index_of(selection))
+    found = select.machines(every)
+    chosen = select.choose_machine(found, selection.machine, current_machine())
+    if len(found) > 1:
+        how = "by --machine" if selection.machine else "this host"
+        print(
+            f"perf-core: {len(found)} machines in the history; reading [{found.index(chosen) + 1}] {chosen.label} ({how})",
+            file=sys.stderr,
+        )
+    runs = [run for run in every if run.machine == chosen]
+    names = names_in(runs, wanted(selection))
+    if not names:
+        raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
+    return Chosen(runs, names, every)
+
+
+def find_commit(chosen: Chosen, name: str) -> list[Run]:
+    """select.find_commit among one machine's runs, saying so when the commit ran only on another
+    machine of the history (a rested GPU run against a back-to-back one, say): not "unknown"."""
+    try:
+        return select.find_commit(chosen.runs, name)
+    except HistoryError as unknown:
+        try:
+            elsewhere = select.find_commit(chosen.every, name)
+        except HistoryError:
+            raise unknown from None
+        labels = "; ".join(sorted({run.machine.label for run in elsewhere}))
+        raise HistoryError(
+            f"{name!r} ran on another machine ({labels}), not on {chosen.machine}:"
+            " runs of different machines are never compared (--machine chooses the machine)"
+        ) from None
+
+
+def groups_of(chosen: Chosen, commits: list[tuple[str, list[Run]]], name: str) -> list[tuple[str, list[Run]]]:
+    """The commit groups (select.by_commit) holding the runs `name` names: resolved once, then matched
+    by file, not by comparing Runs for each group (plot --commit took 78 s at 10,000 runs that way)."""
+    paths = {run.path for run in find_commit(chosen, name)}
+    return [(commit, group) for commit, group in commits if any(run.path in paths for run in group)]
