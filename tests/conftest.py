@@ -24,6 +24,12 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    """A history folder, not yet created: pytest-benchmark's default name under the test's folder."""
+    return tmp_path / ".benchmarks"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """The commands keep their history index (and the report's vega.js) in the user's cache folder:

@@ -1,12 +1,10 @@
 """Cold weights, device time and clocks: what can be checked without a GPU, and the committed GPU runs."""
 
 import json
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import torch
-from helpers import raw_options
+from helpers import ROOT, T0, raw_options, small
 
 from perf_core import contract
 from perf_core.analysis import gate, records, select
@@ -15,14 +13,6 @@ from perf_core.cli import main
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.plugin import parse_selection
-from perf_core.measure.workload import Workload
-
-ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def small(kernel: str) -> Workload:
-    return Workload(kernel, n_tokens=8, d_model=32, n_heads=4, d_ff=88)
 
 
 def test_cold_copies_fill_several_l2_sizes_and_never_fewer_than_two():

@@ -1,13 +1,9 @@
 import pytest
 import torch
+from helpers import small
 
 from perf_core.measure import core, kernels
 from perf_core.measure.core import CompileFailed, CompileFlags
-from perf_core.measure.workload import Workload
-
-
-def small(kernel: str, n_tokens: int = 8) -> Workload:
-    return Workload(kernel, n_tokens=n_tokens, d_model=32, n_heads=4, d_ff=88)
 
 
 @pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])

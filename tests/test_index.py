@@ -16,8 +16,9 @@ from perf_core.analysis.synthetic import commit_sha, run_document, write_history
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    path = tmp_path / "history"
+def storage(storage: Path) -> Path:
+    """conftest's history folder, holding 30 commits with a step at 20 and a second run of the last."""
+    path = storage
     write_history(path, 30, step_at=20, rounds=20)
     write_run(
         path,

@@ -2,25 +2,17 @@
 
 import json
 import subprocess
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import matplotlib
 import pytest
-from helpers import column_of, perf_core
+from helpers import ROOT, T0, column_of, perf_core
 
 from perf_core.analysis import figures
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-ROOT = Path(__file__).resolve().parent.parent
 H100 = MACHINE | {"device_name": "NVIDIA H100 80GB HBM3", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
 H200 = MACHINE | {"device_name": "NVIDIA H200", "torch_version": "2.11.0+cu130", "cuda_version": "13.0"}
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    return tmp_path / ".benchmarks"
 
 
 def test_machine_number_picks_the_listed_machine_even_where_the_number_is_in_every_label(storage, tmp_path, capsys):
