@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 ON_GPU = {"d_model": 256, "n_heads": 4, "dtype": "bfloat16", "device": "cuda", "d_ff": 688}
 
 
-@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
+@pytest.mark.parametrize("kernel", kernels.names())
 def test_graph_replay_matches_eager(kernel):
     call = core.prepare(small(kernel, 16, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))
     module, x = kernels.build(small(kernel, 16, **ON_GPU))
@@ -26,8 +26,11 @@ def test_graph_replay_matches_eager(kernel):
 def test_graph_replay_survives_the_next_benchmarks_compile():
     first = core.prepare(small("attention", 16, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))
     core.prepare(small("attention", 32, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))  # resets the compiler
-    first.fn()
+    replayed = first.fn()
     torch.cuda.synchronize()  # an illegal address would surface here
+    module, x = kernels.build(small("attention", 16, **ON_GPU))
+    with torch.no_grad():
+        torch.testing.assert_close(replayed, module(x), rtol=3e-2, atol=3e-2)  # and the replay is still right
 
 
 def test_synchronized_timer_waits_for_the_gpu():
