@@ -7,6 +7,8 @@ import sys
 import pytest
 from helpers import git, raw_options
 
+from perf_core.errors import UsageError
+from perf_core.measure import kernels
 from perf_core.measure.plugin import parse_selection
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]
@@ -16,7 +18,8 @@ def test_default_selection_is_the_full_cpu_suite():
     selection = parse_selection(raw_options(), cuda_available=False)
     assert selection.device == "cpu" and selection.preset == "cpu-small" and selection.threads == 1
     cases = selection.cases()
-    assert len(cases) == 36  # attention, matmul, mlp x eager, compiled x 6 token counts
+    assert {case.workload.kernel for case in cases} == set(kernels.names())  # every registered kernel
+    assert len(cases) == len(kernels.names()) * 2 * 6  # each kernel x eager, compiled x 6 token counts
     assert {"attention-compiled-128", "mlp-eager-16", "mlp-compiled-512"} <= {case.id for case in cases}
 
 
@@ -25,22 +28,34 @@ def test_gpu_is_chosen_automatically_with_its_preset():
     assert (selection.device, selection.preset, selection.dtype) == ("cuda", "llama-7b", "bfloat16")
 
 
+BAD_OPTIONS = [
+    ("tokens", "16,0", "--tokens: '0' is not a positive integer"),
+    ("tokens", "16,abc", "--tokens: 'abc' is not a positive integer"),
+    ("tokens", "-4", "--tokens: '-4' is not a positive integer"),
+    ("tokens", "16,,32", "--tokens: '16,,32' has an empty item"),
+    ("kernels", "matmul,conv", "--kernels: unknown value 'conv'"),
+    ("variants", "jit", "--variants: unknown value 'jit'"),
+    ("dtype", "int8", "--dtype: unknown value 'int8'"),
+    ("device", "tpu", "--device: unknown value 'tpu'"),
+    ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
+    ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
+    ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
+    ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
+    ("threads", "0", "--threads: '0' is not a positive integer"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), BAD_OPTIONS)
+def test_bad_option_is_a_one_line_usage_error(option, value, message):
+    with pytest.raises(UsageError) as error:
+        parse_selection(raw_options(**{option: value}), cuda_available=False)
+    assert "\n" not in str(error.value) and message in str(error.value)
+
+
+# End to end, once per kind of message (a count, a name from a list, what this machine lacks): the
+# plugin turns the error into pytest's usage error, exit 4, before it collects anything.
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
-    [
-        ("tokens", "16,0", "--tokens: '0' is not a positive integer"),
-        ("tokens", "16,abc", "--tokens: 'abc' is not a positive integer"),
-        ("tokens", "-4", "--tokens: '-4' is not a positive integer"),
-        ("kernels", "matmul,conv", "--kernels: unknown value 'conv'"),
-        ("variants", "jit", "--variants: unknown value 'jit'"),
-        ("dtype", "int8", "--dtype: unknown value 'int8'"),
-        ("device", "tpu", "--device: unknown value 'tpu'"),
-        ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
-        ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
-        ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
-        ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
-        ("threads", "0", "--threads: '0' is not a positive integer"),
-    ],
+    ("option", "value", "message"), [BAD_OPTIONS[0], BAD_OPTIONS[4], BAD_OPTIONS[8]], ids=["count", "name", "machine"]
 )
 def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, value, message):
     result = suite.runpytest_subprocess(f"--{option}={value}", "--benchmark-disable")

@@ -97,12 +97,6 @@ def test_values_that_mean_nothing_are_refused(storage, tmp_path, capsys, argv, m
     assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("x*"))
 
 
-def test_empty_item_in_the_suites_token_list_is_a_usage_error(suite):
-    result = suite.runpytest_subprocess("--tokens=16,,32", "--collect-only")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--tokens: '16,,32' has an empty item" in result.stderr.str()
-
-
 def test_trend_legend_sits_beside_the_axes_not_over_the_series():
     column = column_of([1e-6 * (1 + i) for i in range(5)], high=1.1)
     fig = figures.trend_figure([f"c{i}" for i in range(5)], {"a / b": [figures.TrendLine("16 tokens", column)]}, "t")
