@@ -112,7 +112,8 @@ def test_trend_title_sits_above_the_first_panels_title_however_tall_the_figure()
     panels = {f"kernel{k} / eager": [line] for k in range(6)}  # six panels: a figure 21.6 in tall
     fig = figures.trend_figure(["c0", "c1", "c2"], panels, "Per-token latency across commits: a machine")
     renderer = fig.canvas.get_renderer()
-    title = fig._suptitle.get_window_extent(renderer)
+    (suptitle,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
+    title = suptitle.get_window_extent(renderer)
     first = fig.axes[0].title.get_window_extent(renderer)
     assert title.y0 >= first.y1  # display coordinates grow upwards
     matplotlib.pyplot.close(fig)
