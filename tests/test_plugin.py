@@ -67,10 +67,10 @@ def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, val
 
 def test_ini_file_sets_defaults_and_the_command_line_wins(suite):
     suite.makeini("[pytest]\nperf_kernels = attention\nperf_tokens = 16\n")
-    result = suite.runpytest_subprocess("--collect-only", "-q")
+    result = suite.runpytest_inprocess("--collect-only", "-q")
     assert "test_latency.py::test_latency[attention-eager-16]" in result.stdout.str()
     assert "matmul" not in result.stdout.str()
-    result = suite.runpytest_subprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
+    result = suite.runpytest_inprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
     assert result.stdout.lines[0] == "test_latency.py::test_latency[matmul-compiled-16]"
 
 
@@ -179,7 +179,7 @@ def test_perf_core_commit_names_the_commit_even_where_git_says_otherwise(suite, 
         git(suite.path, *command)
     monkeypatch.setenv("PERF_CORE_COMMIT", "c0ffee")
     monkeypatch.setenv("PERF_CORE_COMMIT_TIME", "2026-11-26T10:00:00+00:00")
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result = suite.runpytest_inprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
     result.assert_outcomes(passed=1)
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     assert "c0ffee" in saved.name

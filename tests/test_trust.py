@@ -130,7 +130,7 @@ def test_default_figure_names_are_ignored_by_git():
 
 def test_per_token_table_names_device_preset_and_threads(suite):
     args = ["--benchmark-only", "--kernels=matmul", "--variants=eager", "--tokens=16", "--benchmark-max-time=0.01"]
-    result = suite.runpytest_subprocess(*args)
+    result = suite.runpytest_inprocess(*args)
     result.stdout.fnmatch_lines(
         ["*per-token latency (median per call / tokens): *, preset cpu-small (float32), 1 thread(s)*"]
     )
