@@ -1,6 +1,7 @@
 import contextlib
 import importlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,8 +23,11 @@ SUITE_FILE = Path(__file__).with_name("test_latency.py")
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A scratch project holding the real benchmark file and the suite's plugin."""
+    # This session's own tests/test_latency.py would stand in for the scratch copy (same module
+    # name) in runs made in process; pytester puts it back afterwards.
+    monkeypatch.delitem(sys.modules, "test_latency", raising=False)
     pytester.makeconftest('pytest_plugins = ["perf_core.measure.plugin"]\n')
     pytester.makepyfile(test_latency=SUITE_FILE.read_text())
     return pytester
