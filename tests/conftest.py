@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import SCRATCH_ADDOPTS
 
 # pytester restores sys.modules after each test that uses it; extension modules first imported
 # inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
@@ -28,6 +29,7 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     # This session's own tests/test_latency.py would stand in for the scratch copy (same module
     # name) in runs made in process; pytester puts it back afterwards.
     monkeypatch.delitem(sys.modules, "test_latency", raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", SCRATCH_ADDOPTS)  # pytester cleared the caller's
     pytester.makeconftest('pytest_plugins = ["perf_core.measure.plugin"]\n')
     pytester.makepyfile(test_latency=SUITE_FILE.read_text())
     return pytester

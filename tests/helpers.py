@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout under test
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the synthetic histories' first commit time
 # The CPU tests' workload shape: every kernel compiles in seconds and still checks against eager.
 SMALL = {"d_model": 32, "n_heads": 4, "d_ff": 88}
+# For the suite's runs that tests start (pytester's, perf-core ab's): they never use Hypothesis,
+# whose pytest plugin costs each run ~1 s of imports (the test command starts over 30 such runs).
+SCRATCH_ADDOPTS = "-p no:hypothesispytest"
 
 
 def perf_core(capsys, *argv) -> tuple[int, str, str]:

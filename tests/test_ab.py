@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, git, perf_core
+from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
 from perf_core.analysis import ab, gate
@@ -24,8 +24,9 @@ TINY_RUNS = "--benchmark-max-time=0.005 --benchmark-min-rounds=3"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch git repository holding this project's suite, one commit."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", SCRATCH_ADDOPTS)  # read by every suite run ab starts
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in PROJECT_FILES:
