@@ -1,13 +1,20 @@
 import contextlib
 import importlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import SCRATCH_ADDOPTS
 
 # pytester restores sys.modules after each test that uses it; extension modules first imported
-# inside such a test (scipy's, through numpy.fft) cannot be imported a second time. Load them here,
-# where installed: a GPU box may carry only what the suite itself needs.
-for _module in ("ruptures", "scipy.stats"):
+# inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
+# compiler, which registers operators once per process (the suite's eager runs import it through
+# core.no_recompiles, in process in test_plugin and test_trust). Load them here, where installed: a
+# GPU box may carry only what the suite itself needs. Runs that compile stay in subprocesses: a
+# compile imports more of torch's compiler than can be listed here.
+for _module in ("ruptures", "scipy.stats", "torch._dynamo"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 
@@ -17,17 +24,33 @@ SUITE_FILE = Path(__file__).with_name("test_latency.py")
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A scratch project holding the real benchmark file and the suite's plugin."""
+    # This session's own tests/test_latency.py would stand in for the scratch copy (same module
+    # name) in runs made in process; pytester puts it back afterwards.
+    monkeypatch.delitem(sys.modules, "test_latency", raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", SCRATCH_ADDOPTS)  # pytester cleared the caller's
     pytester.makeconftest('pytest_plugins = ["perf_core.measure.plugin"]\n')
     pytester.makepyfile(test_latency=SUITE_FILE.read_text())
     return pytester
 
 
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    """A history folder, not yet created: pytest-benchmark's default name under the test's folder."""
+    return tmp_path / ".benchmarks"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """The commands keep their history index (and the report's vega.js) in the user's cache folder:
-    tests use a folder of their own, so they neither read a stale one nor litter the real one."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
+    tests use a folder of their own, so they neither read a stale one nor litter the real one.
+    In memory where Linux offers it: each new history gets a new SQLite index, whose creation waits
+    for the disk (fsync) -- half of test_fuzz's time on a disk, next to nothing on /dev/shm."""
+    memory = Path("/dev/shm")
+    if not (memory.is_dir() and os.access(memory, os.W_OK)):
+        memory = tmp_path_factory.mktemp("cache")
+    with tempfile.TemporaryDirectory(prefix="perf-core-cache-", dir=memory) as cache:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("XDG_CACHE_HOME", cache)
+            yield

@@ -1,7 +1,10 @@
 """What several test files share: running the CLI in-process, a fingerprint of a history folder,
-a trend series to draw, and the suite's options as the plugin reads them."""
+a trend series to draw, the suite's options as the plugin reads them, a workload small enough to
+compile in seconds, and git with a throwaway identity."""
 
 import hashlib
+import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,15 @@ import numpy as np
 from perf_core.analysis import select
 from perf_core.cli import main
 from perf_core.measure.plugin import OPTIONS
+from perf_core.measure.workload import Workload
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout under test
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the synthetic histories' first commit time
+# The CPU tests' workload shape: every kernel compiles in seconds and still checks against eager.
+SMALL = {"d_model": 32, "n_heads": 4, "d_ff": 88}
+# For the suite's runs that tests start (pytester's, perf-core ab's): they never use Hypothesis,
+# whose pytest plugin costs each run ~1 s of imports (the test command starts over 30 such runs).
+SCRATCH_ADDOPTS = "-p no:hypothesispytest"
 
 
 def perf_core(capsys, *argv) -> tuple[int, str, str]:
@@ -32,3 +44,14 @@ def column_of(values, low: float = 0.9, high: float = 1.2) -> select.Column:
 def raw_options(**overrides: str) -> dict[str, str]:
     """Every suite option at its ini default, as parse_selection takes them, with `overrides`."""
     return {name: default for name, (default, _) in OPTIONS.items()} | overrides
+
+
+def small(kernel: str, n_tokens: int = 8, **fields) -> Workload:
+    """`kernel` at `n_tokens` in the SMALL shape; `fields` override Workload's (dtype, device, sizes)."""
+    return Workload(kernel, n_tokens, **(SMALL | fields))
+
+
+def git(repo: Path, *args: str) -> str:
+    """`git ARGS` run in `repo` as a throwaway author: its stdout, stripped; a failure raises."""
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()

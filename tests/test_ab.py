@@ -13,26 +13,21 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import perf_core
+from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
 from perf_core.analysis import ab, gate
 from perf_core.analysis.synthetic import run_document, write_run
 
-ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
 TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "4"]
 TINY_RUNS = "--benchmark-max-time=0.005 --benchmark-min-rounds=3"
 
 
-def git(repo: Path, *args: str) -> str:
-    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch git repository holding this project's suite, one commit."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", SCRATCH_ADDOPTS)  # read by every suite run ab starts
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in PROJECT_FILES:

@@ -1,12 +1,13 @@
 """Cold weights, device time and clocks: what can be checked without a GPU, and the committed GPU runs."""
 
 import json
-from datetime import datetime, timezone
-from pathlib import Path
+import time
+from typing import ClassVar
 
 import pytest
 import torch
-from helpers import raw_options
+from helpers import ROOT, T0, raw_options, small
+from torch import nn
 
 from perf_core import contract
 from perf_core.analysis import gate, records, select
@@ -15,14 +16,6 @@ from perf_core.cli import main
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.plugin import parse_selection
-from perf_core.measure.workload import Workload
-
-ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def small(kernel: str) -> Workload:
-    return Workload(kernel, n_tokens=8, d_model=32, n_heads=4, d_ff=88)
 
 
 def test_cold_copies_fill_several_l2_sizes_and_never_fewer_than_two():
@@ -45,12 +38,37 @@ def test_a_cold_call_reads_another_copy_each_time_and_still_matches_eager(kernel
             torch.testing.assert_close(output, module(x), rtol=1e-4, atol=1e-4)
 
 
-def test_rotation_takes_each_copy_in_turn():
-    seen = []
-    rotated = core._rotate([lambda i=i: seen.append(i) for i in range(3)])
+class Recorder(nn.Module):
+    """Activations times a per-channel weight, noting which copy of the module made each call."""
+
+    calls: ClassVar[list[int]] = []  # on the class: each cold copy is a deep copy of the module
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        Recorder.calls.append(id(self))
+        return x * self.weight
+
+
+@pytest.fixture
+def recorder_kernel():
+    flops, moved = (lambda w: w.n_tokens * w.d_model), (lambda w: kernels.streamed_bytes(w, w.d_model))
+    kernels.register(kernels.Kernel("recorder", "notes which copy ran", lambda w: Recorder(w.d_model), flops, moved))
+    yield
+    del kernels.REGISTRY["recorder"]
+
+
+def test_rotation_takes_each_copy_in_turn(recorder_kernel):
+    copy_bytes = (32 + 8 * 32) * 4  # one copy: the weight and the input, float32
+    call = core.prepare(small("recorder"), "eager", cache="cold", l2_bytes=copy_bytes * 3 // 4)
+    assert call.copies == 3  # 4 L2 sizes over one copy's bytes
+    Recorder.calls.clear()
     for _ in range(7):
-        rotated()
-    assert seen == [0, 1, 2, 0, 1, 2, 0]
+        call.fn()
+    first = Recorder.calls[:3]
+    assert len(set(first)) == 3 and Recorder.calls == first + first + first[:1]
 
 
 def test_warm_is_one_copy_back_to_back():
@@ -128,7 +146,9 @@ def test_the_sampler_thread_samples_while_open():
     sampler = clock.ClockSampler(FakeNvml(), period_s=0.001)
     with sampler:
         torch.randn(256, 256) @ torch.randn(256, 256)
-        sampler._stop.wait(0.02)
+        deadline = time.monotonic() + 10.0  # a bound for a loaded machine, not a figure tested
+        while sampler.report().samples == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
     assert sampler.report().samples >= 1
 
 

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -220,9 +221,10 @@ def drawing(monkeypatch):
     machine=st.sampled_from([None, "1", "2", "H100", "CPU", "9"]),
 )
 def test_hostile_history_ends_in_0_1_or_2_with_one_line_and_nothing_changed(
-    drawing, tmp_path_factory, files, command, base, head, machine
+    drawing, tmp_path, files, command, base, head, machine
 ):
-    folder = tmp_path_factory.mktemp("fuzz")
+    # A new folder per case; mkdtemp, as tmp_path_factory.mktemp lists every earlier one each call.
+    folder = Path(tempfile.mkdtemp(prefix="fuzz", dir=tmp_path))
     storage = folder / "history"
     write_folder(storage, files)
     before = snapshot(folder)

@@ -2,32 +2,35 @@
 
 import pytest
 import torch
+from helpers import small
 
 from perf_core.measure import clock, core, kernels
 from perf_core.measure.core import CompileFlags
-from perf_core.measure.workload import Workload
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
 
 
-def small(kernel: str, n_tokens: int = 16) -> Workload:
-    return Workload(kernel, n_tokens, d_model=256, n_heads=4, dtype="bfloat16", device="cuda", d_ff=688)
+# Large enough for real kernels on the card; bfloat16 as the GPU preset runs.
+ON_GPU = {"d_model": 256, "n_heads": 4, "dtype": "bfloat16", "device": "cuda", "d_ff": 688}
 
 
-@pytest.mark.parametrize("kernel", ["attention", "matmul", "mlp"])
+@pytest.mark.parametrize("kernel", kernels.names())
 def test_graph_replay_matches_eager(kernel):
-    call = core.prepare(small(kernel), "compiled", CompileFlags(cuda_graph=True))
-    module, x = kernels.build(small(kernel))
+    call = core.prepare(small(kernel, 16, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))
+    module, x = kernels.build(small(kernel, 16, **ON_GPU))
     with torch.no_grad():
         expected = module(x)
     torch.testing.assert_close(call.fn(), expected, rtol=3e-2, atol=3e-2)
 
 
 def test_graph_replay_survives_the_next_benchmarks_compile():
-    first = core.prepare(small("attention", 16), "compiled", CompileFlags(cuda_graph=True))
-    core.prepare(small("attention", 32), "compiled", CompileFlags(cuda_graph=True))  # resets the compiler
-    first.fn()
+    first = core.prepare(small("attention", 16, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))
+    core.prepare(small("attention", 32, **ON_GPU), "compiled", CompileFlags(cuda_graph=True))  # resets the compiler
+    replayed = first.fn()
     torch.cuda.synchronize()  # an illegal address would surface here
+    module, x = kernels.build(small("attention", 16, **ON_GPU))
+    with torch.no_grad():
+        torch.testing.assert_close(replayed, module(x), rtol=3e-2, atol=3e-2)  # and the replay is still right
 
 
 def test_synchronized_timer_waits_for_the_gpu():

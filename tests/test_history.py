@@ -8,17 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import perf_core, snapshot
+from helpers import T0, perf_core, snapshot
 
 from perf_core.analysis import records, select
 from perf_core.analysis.synthetic import MACHINE, NAMES, commit_sha, run_document, write_history, write_run
-
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    return tmp_path / ".benchmarks"
 
 
 def test_runs_are_ordered_by_commit_time_and_a_commits_runs_are_pooled(storage):

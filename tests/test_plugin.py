@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from helpers import raw_options
+from helpers import git, raw_options
 
+from perf_core.errors import UsageError
+from perf_core.measure import kernels
 from perf_core.measure.plugin import parse_selection
 from perf_core.measure.storage import file_safe, name_problem
 
@@ -18,7 +20,8 @@ def test_default_selection_is_the_full_cpu_suite():
     selection = parse_selection(raw_options(), cuda_available=False)
     assert selection.device == "cpu" and selection.preset == "cpu-small" and selection.threads == 1
     cases = selection.cases()
-    assert len(cases) == 36  # attention, matmul, mlp x eager, compiled x 6 token counts
+    assert {case.workload.kernel for case in cases} == set(kernels.names())  # every registered kernel
+    assert len(cases) == len(kernels.names()) * 2 * 6  # each kernel x eager, compiled x 6 token counts
     assert {"attention-compiled-128", "mlp-eager-16", "mlp-compiled-512"} <= {case.id for case in cases}
 
 
@@ -27,22 +30,34 @@ def test_gpu_is_chosen_automatically_with_its_preset():
     assert (selection.device, selection.preset, selection.dtype) == ("cuda", "llama-7b", "bfloat16")
 
 
+BAD_OPTIONS = [
+    ("tokens", "16,0", "--tokens: '0' is not a positive integer"),
+    ("tokens", "16,abc", "--tokens: 'abc' is not a positive integer"),
+    ("tokens", "-4", "--tokens: '-4' is not a positive integer"),
+    ("tokens", "16,,32", "--tokens: '16,,32' has an empty item"),
+    ("kernels", "matmul,conv", "--kernels: unknown value 'conv'"),
+    ("variants", "jit", "--variants: unknown value 'jit'"),
+    ("dtype", "int8", "--dtype: unknown value 'int8'"),
+    ("device", "tpu", "--device: unknown value 'tpu'"),
+    ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
+    ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
+    ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
+    ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
+    ("threads", "0", "--threads: '0' is not a positive integer"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), BAD_OPTIONS)
+def test_bad_option_is_a_one_line_usage_error(option, value, message):
+    with pytest.raises(UsageError) as error:
+        parse_selection(raw_options(**{option: value}), cuda_available=False)
+    assert "\n" not in str(error.value) and message in str(error.value)
+
+
+# End to end, once per kind of message (a count, a name from a list, what this machine lacks): the
+# plugin turns the error into pytest's usage error, exit 4, before it collects anything.
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
-    [
-        ("tokens", "16,0", "--tokens: '0' is not a positive integer"),
-        ("tokens", "16,abc", "--tokens: 'abc' is not a positive integer"),
-        ("tokens", "-4", "--tokens: '-4' is not a positive integer"),
-        ("kernels", "matmul,conv", "--kernels: unknown value 'conv'"),
-        ("variants", "jit", "--variants: unknown value 'jit'"),
-        ("dtype", "int8", "--dtype: unknown value 'int8'"),
-        ("device", "tpu", "--device: unknown value 'tpu'"),
-        ("device", "cuda", "--device: 'cuda' was asked for but CUDA is not available"),
-        ("preset", "gpt-5", "--preset: unknown value 'gpt-5'"),
-        ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
-        ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
-        ("threads", "0", "--threads: '0' is not a positive integer"),
-    ],
+    ("option", "value", "message"), [BAD_OPTIONS[0], BAD_OPTIONS[4], BAD_OPTIONS[8]], ids=["count", "name", "machine"]
 )
 def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, value, message):
     result = suite.runpytest_subprocess(f"--{option}={value}", "--benchmark-disable")
@@ -54,10 +69,10 @@ def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, val
 
 def test_ini_file_sets_defaults_and_the_command_line_wins(suite):
     suite.makeini("[pytest]\nperf_kernels = attention\nperf_tokens = 16\n")
-    result = suite.runpytest_subprocess("--collect-only", "-q")
+    result = suite.runpytest_inprocess("--collect-only", "-q")
     assert "test_latency.py::test_latency[attention-eager-16]" in result.stdout.str()
     assert "matmul" not in result.stdout.str()
-    result = suite.runpytest_subprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
+    result = suite.runpytest_inprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
     assert result.stdout.lines[0] == "test_latency.py::test_latency[matmul-compiled-16]"
 
 
@@ -185,11 +200,11 @@ perf_core.measure.kernels.build = build_that_runs_out_at_32_tokens
 
 
 def test_perf_core_commit_names_the_commit_even_where_git_says_otherwise(suite, monkeypatch):
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
-        subprocess.run(["git", *command], cwd=suite.path, check=True)
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"]):
+        git(suite.path, *command)
     monkeypatch.setenv("PERF_CORE_COMMIT", "c0ffee")
     monkeypatch.setenv("PERF_CORE_COMMIT_TIME", "2026-11-26T10:00:00+00:00")
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result = suite.runpytest_inprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
     result.assert_outcomes(passed=1)
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     assert "c0ffee" in saved.name

@@ -2,15 +2,10 @@
 
 import subprocess
 import threading
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, git
+
 PUSH = ROOT / "scripts" / "push_history.sh"
-
-
-def git(cwd: Path, *args: str) -> str:
-    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
-    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 def test_two_concurrent_history_pushes_both_land(tmp_path):
