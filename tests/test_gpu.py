@@ -54,3 +54,12 @@ def test_resting_timer_keeps_its_rests_out_of_the_rounds_on_a_gpu():
         rounds.append(rested() - start)
     assert rested.rested_s > 0.8 * 10 * 3 * 3e-3  # the card rested about 3x each round's 3 ms
     assert max(rounds) < 2 * 3e-3  # and no round holds a 9 ms rest
+
+
+def test_a_gpu_breakdown_holds_the_calls_kernels_not_its_profiler_range():
+    """On an H200 the call's record_function range came back as a device 'kernel' as long as the call."""
+    from perf_core.measure import breakdown
+
+    a = torch.randn(512, 512, device="cuda")
+    names = [row[0] for row in breakdown.profile(lambda: a @ a, "cuda")]
+    assert names and not any("perf_core" in name for name in names)

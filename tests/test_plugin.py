@@ -20,8 +20,9 @@ def test_default_selection_is_the_full_cpu_suite():
     selection = parse_selection(raw_options(), cuda_available=False)
     assert selection.device == "cpu" and selection.preset == "cpu-small" and selection.threads == 1
     cases = selection.cases()
-    assert {case.workload.kernel for case in cases} == set(kernels.names())  # every registered kernel
-    assert len(cases) == len(kernels.names()) * 2 * 6  # each kernel x eager, compiled x 6 token counts
+    assert {case.workload.kernel for case in cases} == set(kernels.defaults("cpu"))  # every CPU-default kernel
+    assert {"attention", "matmul", "mlp"} <= set(kernels.defaults("cpu"))
+    assert len(cases) == len(kernels.defaults("cpu")) * 2 * 6  # each kernel x eager, compiled x 6 token counts
     assert {"attention-compiled-128", "mlp-eager-16", "mlp-compiled-512"} <= {case.id for case in cases}
 
 

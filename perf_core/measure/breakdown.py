@@ -103,7 +103,9 @@ def _device_parts(events, calls: int) -> list[Part]:
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for event in events:
-        if event.device_type == torch.autograd.DeviceType.CPU:
+        # Kineto mirrors the call's record_function range on the GPU's timeline (a user annotation
+        # spanning every kernel): counted as a part, it doubled the sum (H200, 2026-11-30).
+        if event.device_type == torch.autograd.DeviceType.CPU or event.name == _MARK:
             continue
         name = stable_name(event.name)
         totals[name] += event.time_range.elapsed_us() * 1e-6
