@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
