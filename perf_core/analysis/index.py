@@ -43,7 +43,8 @@ from perf_core.analysis.records import NUMBER_FIELDS, Machine, Result, Run
 from perf_core.errors import HistoryError, UsageError
 
 # The layout of a row: the record classes' fields. A change to them makes every older index foreign.
-LAYOUT = "2:" + ",".join(f.name for cls in (Machine, Result, Run) for f in dataclasses.fields(cls))
+# 3: NUMBER_FIELDS gained the rates (tokens_per_s, bytes_per_s, bandwidth_share), a wider blob per benchmark.
+LAYOUT = "3:" + ",".join(f.name for cls in (Machine, Result, Run) for f in dataclasses.fields(cls))
 T = TypeVar("T")
 BATCH = 200  # files parsed between commits: an interrupted first build keeps what it did
 PARALLEL_FROM = 400  # stale files from which parsing is spread over the CPUs
@@ -322,8 +323,8 @@ def _check_numbers(blob: bytes) -> None:
     """Every number of every row at once, as parse_result would have let it through (vectorised:
     the records themselves are built only when a command reads them)."""
     numbers = np.frombuffer(blob, dtype=np.float64).reshape(-1, len(NUMBER_FIELDS))
-    median, low, high, floor, latency, device, throttled = numbers.T
-    optional = np.stack([floor, latency, device])
+    median, low, high, floor, latency, device, throttled, *rates = numbers.T
+    optional = np.stack([floor, latency, device, *rates])  # records._rate keeps only positive rates
     good = (
         np.isfinite(median).all()
         and (median > 0).all()
@@ -358,10 +359,10 @@ class _Results(Mapping):
             values = [None if value != value else value for value in self._numbers.tolist()]  # NaN: not recorded
             width, built = len(NUMBER_FIELDS), {}
             for i, (name, kernel, variant, n_tokens) in enumerate(self._layout.entries):
-                median, low, high, floor, latency, device, throttled = values[i * width : (i + 1) * width]
+                median, low, high, floor, latency, device, throttled, *rates = values[i * width : (i + 1) * width]
                 flag = None if throttled is None else throttled == 1.0
                 built[name] = Result.restored(
-                    (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag)
+                    (name, kernel, variant, n_tokens, median, low, high, floor, latency, device, flag, *rates)
                 )
             self._built = built
         return self._built

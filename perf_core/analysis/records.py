@@ -85,6 +85,12 @@ class Result:
     latency_s: float | None = None
     device_s: float | None = None
     throttled: bool | None = None  # NVML saw the card slowed during the rounds (None: unknown)
+    # The steady-state median call's rates, as the suite saved them (contract.TOKENS_PER_S, ...): tokens
+    # per second, streamed bytes per second, and that rate's share of the run's measured copy bandwidth.
+    # None in runs saved before them, and a share is None in runs without a measured copy rate.
+    tokens_per_s: float | None = None
+    bytes_per_s: float | None = None
+    bandwidth_share: float | None = None
     # Format 3 and later, unless run with --no-breakdown; None otherwise. The history index does not
     # keep it (its Results read None): read breakdowns from the run files (load_runs).
     breakdown: Breakdown | None = None
@@ -115,7 +121,18 @@ RESULT_FIELDS = tuple(f.name for f in fields(Result))
 # A Result's numbers, in the order the history index stores them per benchmark (NaN: not recorded;
 # throttled as 0/1): numbers_of gives them as one array, which a trend of 10,000 commits reads
 # without building 240,000 Results.
-NUMBER_FIELDS = ("median_s", "low_s", "high_s", "floor_s", "latency_s", "device_s", "throttled")
+NUMBER_FIELDS = (
+    "median_s",
+    "low_s",
+    "high_s",
+    "floor_s",
+    "latency_s",
+    "device_s",
+    "throttled",
+    "tokens_per_s",
+    "bytes_per_s",
+    "bandwidth_share",
+)
 
 
 def numbers_of(results: Mapping[str, Result]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -213,6 +230,18 @@ def _is_part(row: object) -> bool:
     )
 
 
+def _rate(value: object) -> float | None:
+    """A saved rate (tokens/s, bytes/s, bandwidth share), None unless a finite positive number: the
+    rates are derived from the median, so a malformed one is no reason to refuse the run's timings."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
 def parse_breakdown(extra: dict) -> Breakdown | None:
     """The benchmark's Breakdown, None when it has none (format 2 and older, --no-breakdown).
 
@@ -269,6 +298,9 @@ def parse_result(path: Path, bench: dict) -> Result:
         high_s=high,
         **{key: None if value is None else _seconds(path, name, key, value) for key, value in optional.items()},
         throttled=throttled if isinstance(throttled, bool) else None,
+        tokens_per_s=_rate(extra.get(contract.TOKENS_PER_S)),
+        bytes_per_s=_rate(extra.get(contract.BYTES_PER_S)),
+        bandwidth_share=_rate(extra.get(contract.BANDWIDTH_SHARE)),
         breakdown=parse_breakdown(extra),
     )
 

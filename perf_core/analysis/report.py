@@ -80,6 +80,9 @@ def curve_rows(
                 "per_call": _round(point.per_token_s * n / scale),
                 "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
                 "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
+                "tokens_per_s": None if c.tokens_per_s is None else _round(c.tokens_per_s),
+                "gb_per_s": None if c.bytes_per_s is None else _round(c.bytes_per_s / 1e9),
+                "bandwidth_share": None if c.bandwidth_share is None else _round(c.bandwidth_share),
             }
         )
     return rows
@@ -119,6 +122,9 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
             alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
             alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
             alt.Tooltip("x_floor:Q", title="x floor"),
+            alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
+            alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
+            alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
         ]
         colour = alt.Color(
             "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
@@ -308,6 +314,8 @@ def machine_page(
     parts += [
         f"<h2>Latency per Token against Number of Tokens ({html.escape(metric)}; newest {len(commits[-CURVE_COMMITS:])} commits)</h2>",
         '<div class="grid">' + "".join(chart_div(spec, f"curve-{p}") for p, spec in curves) + "</div>",
+        f"<h2>Tokens per second and bandwidth achieved (newest commit, {html.escape(commits[-1][0])})</h2>",
+        throughput_table(commits[-1:], names),
         "<h2>Across commits</h2>",
         '<div class="grid">' + "".join(chart_div(spec, f"trend-{p}") for p, spec in trends) + "</div>",
         f"<h2>Change points ({min_change:.0%} or more)</h2>",
@@ -335,6 +343,26 @@ def machine_page(
     ]
     parts.append(table_html(["commit", "time", "runs"], rows, raw=True))
     return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends))
+
+
+def throughput_table(commits: list, names: Sequence[str]) -> str:
+    """The rates the suite saved (steady state), one row per benchmark of `commits`; a note instead
+    when none was saved (runs from before the rates)."""
+    rows = []
+    for c in view.curve_points(commits, names, "steady"):
+        if c.tokens_per_s is None and c.bytes_per_s is None:
+            continue
+        rows.append(
+            [
+                c.benchmark,
+                "-" if c.tokens_per_s is None else f"{c.tokens_per_s:,.0f}",
+                "-" if c.bytes_per_s is None else f"{c.bytes_per_s / 1e9:.2f}",
+                "-" if c.bandwidth_share is None else f"{c.bandwidth_share:.0%}",
+            ]
+        )
+    if not rows:
+        return '<p class="note">these runs saved no tokens per second or bandwidth (saved before the suite did)</p>'
+    return table_html(["benchmark", "tokens/s", "GB/s streamed", "share of copy bandwidth"], rows)
 
 
 def gate_table(decided: Sequence[gate.Decided]) -> str:

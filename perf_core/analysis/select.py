@@ -143,6 +143,20 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
     return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
 
 
+RATES = ("tokens_per_s", "bytes_per_s", "bandwidth_share")  # records.Result's, from the steady median
+
+
+def rates(runs: Sequence[Run], name: str) -> dict[str, float | None]:
+    """Benchmark `name`'s saved rates (RATES) over one commit's runs: each the median of the runs that
+    saved it, None where none did (runs saved before the rates, or without a measured copy rate)."""
+    results = [run.results[name] for run in runs if name in run.results]
+    found = {}
+    for rate in RATES:
+        values = [value for r in results if (value := getattr(r, rate)) is not None]
+        found[rate] = statistics.median(values) if values else None
+    return found
+
+
 def series(commits: list[tuple[str, list[Run]]], names: Sequence[str], metric: str) -> dict[str, list[Point | None]]:
     """pool() of every benchmark at every commit, as Points (trend's --json)."""
     return {name: [pool(commit, group, name, metric) for commit, group in commits] for name in names}

@@ -106,6 +106,21 @@ def run_document(
     }
 
 
+def with_rates(document: dict, copy_bytes_per_s: float | None, streamed_bytes: int = 2**20) -> dict:
+    """`document` with the rates the suite saves since issue 23 (measure.plugin.rates): each benchmark
+    streams `streamed_bytes` a call; tokens and bytes per second of its median, the share of
+    `copy_bytes_per_s` (the run's measured copy rate, None: not measured). Changes `document` in place."""
+    document["machine_info"][contract.COPY_BYTES_PER_S] = copy_bytes_per_s
+    for bench in document["benchmarks"]:
+        extra, median = bench["extra_info"], bench["stats"]["median"]
+        extra[contract.BYTES] = streamed_bytes
+        extra[contract.TOKENS_PER_S] = extra[contract.N_TOKENS] / median
+        extra[contract.BYTES_PER_S] = streamed_bytes / median
+        share = None if copy_bytes_per_s is None else streamed_bytes / median / copy_bytes_per_s
+        extra[contract.BANDWIDTH_SHARE] = share
+    return document
+
+
 def write_run(storage: Path, number: int, document: dict) -> Path:
     folder = storage / "Linux-CPython-3.11-64bit"
     folder.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,10 @@ class CurvePoint:
     tokens: int
     point: select.Point
     throttled: bool  # NVML saw the card slowed in one of the commit's runs
+    # select.rates: the steady-state median call's rates, pooled; None where the runs saved none.
+    tokens_per_s: float | None = None
+    bytes_per_s: float | None = None
+    bandwidth_share: float | None = None
 
 
 def curve_points(commits: Sequence[tuple[str, list[Run]]], members: Sequence[str], metric: str) -> list[CurvePoint]:
@@ -133,5 +137,6 @@ def curve_points(commits: Sequence[tuple[str, list[Run]]], members: Sequence[str
             if point is None:
                 continue
             hot = any(run.results[name].throttled for run in group if name in run.results)
-            found.append(CurvePoint(name, commit, label, contract.parse_name(name).n_tokens, point, bool(hot)))
+            tokens = contract.parse_name(name).n_tokens
+            found.append(CurvePoint(name, commit, label, tokens, point, bool(hot), **select.rates(group, name)))
     return found

@@ -58,7 +58,11 @@ def run(
         points = view.curve_points(shown, members, metric)
         if points:
             panels.append(figure_panel(panel, points, select.floors(runs, members)))
-        data += [{"benchmark": c.benchmark, "commit": c.commit, "per_token_s": c.point.per_token_s} for c in points]
+        data += [
+            {"benchmark": c.benchmark, "commit": c.commit, "per_token_s": c.point.per_token_s}
+            | {rate: getattr(c, rate) for rate in select.RATES}
+            for c in points
+        ]
     if not panels:
         raise HistoryError(f"the selected commits have no {metric} figures for the chosen benchmarks")
     path = output.figure_path(output_path, fmt, "per_token")
