@@ -218,6 +218,11 @@ def test_compare_prints_why_each_regression_changed(history, capsys):
     why = out.split(f"why {EXPLAINED}:\n")[1].splitlines()
     assert why[0].startswith("  profiled 95.000 us -> 105.000 us per call (+10.000 us)")
     assert " ".join(why[1].split()) == "added cpp_fused_mul - -> 10.000 us +10.000 us 100% of measured, 100% of whole"
+    # The 23 other regressions have no breakdown: one line says so for all of them.
+    (note,) = [line for line in out.splitlines() if line.startswith("why ") and "no breakdown" in line]
+    names, reason = note.removeprefix("why ").split(": ", 1)
+    assert len(names.split(", ")) == 23 and EXPLAINED not in names
+    assert reason == "a base run has no breakdown (saved before format 3, or run with --no-breakdown)"
 
 
 def test_the_pull_request_comment_folds_each_explanation(history):

@@ -94,8 +94,15 @@ def notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], alpha: fl
 
 
 def print_why(found: dict[str, list[str]]) -> None:
-    """The top lines of each changed benchmark's explanation (explain.why), under the table."""
+    """The top lines of each changed benchmark's explanation (explain.why), under the table; one line
+    for the benchmarks that share a one-line note (a history saved before breakdowns: every one)."""
+    notes: dict[str, list[str]] = {}
     for name, lines in found.items():
+        if len(lines) == 1:
+            notes.setdefault(lines[0], []).append(name)
+            continue
         print(f"why {name}:")
         for line in lines:
             print(f"  {line}")
+    for note, names in notes.items():
+        print(f"why {', '.join(names)}: {note}")
