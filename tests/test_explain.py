@@ -42,6 +42,16 @@ def test_slower_faster_and_removed_parts_each_carry_their_share_of_the_whole_cha
     assert found.code_changed is False
 
 
+def test_the_measured_change_leaves_out_the_parts_that_moved_within_their_noise():
+    mm, python, view = BASE.parts
+    head = Breakdown(((mm[0], 1.0, mm[2] + 1.5 * US), python, view, ("cpp_fused_mul", 1.0, 4 * US)), "bbbb")
+    found = explain(BASE, head)  # mm +1.5 us: under 2% of the 100 us call, not named
+    (added,) = found.named
+    assert found.change_s == pytest.approx(5.5 * US) and found.measured_change_s == pytest.approx(4 * US)
+    assert added.share == pytest.approx(4 / 5.5) and added.attributed == pytest.approx(1.0)
+    assert found.unnamed_s == pytest.approx(1.5 * US)
+
+
 def test_changes_under_the_threshold_are_not_named_but_summed():
     wiggle = MIN_SHARE * 100 * US * 0.9  # just under MIN_SHARE of the 100 us call
     head = Breakdown(
