@@ -1,4 +1,4 @@
-"""The `perf-core` command: plot, trend, compare, report, index, export and ab over the suite's runs.
+"""The `perf-core` command: plot, trend, compare, explain, report, index, export and ab over the suite's runs.
 
 Only the entry point lives here: the parser, assembled from the command modules of perf_core.commands
 (each declares its own arguments), and the one place where a PerfCoreError becomes a process exit.
@@ -13,10 +13,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from perf_core.commands import ab, compare, export, index, options, plot, report, trend
+from perf_core.commands import ab, compare, explain, export, index, options, plot, report, trend
 from perf_core.errors import Interrupted, PerfCoreError, UsageError
 
-COMMANDS = (plot, trend, compare, report, index, export, ab)  # in --help's order
+COMMANDS = (plot, trend, compare, explain, report, index, export, ab)  # in --help's order
 
 
 class Parser(argparse.ArgumentParser):

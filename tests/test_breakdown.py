@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import raw_options
+from helpers import perf_core, raw_options
 
 from perf_core import contract
 from perf_core.analysis.explain import explain
@@ -134,28 +134,42 @@ def run_commit(suite: pytest.Pytester, scale: float | None, *options: str):
     return saved
 
 
-def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_nothing(suite):
-    # Interleaved, as ab runs base and head (A B A B), then two more of the unchanged commit: on a
-    # shared machine a run, or two in a row, can be slowed throughout, so each side is two runs
-    # (explain.least) and the sides alternate in time: A1 B1 A2 B2 against each other, and A1 A3
-    # against A2 A4.
-    order = (None, 0.5, None, 0.5, None, None)
+def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_nothing(suite, capsys):
+    # Interleaved, as ab runs base and head (A B A B A B), then three more runs of the unchanged
+    # commit. On a shared machine a run, or two in a row, can be slowed throughout (every part
+    # 1.1-1.8x), so each side is three runs: each part's least over them (explain.least), its noise
+    # the spread between them (explain's threshold). A against A compares runs alternating in time
+    # too: A1 A3 A5 (runs 1, 5, 8) against A2 A4 A6 (runs 3, 7, 9).
+    order = (None, 0.5, None, 0.5, None, 0.5, None, None, None)
     paths = [run_commit(suite, scale) for scale in order]
     runs = {run.path: run for run in load_runs(paths)}
     (name,) = runs[paths[0]].results
-    a1, b1, a2, b2, a3, a4 = (runs[path].results[name].breakdown for path in paths)
-    assert all(b.parts and b.fingerprint for b in (a1, b1, a2, b2, a3, a4))
-    unchanged = explain([a1, a3], [a2, a4])
+    taken = [runs[path].results[name].breakdown for path in paths]
+    assert all(b.parts and b.fingerprint for b in taken)
+    a = [b for b, scale in zip(taken, order) if scale is None]
+    b = [b for b, scale in zip(taken, order) if scale is not None]
+    unchanged = explain(a[0::2], a[1::2])
     assert unchanged.named == () and unchanged.code_changed is False and unchanged.kernels_added == ()
-    changed = explain([a1, a2], [b1, b2])
+    changed = explain(a[:3], b)
     assert changed.code_changed is True
     (new_kernel,) = changed.kernels_added
     assert new_kernel.startswith("cpp_fused") and "mul" in new_kernel
     (added,) = changed.added
-    # All of the change beyond the run-to-run noise is the new kernel's. Its share of the whole
-    # profiled change is no figure to assert: the scale costs ~1 us of a ~130 us call, within the
-    # spread of the call's Python part (PartChange.share, docs/breakdown.md).
-    assert added.name == new_kernel and changed.named == (added,), changed
+    # The bar: at least 80% of the measured change (the sum of the changes of the parts
+    # that moved beyond their noise) is the new kernel's. Its share of the whole profiled change
+    # (`share`) is printed, not asserted: ~1 us of a ~130 us call whose unchanged parts move by
+    # more than that between runs of one commit (docs/breakdown.md).
+    assert added.name == new_kernel and added.attributed >= 0.8, changed
+    with capsys.disabled():
+        print(
+            f"\njudging: {new_kernel} {added.head_s * 1e6:.2f} us, {added.attributed:.0%} of the measured change"
+            f" ({changed.measured_change_s * 1e6:+.2f} us), {added.share:.0%} of the whole ({changed.change_s * 1e6:+.2f} us);"
+            f" A/A unnamed {unchanged.unnamed_s * 1e6:+.2f} us; named {[p.name for p in changed.named]}"
+        )
+    # The command names it too, reading one run a side through the history index.
+    storage = suite.path / ".benchmarks"
+    code, out, _ = perf_core(capsys, "explain", paths[0].name, paths[1].name, "--storage", storage)
+    assert code == 0 and f"added   {new_kernel}" in out, out
     saved = json.loads(paths[1].read_text())
     assert saved["machine_info"][contract.BREAKDOWN] is True and saved[contract.FORMAT_KEY] == 3
 

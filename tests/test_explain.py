@@ -4,11 +4,13 @@ and how a saved breakdown is read back."""
 import json
 
 import pytest
+from helpers import perf_core
 
 from perf_core import contract
-from perf_core.analysis.explain import MIN_SHARE, explain, missing
-from perf_core.analysis.records import Breakdown, parse_breakdown, parse_run
-from perf_core.analysis.synthetic import write_history
+from perf_core.analysis import ab, gate, report
+from perf_core.analysis.explain import MIN_SHARE, explain, missing, why
+from perf_core.analysis.records import Breakdown, load_runs, parse_breakdown, parse_run
+from perf_core.analysis.synthetic import commit_sha, write_history
 
 US = 1e-6
 BASE = Breakdown(
@@ -38,6 +40,16 @@ def test_slower_faster_and_removed_parts_each_carry_their_share_of_the_whole_cha
     assert [(p.name, p.base_s, p.head_s) for p in found.removed] == [("aten::view", 5 * US, None)]
     assert [p.name for p in found.named] == ["aten::mm", "(python, outside ops)", "aten::view"]
     assert found.code_changed is False
+
+
+def test_the_measured_change_leaves_out_the_parts_that_moved_within_their_noise():
+    mm, python, view = BASE.parts
+    head = Breakdown(((mm[0], 1.0, mm[2] + 1.5 * US), python, view, ("cpp_fused_mul", 1.0, 4 * US)), "bbbb")
+    found = explain(BASE, head)  # mm +1.5 us: under 2% of the 100 us call, not named
+    (added,) = found.named
+    assert found.change_s == pytest.approx(5.5 * US) and found.measured_change_s == pytest.approx(4 * US)
+    assert added.share == pytest.approx(4 / 5.5) and added.attributed == pytest.approx(1.0)
+    assert found.unnamed_s == pytest.approx(1.5 * US)
 
 
 def test_changes_under_the_threshold_are_not_named_but_summed():
@@ -127,3 +139,129 @@ def test_saved_breakdowns_are_read_back_and_older_runs_have_none(tmp_path):
 def test_a_failed_or_damaged_breakdown_reads_as_none_with_a_note(saved, note):
     breakdown = parse_breakdown(saved)
     assert breakdown.parts is None and note in breakdown.note
+
+
+# ---------------------------------------------------------------------------------------------
+# the explain command, and the lines compare, ab's Markdown and the report carry
+
+EXPLAINED = "matmul-compiled-64"
+HEAD_PARTS = [["aten::mm", 1, 80e-6], ["(python, outside ops)", 1, 15e-6], ["cpp_fused_mul", 1, 10e-6]]
+
+
+def with_breakdowns(paths, parts_of):
+    """Give benchmark EXPLAINED of each run file `parts_of(i)`'s breakdown (None: leave it without)."""
+    for i, path in enumerate(paths):
+        parts = parts_of(i)
+        if parts is None:
+            continue
+        document = json.loads(path.read_text())
+        for bench in document["benchmarks"]:
+            if bench["param"] == EXPLAINED:
+                kernels = [name for name, _, _ in parts if name.startswith("cpp_")]
+                bench["extra_info"] |= {
+                    contract.BREAKDOWN: parts,
+                    contract.CODE_FINGERPRINT: "bbbb" if kernels else "aaaa",
+                    contract.CODE_KERNELS: kernels,
+                }
+        path.write_text(json.dumps(document))
+
+
+@pytest.fixture
+def history(tmp_path):
+    """24 commits, one run each, the last 15% slower throughout; the last two have a breakdown of
+    EXPLAINED, the newest with an added 10 us kernel."""
+    paths = write_history(tmp_path / "h", commits=24, step_at=23, step=1.15, noise=0.005)
+    base_parts = [part for part in HEAD_PARTS if part[0] != "cpp_fused_mul"]
+    with_breakdowns(paths, lambda i: {22: base_parts, 23: HEAD_PARTS}.get(i))
+    return tmp_path / "h"
+
+
+BASE_C, HEAD_C = commit_sha(22)[:7], commit_sha(23)[:7]
+
+
+def test_explain_names_the_added_kernel_and_says_which_benchmarks_have_no_breakdown(history, capsys):
+    code, out, err = perf_core(capsys, "explain", BASE_C, HEAD_C, "--storage", history, "--no-index")
+    assert code == 0 and err == ""
+    block = out.split(f"{EXPLAINED} (REGRESSION")[1].split("\n-", 1)[0]
+    assert "added   cpp_fused_mul" in block and "100% of measured" in block and "generated code changed" in block
+    # Every other benchmark regressed too (the default: each changed one), and has no breakdown.
+    assert out.count("a base run has no breakdown (saved before format 3") == 23
+
+
+def test_explain_reads_breakdowns_through_the_index_too_and_json_has_every_figure(history, capsys):
+    code, out, _ = perf_core(
+        capsys, "explain", BASE_C, HEAD_C, "--storage", history, "--benchmark", EXPLAINED, "--json"
+    )
+    assert code == 0
+    (found,) = json.loads(out)
+    assert found["benchmark"] == EXPLAINED and found["verdict"] == "regression" and found["note"] is None
+    (added,) = found["explanation"]["added"]
+    assert (added["name"], added["head_s"], added["attributed"]) == ("cpp_fused_mul", 10e-6, 1.0)
+    assert found["explanation"]["measured_change_s"] == pytest.approx(10e-6)
+
+
+def test_explain_bad_input_is_a_one_line_error_or_note(history, tmp_path, capsys):
+    code, _, err = perf_core(capsys, "explain", BASE_C, HEAD_C, "--storage", history, "--benchmark", "nope-eager-1")
+    assert code == 2 and err.count("\n") == 1 and "--benchmark nope-eager-1: not a benchmark" in err
+    older = commit_sha(21)[:7]  # a run without breakdowns on one side: nothing to explain
+    code, _, err = perf_core(capsys, "explain", older, HEAD_C, "--storage", history, "--benchmark", EXPLAINED)
+    assert code == 2 and err.count("\n") == 1 and "nothing to explain" in err and "a base run has no breakdown" in err
+    write_history(tmp_path / "plain", commits=2)  # a history without any breakdown
+    code, _, err = perf_core(capsys, "explain", commit_sha(0)[:7], commit_sha(1)[:7], "--storage", tmp_path / "plain")
+    assert code == 2 and err.count("\n") == 1 and "nothing to explain" in err
+
+
+def test_a_benchmark_only_one_side_has_gets_a_note(history, capsys):
+    path = sorted(history.rglob("*.json"))[-1]  # the head's run
+    document = json.loads(path.read_text())
+    document["benchmarks"] = [b for b in document["benchmarks"] if b["param"] != "matmul-eager-64"]
+    path.write_text(json.dumps(document))
+    argv = ["explain", BASE_C, HEAD_C, "--storage", history, "--benchmark", EXPLAINED, "--benchmark", "matmul-eager-64"]
+    code, out, _ = perf_core(capsys, *argv)
+    assert code == 0 and "matmul-eager-64:\n  the head side has no run of this benchmark" in out
+    assert "added   cpp_fused_mul" in out
+
+
+def test_compare_prints_why_each_regression_changed(history, capsys):
+    code, out, _ = perf_core(capsys, "compare", BASE_C, HEAD_C, "--storage", history)
+    assert code == 1
+    why = out.split(f"why {EXPLAINED}:\n")[1].splitlines()
+    assert why[0].startswith("  profiled 95.000 us -> 105.000 us per call (+10.000 us)")
+    assert " ".join(why[1].split()) == "added cpp_fused_mul - -> 10.000 us +10.000 us 100% of measured, 100% of whole"
+    # The 23 other regressions have no breakdown: one line says so for all of them.
+    (note,) = [line for line in out.splitlines() if line.startswith("why ") and "no breakdown" in line]
+    names, reason = note.removeprefix("why ").split(": ", 1)
+    assert len(names.split(", ")) == 23 and EXPLAINED not in names
+    assert reason == "a base run has no breakdown (saved before format 3, or run with --no-breakdown)"
+
+
+def test_the_pull_request_comment_folds_each_explanation(history):
+    runs = load_runs(sorted(history.rglob("*.json")))
+    base, head = [runs[22]], [runs[23]]
+    decided = gate.decide_all(base, head, [EXPLAINED], "steady", 0.05, 0.05, history=runs)
+    text = ab.markdown(decided, "t", 0.05, None, why([EXPLAINED], base, head))
+    folded = text.split(f"<details><summary>why {EXPLAINED} changed</summary>")[1].split("</details>")[0]
+    assert "```text" in folded and "added   cpp_fused_mul" in folded
+
+
+def test_the_report_draws_each_commits_kernel_time_as_stacked_bars(history):
+    runs = load_runs(sorted(history.rglob("*.json")))
+    rows, unit = report.breakdown_rows(runs[-2:], [EXPLAINED, "matmul-eager-64"])
+    assert unit == "us"
+    assert {(r["commit"], r["part"], r["per_call"]) for r in rows} == {
+        (runs[22].short, "aten::mm", 80.0),
+        (runs[22].short, "(python, outside ops)", 15.0),
+        (runs[23].short, "aten::mm", 80.0),
+        (runs[23].short, "(python, outside ops)", 15.0),
+        (runs[23].short, "cpp_fused_mul", 10.0),
+    }
+    spec = report.breakdown_spec(rows, unit)
+    layer = spec if "mark" in spec else spec["layer"][0]
+    assert layer["mark"]["type"] == "bar" and layer["encoding"]["color"]["field"] == "part"
+    assert layer["encoding"]["y"]["stack"] == "zero" and spec["datasets"]["breakdown"] == rows
+    (param,) = spec["params"]
+    assert param["name"] == "benchmark" and param["bind"]["options"] == [EXPLAINED]
+    page = report.machine_page(1, runs, [EXPLAINED], "steady", None, 0.05, breakdown_runs=runs[-2:])
+    assert 'id="breakdown"' in page.body
+    bare = report.machine_page(1, runs, [EXPLAINED], "steady", None, 0.05, breakdown_runs=runs[:2])
+    assert 'id="breakdown"' not in bare.body and "no breakdown in these commits" in bare.body

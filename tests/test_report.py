@@ -141,3 +141,18 @@ def test_a_commit_link_points_at_the_commit(site, browser):
     page, _ = open_page(browser, site / "machine-2.html")
     link = page.locator("a.commit", has_text=commit_sha(5)[:7]).first
     assert link.get_attribute("href") == URL.format(sha=commit_sha(5))
+
+
+def test_the_breakdown_chart_renders_with_its_drop_down(tmp_path, browser):
+    """The stacked bars of where each call's time goes (tests/test_explain.py checks its rows and spec)."""
+    storage = tmp_path / "h"
+    for i, path in enumerate(write_history(storage, 3)):
+        document = json.loads(path.read_text())
+        for bench in document["benchmarks"]:
+            added = [["cpp_fused_mul", 1, 5e-6]] if i else []  # a kernel added from the second commit on
+            bench["extra_info"]["breakdown"] = [["aten::mm", 1, 80e-6], ["(python, outside ops)", 1, 15e-6], *added]
+        path.write_text(json.dumps(document))
+    assert main(["report", "--storage", str(storage), "-o", str(tmp_path / "s")]) == 0
+    page, errors = open_page(browser, tmp_path / "s" / "machine-1.html")
+    assert page.locator("#breakdown canvas").count() == 1 and errors == []
+    assert page.locator("#breakdown select option").count() == len(json.loads(path.read_text())["benchmarks"])

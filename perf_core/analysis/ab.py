@@ -14,6 +14,7 @@ device that pass reports.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -209,8 +210,15 @@ def verdicts(
 COMMENT_MARKER = "<!-- perf-core gate -->"  # the sticky PR comment is found and updated by this line
 
 
-def markdown(decided: list[gate.Decided], title: str, threshold: float, report_url: str | None = None) -> str:
-    """The pull-request comment: one line that says what changed, the changed benchmarks, the rest folded."""
+def markdown(
+    decided: list[gate.Decided],
+    title: str,
+    threshold: float,
+    report_url: str | None = None,
+    why: dict[str, list[str]] | None = None,
+) -> str:
+    """The pull-request comment: one line that says what changed, the changed benchmarks, why each
+    changed (explain.why's lines, each folded), the rest folded."""
     counts = Counter(d.verdict.verdict for d in decided)
     changed = [d for d in decided if d.verdict.verdict != "unchanged"]
     order = ("regression", "improvement", "throttled", "undecided", "unchanged")
@@ -226,6 +234,10 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
     lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
     if changed:
         lines += [output.markdown_table(*view.table(view.verdict_rows(changed), view.MARKDOWN_COLUMNS)), ""]
+    for name, explained in (why or {}).items():
+        # A code block: kernel names hold characters Markdown would read (`_`, `|`, `<`).
+        summary = f"<details><summary>why {html.escape(name)} changed</summary>"
+        lines += [summary, "", "```text", *explained, "```", "", "</details>", ""]
     unchanged = [d for d in decided if d not in changed]
     if unchanged:
         lines += [

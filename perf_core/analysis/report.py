@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import changes, gate, index, output, select, view
+from perf_core.analysis import changes, explain, gate, index, output, select, view
 from perf_core.analysis.records import Run
 from perf_core.errors import UsageError
 from perf_core.units import unit_for
@@ -29,6 +29,9 @@ from perf_core.units import unit_for
 VEGA_JS = "vega.js"
 DENSE = 200  # commits up to which the trend draws a point and an error bar per commit
 CURVE_COMMITS = 5  # per-token curves drawn: the newest commits (the newest solid and shaded)
+# Commits whose breakdowns are drawn: the newest. Breakdowns are not in the history index, so these
+# commits' run files are read again (commands.report); ten commits of a 36-benchmark suite is ~5,000 rows.
+BREAKDOWN_COMMITS = 10
 RED = "#d62728"
 
 
@@ -244,6 +247,55 @@ def trend_specs(
     return specs, found
 
 
+def breakdown_rows(runs: Sequence[Run], names: Sequence[str]) -> tuple[list[dict], str]:
+    """The breakdown chart's rows, one per commit, benchmark and part: each part's least seconds per
+    call over the commit's runs (explain.least), in the returned unit; runs without a breakdown add none."""
+    found = []
+    for order, (label, group) in enumerate(select.by_commit(list(runs))):
+        for name in names:
+            breakdowns = [b for b in explain.side(group, name) if b is not None and b.parts is not None]
+            for part, (calls, seconds) in explain.least(breakdowns).items():
+                found.append(
+                    {"benchmark": name, "commit": label, "order": order, "part": part, "calls": calls, "s": seconds}
+                )
+    totals: dict[tuple, float] = {}
+    for row in found:
+        totals[row["benchmark"], row["order"]] = totals.get((row["benchmark"], row["order"]), 0.0) + row["s"]
+    unit, scale = unit_for(totals.values())
+    return [{k: v for k, v in row.items() if k != "s"} | {"per_call": _round(row["s"] / scale)} for row in found], unit
+
+
+def breakdown_spec(rows: list[dict], unit: str) -> dict:
+    """One stacked bar chart for the page: a bar per commit (oldest to newest), stacked by the call's
+    kernels or operators, for the benchmark chosen in the chart's drop-down (a Vega-Lite parameter
+    bound to a select: one chart, not one per benchmark, keeps the page's load time)."""
+    import altair as alt
+
+    names = list(dict.fromkeys(row["benchmark"] for row in rows))
+    chosen = alt.param(name="benchmark", value=names[0], bind=alt.binding_select(options=names, name="benchmark "))
+    chart = (
+        alt.Chart(alt.Data(name="breakdown"))
+        .mark_bar()
+        .encode(
+            x=alt.X("commit:N", sort=alt.EncodingSortField("order"), title="commit (oldest to newest)"),
+            y=alt.Y("sum(per_call):Q", stack="zero", title=f"Time per Call ({unit})"),
+            color=alt.Color("part:N", legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=400)),
+            order=alt.Order("per_call:Q", sort="descending"),
+            tooltip=[
+                alt.Tooltip("benchmark:N"),
+                alt.Tooltip("commit:N"),
+                alt.Tooltip("part:N", title="kernel or operator"),
+                alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
+                alt.Tooltip("calls:Q", title="calls per call"),
+            ],
+        )
+        .add_params(chosen)
+        .transform_filter(alt.datum.benchmark == chosen)
+        .properties(title="Where a call's time goes", width="container", height=320)
+    )
+    return with_data(chart, {"breakdown": rows})
+
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
@@ -281,7 +333,10 @@ def machine_page(
     min_change: float,
     gate_rows: list[gate.Decided] | None = None,
     memo: dict[str, str] | None = None,
+    breakdown_runs: Sequence[Run] = (),
 ) -> Page:
+    """One machine's page. breakdown_runs: the newest commits' runs read from their files (with their
+    breakdowns; the index's have none), drawn as one stacked bar chart; () draws none."""
     machine = runs[0].machine
     commits = select.by_commit(runs)
     full = {label: group[0].commit for label, group in commits}
@@ -318,8 +373,17 @@ def machine_page(
         throughput_table(commits[-1:], names),
         "<h2>Across commits</h2>",
         '<div class="grid">' + "".join(chart_div(spec, f"trend-{p}") for p, spec in trends) + "</div>",
-        f"<h2>Change points ({min_change:.0%} or more)</h2>",
     ]
+    bars, unit = breakdown_rows(breakdown_runs, names)
+    shown = len(select.by_commit(list(breakdown_runs)))
+    parts.append(f"<h2>Where each call's time goes (kernels or operators; newest {shown} commits)</h2>")
+    if bars:
+        parts.append(chart_div(breakdown_spec(bars, unit), "breakdown"))
+    else:
+        parts.append(
+            '<p class="note">no breakdown in these commits\' runs (saved before format 3, or with --no-breakdown)</p>'
+        )
+    parts.append(f"<h2>Change points ({min_change:.0%} or more)</h2>")
     if len(commits) < changes.MIN_POINTS:
         parts.append(
             f'<p class="note">too few commits to look for changes: {len(commits)}, at least {changes.MIN_POINTS} needed</p>'
@@ -342,7 +406,7 @@ def machine_page(
         for c, g in reversed(commits)
     ]
     parts.append(table_html(["commit", "time", "runs"], rows, raw=True))
-    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends))
+    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends) + bool(bars))
 
 
 def throughput_table(commits: list, names: Sequence[str]) -> str:

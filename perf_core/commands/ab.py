@@ -11,8 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import ab, gate, output, stats, view
-from perf_core.commands import options
+from perf_core.analysis import ab, explain, gate, output, stats, view
+from perf_core.commands import compare, options
 from perf_core.errors import UsageError
 
 
@@ -80,7 +80,11 @@ def run(
             f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {pairs} runs a side, {metric}"
         )
         publish(view.verdict_rows(decided), runs["base"][0].machine.label, title, as_json)
-        report = ab.markdown(decided, title, threshold, report_url)
+        changed = [d.verdict.name for d in decided if d.verdict.verdict in explain.CHANGED]
+        why = explain.why(changed, runs["base"], runs["head"])  # the run files: breakdowns included
+        if not as_json:
+            compare.print_why(why)
+        report = ab.markdown(decided, title, threshold, report_url, why)
         if markdown:
             output.write_text(markdown, report)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")

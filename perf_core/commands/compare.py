@@ -6,7 +6,8 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from perf_core.analysis import gate, output, select, stats, view
+from perf_core.analysis import explain, gate, output, select, stats, view
+from perf_core.commands import explain as explain_command
 from perf_core.commands import history, options
 from perf_core.errors import HistoryError
 
@@ -49,6 +50,9 @@ def run(
         output.print_table(*view.table(rows, view.TEXT_COLUMNS))
         for line in notes(decided, only, alpha):
             print(line)
+        changed = [d.verdict.name for d in decided if d.verdict.verdict in explain.CHANGED]
+        if changed:  # the index keeps no breakdowns: read the two commits' files again
+            print_why(explain.why(changed, explain_command.reread(base_runs), explain_command.reread(head_runs)))
     return gate.exit_code(decided)
 
 
@@ -87,3 +91,18 @@ def notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], alpha: fl
         if missing:
             lines.append(f"only in {side}, not compared: {', '.join(missing)}")
     return lines
+
+
+def print_why(found: dict[str, list[str]]) -> None:
+    """The top lines of each changed benchmark's explanation (explain.why), under the table; one line
+    for the benchmarks that share a one-line note (a history saved before breakdowns: every one)."""
+    notes: dict[str, list[str]] = {}
+    for name, lines in found.items():
+        if len(lines) == 1:
+            notes.setdefault(lines[0], []).append(name)
+            continue
+        print(f"why {name}:")
+        for line in lines:
+            print(f"  {line}")
+    for note, names in notes.items():
+        print(f"why {', '.join(names)}: {note}")
