@@ -78,6 +78,13 @@ def _null_cdf(m: int, n: int) -> np.ndarray:
     return cdf
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median without its generality: 60% of a look's time at 4-10 samples."""
+    ordered = sorted(values.tolist())
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def smallest_p(n: int, m: int | None = None) -> float:
     """The smallest two-sided exact Mann-Whitney p-value with n and m runs a side: 2 / C(n + m, n)."""
     m = n if m is None else m
@@ -182,7 +189,7 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
     both = np.concatenate((b, h))
     if pairs == 0 or not bool(np.all((both > 0) & np.isfinite(both))):
         raise ValueError("samples must be positive finite seconds, at least one a side")
-    ratio = float(np.median(h) / np.median(b))
+    ratio = _median(h) / _median(b)
     _, p = mann_whitney(b, h)
     level = rule.level(pairs)
     low, high = ratio_interval(b, h, level) if level > 0 else (0.0, math.inf)
