@@ -108,3 +108,17 @@ def test_no_change_is_flagged_at_most_alpha_of_the_time_over_every_look():
         flagged += looks["b"].verdict in (sequential.REGRESSION, sequential.IMPROVEMENT)
     margin = 3 * math.sqrt(ALPHA * (1 - ALPHA) / trials)
     assert flagged / trials <= ALPHA + margin
+
+
+def test_a_gate_with_one_settled_and_one_open_benchmark_adds_pairs_to_the_maximum_and_stops():
+    rule = sequential.plan(ALPHA, 8)
+    quiet, noisy = (
+        (around(1.0, 0.005, 8, 7), around(1.0, 0.005, 8, 8)),
+        (around(1.0, 0.3, 8, 9), around(1.0, 0.3, 8, 10)),
+    )
+    looks: dict[str, sequential.Look] = {}
+    for pairs in range(rule.minimum, rule.maximum + 1):
+        batch = {"quiet": (quiet[0][:pairs], quiet[1][:pairs]), "noisy": (noisy[0][:pairs], noisy[1][:pairs])}
+        looks = sequential.step(looks, batch, rule, THRESHOLD)
+        assert sequential.should_continue(looks, rule) == (pairs < rule.maximum)
+    assert looks["quiet"].pairs == rule.minimum and looks["noisy"].pairs == rule.maximum

@@ -222,13 +222,13 @@ def step(
 
 def should_continue(looks: Mapping[str, Look], rule: Plan) -> bool:
     """Add another pair? Only while some benchmark is open and the maximum is not reached."""
-    pairs = min((seen.pairs for seen in looks.values()), default=0)
+    pairs = max((seen.pairs for seen in looks.values()), default=0)  # settled ones keep their own
     return pairs < rule.minimum or (pairs < rule.maximum and any(not seen.settled for seen in looks.values()))
 
 
 def stop_reason(looks: Mapping[str, Look], rule: Plan) -> str:
     """One line saying why the gate stopped where it did."""
-    pairs = min((seen.pairs for seen in looks.values()), default=0)
+    pairs = max((seen.pairs for seen in looks.values()), default=0)  # settled ones keep their own
     still = sorted(name for name, seen in looks.items() if not seen.settled)
     if not still:
         return f"every benchmark settled after {pairs} of at most {rule.maximum} pairs"
