@@ -24,11 +24,15 @@ are exact, not estimated: the rule keeps its rate on heavy-tailed noise too. Why
 constant level: with n = 4..10 runs a side the rank test has few attainable levels, and an equal
 split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at 4 and 5 runs (0.029, 0.0079): a clear
 regression could not stop early. Stopping as **unchanged** spends nothing: it only removes chances
-to reject. Its own error (calling a change beyond the threshold unchanged) is at most a_n / 2 at each
-look, so at most alpha / 2 over all looks, by the same union bound.
+to reject. Its own error (calling a change beyond the threshold unchanged) is at most alpha / 2 at
+each look (a 1 - alpha interval inside the band is two one-sided tests at alpha / 2, as a fixed-count
+gate of that many pairs would claim). It is not divided over the looks: that error loses a regression
+rather than raising a false alarm, an interval at the interim levels (every pairwise ratio inside the
+band) grew wider with every pair and settled nothing after the first look, and the script measures
+its cost as power.
 
 The interval is the Hodges-Lehmann one that inverts the same test (Lehmann 1975, ch. 2): the shifts
-of log time not rejected at level a_n, read off the sorted n^2 pairwise differences
+of log time not rejected at level alpha, read off the sorted n^2 pairwise differences
 log(head_i) - log(base_j); the ratio's interval is its exponential. Ties are counted half (midranks)
 and judged against the no-ties distribution (timings in seconds rarely tie).
 
@@ -164,7 +168,7 @@ def plan(alpha: float, maximum: int) -> Plan:
 @dataclass(frozen=True)
 class Look:
     """One benchmark after `pairs` pairs: its verdict, ratio of medians (head / base), the exact
-    p-value, and the ratio's interval at this look's level."""
+    p-value, and the ratio's 1 - alpha interval."""
 
     verdict: str  # REGRESSION, IMPROVEMENT, UNCHANGED or OPEN
     pairs: int
@@ -192,7 +196,7 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
     ratio = _median(h) / _median(b)
     _, p = mann_whitney(b, h)
     level = rule.level(pairs)
-    low, high = ratio_interval(b, h, level) if level > 0 else (0.0, math.inf)
+    low, high = ratio_interval(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     band = 1 + threshold
     if level > 0 and p <= level * (1 + _SLACK) and ratio > band:
         verdict = REGRESSION
