@@ -78,6 +78,18 @@ PYTHON_VERSION = "python_version"
 # The matmul (m, k, n) and buffer size (bytes) that set peak_flops_per_s and copy_bytes_per_s: present in
 # runs whose peaks are the best over the suite's own shapes (absent: one large matmul and copy).
 PEAK_GEMM, PEAK_BANDWIDTH_BYTES = "peak_gemm", "peak_bandwidth_bytes"
+# The figures a run measured (machine_info["figures"], a list): "steady" (pytest-benchmark's rounds),
+# "latency" and "device" (CUDA only). A figure not listed was not measured: its field is absent, or for
+# steady, pytest-benchmark's one required round, no measurement. Absent key: every figure of the run's
+# device (runs saved before --figures).
+FIGURES_KEY, FIGURES = "figures", ("steady", "latency", "device")
+# Seconds of each phase of the run (top level, an object): start-up (process start to the first
+# benchmark: imports and the peak measurement), compile (every benchmark's preparation: compile, check
+# against eager, warm-up) and timing (the rest, to the run's save).
+PHASES_KEY, PHASES = "phases_s", ("startup_s", "compile_s", "timing_s")
+# extra_info of compiled benchmarks: "hit" when inductor's on-disk FX graph cache served every graph of
+# the compile, "miss" when one was compiled afresh, null when the cache was not consulted.
+COMPILE_CACHE = "compile_cache"
 
 # Where a call's time goes (format 3, perf_core.measure.breakdown). In extra_info: BREAKDOWN, a list of
 # [name, calls per call, seconds per call], largest first, the smallest summed into BREAKDOWN_OTHER (null

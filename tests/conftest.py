@@ -11,10 +11,11 @@ from helpers import SCRATCH_ADDOPTS
 # pytester restores sys.modules after each test that uses it; extension modules first imported
 # inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
 # compiler, which registers operators once per process (the suite's eager runs import it through
-# core.no_recompiles, in process in test_plugin and test_trust). Load them here, where installed: a
+# core.no_recompiles, and its inductor graph through breakdown.compiled_code, in process in test_plugin
+# and test_trust). Load them here, where installed: a
 # GPU box may carry only what the suite itself needs. Runs that compile stay in subprocesses: a
 # compile imports more of torch's compiler than can be listed here.
-for _module in ("ruptures", "scipy.stats", "torch._dynamo"):
+for _module in ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 

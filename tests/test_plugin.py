@@ -4,11 +4,13 @@ import json
 import platform
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import git, raw_options
 
-from perf_core.errors import UsageError
+from perf_core.analysis import records
+from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import kernels
 from perf_core.measure.plugin import parse_selection
 from perf_core.measure.storage import file_safe, name_problem
@@ -45,6 +47,10 @@ BAD_OPTIONS = [
     ("device", "cpu,cuda", "--device: unknown value 'cpu,cuda'"),  # single-valued options take one value
     ("preset", "cpu-small,llama-7b", "--preset: unknown value 'cpu-small,llama-7b'"),
     ("threads", "0", "--threads: '0' is not a positive integer"),
+    # Device time and isolated latency are CUDA's figures: asked for on the CPU, refused, not left empty.
+    ("figures", "device", "--figures: 'device' is measured on CUDA only; this run is on the cpu"),
+    ("figures", "steady,latency", "--figures: 'latency' is measured on CUDA only"),
+    ("figures", "wall", "--figures: unknown value 'wall'"),
 ]
 
 
@@ -53,6 +59,16 @@ def test_bad_option_is_a_one_line_usage_error(option, value, message):
     with pytest.raises(UsageError) as error:
         parse_selection(raw_options(**{option: value}), cuda_available=False)
     assert "\n" not in str(error.value) and message in str(error.value)
+
+
+def test_figures_all_is_every_figure_of_the_device_and_device_time_alone_rests_nothing():
+    assert parse_selection(raw_options(), cuda_available=False).figures == ("steady",)
+    assert parse_selection(raw_options(), cuda_available=True).figures == ("steady", "latency", "device")
+    device_only = parse_selection(raw_options(figures="device"), cuda_available=True)
+    assert device_only.figures == ("device",) and device_only.rest == 0  # rests fall between steady rounds
+    assert parse_selection(raw_options(figures="device,steady"), cuda_available=True).figures == ("steady", "device")
+    with pytest.raises(UsageError, match="--rest: '1' rests the GPU between steady rounds; --figures has none"):
+        parse_selection(raw_options(figures="device", rest="1"), cuda_available=True)
 
 
 # End to end, once per kind of message (a count, a name from a list, what this machine lacks): the
@@ -306,3 +322,45 @@ def test_a_fresh_cpu_run_is_at_or_above_its_floor_where_the_suite_does_the_most_
         (512, 688, 256),
         (512, 512, 512),
     }
+
+
+ONE_COMPILED = ["--kernels", "matmul", "--variants", "compiled", "--tokens", "16", "--benchmark-max-time", "0.01"]
+
+
+def test_a_steady_only_run_loads_and_says_it_holds_steady_only(suite, tmp_path):
+    result = suite.runpytest_subprocess("--benchmark-only", "--figures", "steady", *ONE_COMPILED)
+    result.assert_outcomes(passed=1)
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    assert json.loads(saved.read_text())["machine_info"]["figures"] == ["steady"]
+    (run,) = records.load_runs([saved])
+    bench = run.results["matmul-compiled-16"]
+    assert bench.figures == ("steady",) and bench.seconds("steady") == bench.median_s
+    # A figure the run did not measure reads as absent, whatever number sits in its field.
+    document = json.loads(saved.read_text())
+    document["machine_info"]["figures"] = ["device"]
+    document["benchmarks"][0]["extra_info"]["device_s"] = 1e-6
+    device_only = tmp_path / "device_only.json"
+    device_only.write_text(json.dumps(document))
+    (run,) = records.load_runs([device_only])
+    assert run.results["matmul-compiled-16"].seconds("steady") is None
+    assert run.results["matmul-compiled-16"].seconds("device") == 1e-6
+    document["machine_info"]["figures"] = ["wall"]
+    device_only.write_text(json.dumps(document))
+    with pytest.raises(HistoryError, match="invalid figures"):
+        records.load_runs([device_only])
+
+
+def test_a_run_records_its_phases_non_negative_and_within_its_wall_time(suite):
+    started = time.perf_counter()
+    result = suite.runpytest_subprocess("--benchmark-only", *ONE_COMPILED)
+    wall_s = time.perf_counter() - started
+    result.assert_outcomes(passed=1)
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    run = json.loads(saved.read_text())
+    phases = run["phases_s"]
+    assert set(phases) == {"startup_s", "compile_s", "timing_s"}
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert sum(phases.values()) <= wall_s
+    (bench,) = run["benchmarks"]
+    assert phases["compile_s"] >= bench["extra_info"]["compile_s"]  # the compile phase holds the compile
+    assert bench["extra_info"]["compile_cache"] in ("hit", "miss")

@@ -94,6 +94,9 @@ class Result:
     # Format 3 and later, unless run with --no-breakdown; None otherwise. The history index does not
     # keep it (its Results read None): read breakdowns from the run files (load_runs).
     breakdown: Breakdown | None = None
+    # The figures its run measured (contract.FIGURES_KEY); seconds() is None for the others. Not in the
+    # history index's rows, whose Results read every figure (runs saved before --figures hold them all).
+    figures: tuple[str, ...] = contract.FIGURES
 
     @property
     def per_token_s(self) -> float:
@@ -110,8 +113,9 @@ class Result:
 
     def seconds(self, metric: str) -> float | None:
         """Seconds per call: "steady" (pytest-benchmark's rounds), "latency" (one isolated call, host
-        included) or "device" (CUDA events, the GPU's own time); the last two on GPU runs only."""
-        return getattr(self, contract.METRICS[metric].field)
+        included) or "device" (CUDA events, the GPU's own time); the last two on GPU runs only.
+        None where the run did not measure it (median_s of a run without steady is no measurement)."""
+        return getattr(self, contract.METRICS[metric].field) if metric in self.figures else None
 
 
 EPOCH = datetime.min.replace(tzinfo=timezone.utc)  # where runs without a commit time sort
@@ -262,7 +266,15 @@ def parse_breakdown(extra: dict) -> Breakdown | None:
     )
 
 
-def parse_result(path: Path, bench: dict) -> Result:
+def figures_held(path: Path, info: dict) -> tuple[str, ...]:
+    """machine_info's list of measured figures, in contract order; every figure where it has none."""
+    held = info.get(contract.FIGURES_KEY, contract.FIGURES)
+    if not isinstance(held, list | tuple) or not held or not set(held) <= set(contract.FIGURES):
+        raise HistoryError(f"{path}: machine_info has an invalid {contract.FIGURES_KEY} ({_show(held)})")
+    return tuple(figure for figure in contract.FIGURES if figure in held)
+
+
+def parse_result(path: Path, bench: dict, figures: tuple[str, ...] = contract.FIGURES) -> Result:
     name = bench.get("param") or bench.get("name", "?")
     extra = bench.get("extra_info") or {}
     if not isinstance(extra, dict):
@@ -302,6 +314,7 @@ def parse_result(path: Path, bench: dict) -> Result:
         bytes_per_s=_rate(extra.get(contract.BYTES_PER_S)),
         bandwidth_share=_rate(extra.get(contract.BANDWIDTH_SHARE)),
         breakdown=parse_breakdown(extra),
+        figures=figures,
     )
 
 
@@ -356,11 +369,12 @@ def parse_run(path: Path, text: str) -> Run:
     run_time = _time(document.get("datetime"))
     if run_time is None:
         raise HistoryError(f"{path}: no valid 'datetime'")
+    figures = figures_held(path, info)
     results = {}
     for bench in document["benchmarks"]:
         if not isinstance(bench, dict):
             raise HistoryError(f"{path}: a benchmark entry is not an object")
-        result = parse_result(path, bench)
+        result = parse_result(path, bench, figures)
         results[result.name] = result
     return Run(
         path=path,

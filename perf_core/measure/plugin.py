@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import time
 
 # Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
 # before torch._inductor reads its config.
@@ -43,6 +44,45 @@ PRESET_HELP = (
     + "; default: "
     + ", ".join(f"{name} on {device}" for device, name in DEFAULT_PRESET.items())
 )
+
+def process_start() -> float:
+    """This process's start on the perf_counter clock: from /proc on Linux (10 ms ticks), else now
+    (where /proc is absent: from the plugin's import, after Python's and pytest's own start)."""
+    now = time.perf_counter()
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - max(0.0, age)
+
+
+@dataclass
+class Phases:
+    """Where this process's seconds went (contract.PHASES), on the perf_counter clock: one process is one
+    run, so one instance (PHASES) per process."""
+
+    started: float
+    first: float | None = None  # the first benchmark's start
+    compile_s: float = 0.0  # every benchmark's core.prepare
+
+    def begin(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def as_dict(self, now: float) -> dict[str, float]:
+        first = now if self.first is None else self.first
+        startup_s, compile_s, timing_s = contract.PHASES
+        return {
+            startup_s: first - self.started,
+            compile_s: self.compile_s,
+            timing_s: max(0.0, now - first - self.compile_s),
+        }
+
+
+PHASES = Phases(process_start())
+
 # option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
 OPTIONS = {
     "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
@@ -65,6 +105,11 @@ OPTIONS = {
         "true",
         "after the timed rounds, profile a few calls: per-kernel times and the compiled code's fingerprint (true/false)",
     ),
+    "figures": (
+        "all",
+        "comma-separated figures to measure: steady (pytest-benchmark's rounds), latency and device (CUDA"
+        " only), or all; a figure left out costs nothing (steady: one round, recorded as not measured)",
+    ),
 }
 FLAGS = ("breakdown",)  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
 
@@ -78,6 +123,7 @@ class Case:
     preset: str
     cache: str = contract.WARM
     breakdown: bool = False  # profile the call after its timed rounds (perf_core.measure.breakdown)
+    figures: tuple[str, ...] = contract.FIGURES  # what run_case measures (contract.FIGURES_KEY)
 
     @property
     def id(self) -> str:
@@ -98,15 +144,31 @@ class Selection:
     cache: str = contract.WARM
     rest: float = 0.0  # see clock.RestingTimer
     breakdown: bool = False
+    figures: tuple[str, ...] = ("steady",)  # see parse_figures
 
     def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
         shape = PRESETS[self.preset].with_dtype(self.dtype)
-        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache, self.breakdown)
+        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache, self.breakdown, self.figures)
 
     def cases(self) -> list[Case]:
         return [
             self.case(kernel, variant, n) for kernel in self.kernels for variant in self.variants for n in self.tokens
         ]
+
+
+def parse_figures(text: str, device: str) -> tuple[str, ...]:
+    """The figures a run measures, in contract order; "all": every one its device has (the CPU: steady).
+    Raises UsageError for a figure the device cannot give (latency and device time are CUDA's)."""
+    available = contract.FIGURES if device == "cuda" else ("steady",)
+    if text.strip() in ("", "all"):
+        return available
+    asked = choices("--figures", text, contract.FIGURES)
+    for figure in asked:
+        if figure not in available:
+            raise UsageError(
+                f"--figures: {figure!r} is measured on CUDA only; this run is on the {device}: steady or all"
+            )
+    return tuple(figure for figure in contract.FIGURES if figure in asked)
 
 
 def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
@@ -125,11 +187,15 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     if cache == AUTO:
         cache = contract.COLD if device == "cuda" else contract.WARM
     one_of("value", cache, contract.CACHE_MODES, "--cache")
+    figures = parse_figures(raw.get("figures", "all"), device)
     rest_text = raw["rest"].strip() or AUTO
-    auto_rest = DEFAULT_REST if device == "cuda" else 0.0
+    # The rest falls between steady rounds; a run without them has nothing to rest from.
+    auto_rest = DEFAULT_REST if device == "cuda" and "steady" in figures else 0.0
     rest = auto_rest if rest_text == AUTO else fraction("--rest", rest_text, *contract.REST_BOUNDS)
     if rest and device != "cuda":
         raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
+    if rest and "steady" not in figures:
+        raise UsageError(f"--rest: {rest_text!r} rests the GPU between steady rounds; --figures has none: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
         kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device)), kernels.names()),
@@ -141,6 +207,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         cache=cache,
         rest=rest,
         breakdown=one_of("value", raw["breakdown"].strip().lower(), ("true", "false"), "--breakdown") == "true",
+        figures=figures,
     )
 
 
@@ -279,7 +346,8 @@ def extra_info(
         **w.sizes(),
         contract.FLOPS: w.flops,
         contract.BYTES: w.bytes,
-        contract.PER_TOKEN_S: None if median_s is None else median_s / w.n_tokens,
+        # pytest-benchmark's one round of a run without steady figures is no measurement: no per-token figure.
+        contract.PER_TOKEN_S: None if median_s is None or "steady" not in case.figures else median_s / w.n_tokens,
         contract.FLOOR_S: None if peaks is None else w.floor_s(peaks.flops_per_s, peaks.bytes_per_s),
         contract.CACHE: case.cache,
         contract.COPIES: call.copies,
@@ -288,6 +356,7 @@ def extra_info(
     }
     if call.flags is not None:
         info[contract.COMPILE_S] = call.compile_s
+        info[contract.COMPILE_CACHE] = None if call.cache_hit is None else ("hit" if call.cache_hit else "miss")
         info[contract.COMPILE_FLAGS] = call.flags.as_dict()
     return info
 
@@ -308,34 +377,48 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
 
     On CUDA three figures are kept apart: steady state (pytest-benchmark's rounds), isolated-call
     latency (host included) and device time (CUDA events, no host); NVML samples the clocks while
-    the rounds run, so a throttled benchmark is marked rather than trusted.
+    the rounds run, so a throttled benchmark is marked rather than trusted. Only the figures in
+    `case.figures` are measured; without steady, pytest-benchmark gets the one round it requires.
     """
     device = case.workload.device
+    steady = "steady" in case.figures
+    PHASES.begin()
     with failures_reported(case):
         l2 = clock.l2_bytes(device)
         with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
+            start = time.perf_counter()
             call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+            PHASES.compile_s += time.perf_counter() - start
         sampler = None
         if device == "cuda":
             nvml = clock.nvml_module()
             sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
+        figures = {}
         with core.no_recompiles(), sampler or contextlib.nullcontext():
-            benchmark(call.fn)
+            if steady:
+                benchmark(call.fn)
+            else:  # the clocks are sampled over the GPU figures' own loops instead
+                benchmark.pedantic(call.fn, rounds=1, iterations=1)
+                figures = gpu_figures(call.fn, case) if device == "cuda" and benchmark.stats else {}
         median_s = benchmark.stats.stats.median if benchmark.stats else None
         benchmark.extra_info.update(extra_info(case, call, median_s, peaks, l2))
         if device == "cuda" and median_s is not None:
-            latency_s = clock.isolated_latency_s(call.fn, torch.cuda.synchronize)
-            device_s = clock.device_time_s(call.fn)
-            benchmark.extra_info.update(
-                {
-                    contract.LATENCY_S: latency_s,
-                    contract.LATENCY_PER_TOKEN_S: latency_s / case.workload.n_tokens,
-                    contract.DEVICE_S: device_s,
-                    **sampler.report().as_dict(),
-                }
-            )
+            figures = gpu_figures(call.fn, case) if steady else figures
+            benchmark.extra_info.update({**figures, **sampler.report().as_dict()})
         if case.breakdown and median_s is not None:  # after every timed figure: the profiler stays out of them
             benchmark.extra_info.update(breakdown_info(call, code, device))
+
+
+def gpu_figures(fn, case: Case) -> dict:
+    """The CUDA-only figures of `case.figures`, each from its own loop (isolated calls, CUDA events)."""
+    info = {}
+    if "latency" in case.figures:
+        latency_s = clock.isolated_latency_s(fn, torch.cuda.synchronize)
+        info[contract.LATENCY_S] = latency_s
+        info[contract.LATENCY_PER_TOKEN_S] = latency_s / case.workload.n_tokens
+    if "device" in case.figures:
+        info[contract.DEVICE_S] = clock.device_time_s(fn)
+    return info
 
 
 def breakdown_info(call: core.PreparedCall, code: breakdown.GeneratedCode, device: str) -> dict:
@@ -365,6 +448,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             contract.BREAKDOWN: selection.breakdown,
             contract.L2_BYTES: clock.l2_bytes(selection.device),
             contract.PYTHON_VERSION: platform.python_version(),
+            contract.FIGURES_KEY: list(selection.figures),
         }
     )
     if selection.device == "cuda":
@@ -403,13 +487,15 @@ def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
     output_json[contract.FORMAT_KEY] = contract.FORMAT_VERSION
+    output_json[contract.PHASES_KEY] = PHASES.as_dict(time.perf_counter())
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """A per-token table beside pytest-benchmark's per-call one, naming what it measured."""
     session = getattr(config, "_benchmarksession", None)
-    rows = [b for b in (session.benchmarks if session else []) if b.extra_info.get(contract.PER_TOKEN_S)]
+    held = (contract.PER_TOKEN_S, contract.DEVICE_S, contract.LATENCY_S)
+    rows = [b for b in (session.benchmarks if session else []) if any(b.extra_info.get(key) for key in held)]
     if not rows:
         return
     selection = config.stash[SELECTION_KEY]
@@ -433,10 +519,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         info = bench.extra_info
         n = info[contract.N_TOKENS]
         floor = info.get(contract.FLOOR_S)
-        ratio = f"{info[contract.PER_TOKEN_S] * n / floor:.2f}" if floor else "-"  # 0.96 must not read 1.0
+        per_token = info.get(contract.PER_TOKEN_S)  # None where steady was not measured
+        ratio = f"{per_token * n / floor:.2f}" if floor and per_token else "-"  # 0.96 must not read 1.0
         mark = "  THROTTLED" if info.get(contract.THROTTLED) else ""
         terminalreporter.write_line(
-            f"{name:<28}{format_seconds(bench.stats.median):>14}{format_seconds(info[contract.PER_TOKEN_S]):>14}"
+            f"{name:<28}{format_seconds(per_token and per_token * n):>14}{format_seconds(per_token):>14}"
             f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
             f"{format_seconds(info.get(contract.DEVICE_S)):>14}{_rate_columns(info)}{mark}"
         )

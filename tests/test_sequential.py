@@ -1,0 +1,124 @@
+"""The gate's stopping rule: when a benchmark's verdict is settled, and its false-alarm rate."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from perf_core.analysis import sequential
+from perf_core.errors import UsageError
+
+ALPHA, THRESHOLD = 0.05, 0.05
+
+
+def around(center: float, spread: float, n: int, seed: int) -> list[float]:
+    """n seconds-like samples: center x lognormal(spread)."""
+    return list(center * np.random.default_rng(seed).lognormal(0, spread, n))
+
+
+def run_gate(base: list[float], head: list[float], rule: sequential.Plan) -> dict[str, sequential.Look]:
+    """The gate's loop over one benchmark: a pair at a time from the minimum while it is open."""
+    looks: dict[str, sequential.Look] = {}
+    pairs = rule.minimum
+    while True:
+        looks = sequential.step(looks, {"b": (base[:pairs], head[:pairs])}, rule, THRESHOLD)
+        if not sequential.should_continue(looks, rule):
+            return looks
+        pairs += 1
+
+
+def test_the_exact_p_value_is_scipys_exact_mann_whitney():
+    for seed in range(20):
+        base, head = around(1.0, 0.05, 5, seed), around(1.02, 0.05, 6, seed + 100)
+        u, p = sequential.mann_whitney(base, head)
+        expected = scipy.stats.mannwhitneyu(head, base, alternative="two-sided", method="exact")
+        assert (u, p) == pytest.approx((expected.statistic, expected.pvalue))
+
+
+def test_the_plan_starts_where_significance_is_reachable_and_spends_at_most_alpha():
+    rule = sequential.plan(ALPHA, 8)
+    assert rule.minimum == 4  # 2 / C(8, 4) = 0.029 <= 0.05; 3 runs a side cannot go below 0.1
+    assert sequential.smallest_p(rule.minimum) <= rule.level(rule.minimum)
+    assert sequential.smallest_p(rule.minimum - 1) > ALPHA
+    assert sum(rule.levels) <= ALPHA
+    assert rule.level(8) >= sequential.smallest_p(8)  # the last look can reject too
+
+
+def test_a_maximum_that_cannot_reach_alpha_is_a_usage_error_naming_the_least_that_can():
+    with pytest.raises(UsageError, match="use at least 4"):
+        sequential.plan(ALPHA, 3)
+
+
+def test_a_clear_regression_stops_at_the_minimum():
+    rule = sequential.plan(ALPHA, 8)
+    base, head = around(1.0, 0.005, 8, 1), around(1.2, 0.005, 8, 2)
+    looks = run_gate(base, head, rule)
+    assert looks["b"].verdict == sequential.REGRESSION and looks["b"].pairs == rule.minimum
+
+
+def test_tight_same_code_samples_settle_as_unchanged_at_the_minimum():
+    rule = sequential.plan(ALPHA, 8)
+    base, head = around(1.0, 0.005, 8, 3), around(1.0, 0.005, 8, 4)
+    looks = run_gate(base, head, rule)
+    assert looks["b"].verdict == sequential.UNCHANGED and looks["b"].pairs == rule.minimum
+    assert "settled after 4 of at most 8" in sequential.stop_reason(looks, rule)
+
+
+def test_wide_noisy_samples_stay_open_until_the_maximum():
+    rule = sequential.plan(ALPHA, 8)
+    base, head = around(1.0, 0.3, 8, 5), around(1.0, 0.3, 8, 6)
+    for pairs in range(rule.minimum, rule.maximum):
+        assert sequential.look(base[:pairs], head[:pairs], rule, THRESHOLD).verdict == sequential.OPEN
+    looks = run_gate(base, head, rule)
+    assert looks["b"].pairs == rule.maximum and looks["b"].verdict == sequential.OPEN
+    assert "maximum of 8 pairs with 1 benchmark(s) open: b" in sequential.stop_reason(looks, rule)
+
+
+def test_nothing_stops_before_the_minimum_however_clear():
+    rule = sequential.plan(ALPHA, 8)
+    for pairs in range(1, rule.minimum):
+        base, head = [1.0] * pairs, [3.0] * pairs
+        seen = sequential.look(base, head, rule, THRESHOLD)
+        assert seen.verdict == sequential.OPEN
+        assert sequential.should_continue({"b": seen}, rule)
+
+
+def test_a_settled_verdict_is_not_revised_by_later_runs():
+    rule = sequential.plan(ALPHA, 8)
+    first = sequential.step({}, {"b": ([1.0, 1.001, 0.999, 1.0], [1.0, 1.0, 1.001, 0.999])}, rule, THRESHOLD)
+    later = sequential.step(first, {"b": ([1.0] * 5, [1.0, 1.0, 1.0, 1.0, 9.0])}, rule, THRESHOLD)
+    assert later["b"] is first["b"] and later["b"].verdict == sequential.UNCHANGED
+
+
+def test_no_change_is_flagged_at_most_alpha_of_the_time_over_every_look():
+    """Threshold 0: the significance test alone decides, where the looks' error would show. Heavy-tailed
+    noise (lognormal, 10% outliers up to x2): the bound holds whatever the shape. The rate is measured
+    on `trials` seeded gates; it may exceed alpha by three binomial standard errors at most."""
+    rule, trials = sequential.plan(ALPHA, 8), 1500
+    rng = np.random.default_rng(0)
+    flagged = 0
+    for _ in range(trials):
+        base, head = (
+            rng.lognormal(0, 0.03, 8) * np.where(rng.random(8) < 0.1, 1 + rng.random(8), 1.0) for _ in range(2)
+        )
+        looks: dict[str, sequential.Look] = {}
+        for pairs in range(rule.minimum, rule.maximum + 1):
+            looks = sequential.step(looks, {"b": (base[:pairs], head[:pairs])}, rule, 0.0)
+        flagged += looks["b"].verdict in (sequential.REGRESSION, sequential.IMPROVEMENT)
+    margin = 3 * math.sqrt(ALPHA * (1 - ALPHA) / trials)
+    assert flagged / trials <= ALPHA + margin
+
+
+def test_a_gate_with_one_settled_and_one_open_benchmark_adds_pairs_to_the_maximum_and_stops():
+    rule = sequential.plan(ALPHA, 8)
+    quiet, noisy = (
+        (around(1.0, 0.005, 8, 7), around(1.0, 0.005, 8, 8)),
+        (around(1.0, 0.3, 8, 9), around(1.0, 0.3, 8, 10)),
+    )
+    looks: dict[str, sequential.Look] = {}
+    for pairs in range(rule.minimum, rule.maximum + 1):
+        batch = {"quiet": (quiet[0][:pairs], quiet[1][:pairs]), "noisy": (noisy[0][:pairs], noisy[1][:pairs])}
+        looks = sequential.step(looks, batch, rule, THRESHOLD)
+        assert sequential.should_continue(looks, rule) == (pairs < rule.maximum)
+    assert looks["quiet"].pairs == rule.minimum and looks["noisy"].pairs == rule.maximum
