@@ -14,6 +14,7 @@ device that pass reports.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -223,7 +224,7 @@ def markdown(decided: list[gate.Decided], title: str, threshold: float, report_u
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
-    lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
+    lines = [COMMENT_MARKER, summary, "", f"<sub>{html.escape(title)}</sub>", ""]  # a machine label from a file
     if changed:
         lines += [output.markdown_table(*view.table(view.verdict_rows(changed), view.MARKDOWN_COLUMNS)), ""]
     unchanged = [d for d in decided if d not in changed]
