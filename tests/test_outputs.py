@@ -1,7 +1,12 @@
-"""What every output carries: names from a history that no registry would accept."""
+"""What every output carries: names from a history that no registry would accept, and a reader
+that goes away early (`perf-core compare A B | head -1`)."""
 
+import fcntl
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -9,7 +14,7 @@ import pytest
 from perf_core.analysis import ab, output, report
 from perf_core.analysis.synthetic import STRANGE_KERNELS, commit_sha, run_document, write_history, write_run
 from perf_core.cli import main
-from perf_core.contract import VARIANTS, bench_name
+from perf_core.contract import TOKEN_COUNTS, VARIANTS, bench_name
 
 STRANGE = tuple(bench_name(k, v, n) for k in (*STRANGE_KERNELS, "matmul") for v in VARIANTS for n in (16, 32))
 
@@ -71,3 +76,53 @@ def test_chart_ids_are_css_identifiers_one_per_panel():
     ids = [report.chart_id(kind, panel) for kind in ("curve", "trend") for panel in panels]
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", i) for i in ids)
+
+
+PIPE = 4096  # bytes the test's pipe holds (Linux's smallest, a page)
+
+
+def first_line_then_close(argv: list[str]) -> tuple[int, bytes, str]:
+    """`perf-core ARGV | head -1`: a real pipe, closed after one line; (exit code, the line, stderr)."""
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE)  # Linux: so that the output cannot fit in the pipe
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "perf_core.cli", *argv], stdout=write, stderr=subprocess.PIPE, env=env
+    )
+    os.close(write)
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(read, 1)):
+        line += byte
+    os.close(read)
+    err = child.stderr.read().decode()
+    return child.wait(), line, err
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """Six commits of 72 benchmarks: every command below writes well past PIPE."""
+    storage = tmp_path_factory.mktemp("wide")
+    write_history(
+        storage, 6, names=tuple(bench_name(f"k{i}", v, n) for i in range(6) for v in VARIANTS for n in TOKEN_COUNTS)
+    )
+    return storage
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", commit_sha(0)[:7], commit_sha(5)[:7]],
+        ["trend", "--json"],
+        ["plot", "--json"],
+        ["export", "--format", "github-action-benchmark"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_closed_pipe_ends_the_command_quietly(argv, wide, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # plot writes its figure too
+    argv = [*argv, "--storage", str(wide)]
+    would = main(argv)  # the exit code without the pipe
+    assert len(capsys.readouterr().out) > PIPE + 1000
+    code, line, err = first_line_then_close(argv)
+    assert line and err == ""  # no BrokenPipeError traceback, no "Exception ignored" line
+    assert code in (would, 141) and code != 1  # 141: 128 + SIGPIPE, what a shell shows for it
