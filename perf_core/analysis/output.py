@@ -109,9 +109,9 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 # Characters that are markup in a GitHub Markdown table cell: '|' ends the cell, '<' opens HTML,
-# backticks code, '*', '_', '~' emphasis, '\\' escapes, '&' entities. Each is written backslash-escaped
+# backticks code, '*', '_', '~' emphasis, '\\' escapes, '&' entities, '$' GitHub's math. Each is written backslash-escaped
 # (CommonMark escapes any ASCII punctuation; GitHub's tables read '\\|' as a '|' in the cell).
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_~<>|&])")
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_~<>|&$])")
 LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 

@@ -17,8 +17,8 @@ from perf_core.contract import TOKEN_COUNTS, VARIANTS, bench_name, parse_name
 
 NAMES = tuple(bench_name(k, v, n) for k in ("attention", "matmul") for v in VARIANTS for n in TOKEN_COUNTS)
 # Kernel names no registry accepts (contract.KERNEL_NAME), as a history from elsewhere may hold them:
-# a dot, a space, markup, wide characters, a script's end. Every output must still carry them.
-STRANGE_KERNELS = ("attn.v2", "flash attn", "moe<top2>", "注意力", "x</script><!--|`*")
+# a dot, a space, markup, wide characters, a script's end, TeX. Every output must still carry them.
+STRANGE_KERNELS = ("attn.v2", "flash attn", "moe<top2>", "注意力", "x</script><!--|`*", "a$\\x$")
 MACHINE = {
     contract.DEVICE_NAME: "Test CPU 9000",
     contract.TORCH_VERSION: "2.13.0+cpu",
