@@ -9,6 +9,8 @@ input (one line on stderr, no traceback). Nothing imports this.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -38,11 +40,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The one place where errors become exit codes."""
+    """The one place where errors become exit codes.
+
+    A reader that goes away early (`perf-core compare A B | head -1`) ends the command quietly: the
+    exit code it had when its output was all written and only the last flush failed, else 141
+    (128 + SIGPIPE, what a shell reports for a command a closed pipe stopped); never 1, which reads
+    as a regression.
+    """
+    code = None
     try:
         values = options.grouped(vars(parse_args(argv)))
         del values["command"]
-        return values.pop("run")(**values)
+        code = values.pop("run")(**values)
+        sys.stdout.flush()  # output that fit the buffer meets the closed pipe here, not at exit
+        return code
+    except BrokenPipeError:
+        # Python's "Note on SIGPIPE" (signal module docs): point stdout at devnull, so that the flush
+        # at exit finds no pipe to fail on and prints no second error.
+        with contextlib.suppress(OSError, ValueError):  # stdout without a descriptor (a test's capture)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE if code is None else code
     except PerfCoreError as error:
         print(f"perf-core: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -8,6 +8,7 @@ halves import it; it imports neither (and no torch), so a history can be read wh
 from __future__ import annotations
 
 import platform
+import re
 from dataclasses import dataclass
 
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
@@ -42,7 +43,17 @@ REQUIRED_EXTRA = (KERNEL, VARIANT, N_TOKENS, PER_TOKEN_S)
 # Written for people and scripts, read by no tool here: what ran and how.
 PRESET = "preset"  # the workload preset (also in machine_info)
 DEVICE = "device"  # "cpu" or "cuda" (also in machine_info)
-SHAPE = ("d_model", "n_heads", "batch", "dtype", DEVICE, "d_ff", "n_layers", "n_kv_heads", "rope_theta")  # Shape.sizes()
+SHAPE = (
+    "d_model",
+    "n_heads",
+    "batch",
+    "dtype",
+    DEVICE,
+    "d_ff",
+    "n_layers",
+    "n_kv_heads",
+    "rope_theta",
+)  # Shape.sizes()
 COMPILE_FLAGS = "compile_flags"  # compiled variants: measure.core.CompileFlags as an object
 COPIES = "copies"  # weight and input copies the call rotates over (1: warm)
 L2_BYTES = "l2_bytes"  # the GPU's L2 size; null on the CPU or where the device does not say (also in machine_info)
@@ -98,6 +109,15 @@ COMPILE_CACHE = "compile_cache"
 # machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
 BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
 CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
+
+
+# What a kernel may be named (the registry refuses any other name): ASCII letters, digits, '_' and '.',
+# starting with a letter and ending with a letter or digit. Every output carries such a name as it is:
+# file names, pytest ids and `-k`, comma lists (--kernels), HTML ids, Markdown cells, exports. '-' is
+# out (benchmark names split on it), Unicode too (file names normalise it differently across systems).
+# The outputs still escape names they read, as histories may come from elsewhere.
+KERNEL_NAME_RULE = "ASCII letters, digits, '_' and '.', starting with a letter and not ending with '.'"
+KERNEL_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.]*[A-Za-z0-9_])?")
 
 
 @dataclass(frozen=True, order=True)

@@ -50,8 +50,24 @@ def test_cost_model_and_builder_dispatch_through_the_registry(toy_kernel):
 def test_unknown_kernel_is_a_one_line_error():
     with pytest.raises(UsageError, match=r"^unknown kernel 'conv'; choose from attention, matmul"):
         Workload("conv", n_tokens=8, d_model=32, n_heads=4)
-    with pytest.raises(UsageError, match="without '-'"):
+    with pytest.raises(UsageError, match=r"^kernel name 'my-kernel': use ASCII letters"):
         kernels.register(kernels.Kernel("my-kernel", "", TOY.build, TOY.flops, TOY.bytes))
+
+
+@pytest.mark.parametrize("name", ["my-kernel", "moe<top2>", "flash attn", "注意力", "attn.", "2attn", "", "a,b", "a$b"])
+def test_a_kernel_name_an_output_cannot_carry_is_refused_naming_the_rule(name):
+    with pytest.raises(UsageError, match=r"^kernel name .*: use ASCII letters, digits, '_' and '\.', starting with"):
+        kernels.register(kernels.Kernel(name, "", TOY.build, TOY.flops, TOY.bytes))
+    assert name not in kernels.REGISTRY
+
+
+@pytest.mark.parametrize("name", ["attn.v2", "moe_top2", "A1"])
+def test_a_kernel_name_every_output_carries_is_accepted(name):
+    try:
+        assert kernels.register(kernels.Kernel(name, "", TOY.build, TOY.flops, TOY.bytes)).name == name
+        assert kernels.REGISTRY[name].name == name
+    finally:
+        kernels.REGISTRY.pop(name, None)
 
 
 def test_a_kernel_registered_in_a_test_runs_through_the_suite_plot_and_compare(

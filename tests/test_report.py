@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
+from perf_core.analysis.report import chart_id
+from perf_core.analysis.synthetic import (
+    MACHINE,
+    STRANGE_KERNELS,
+    commit_sha,
+    run_document,
+    write_history,
+    write_run,
+)
 from perf_core.cli import main
+from perf_core.contract import VARIANTS, bench_name
 
 # Debian's chromium (.ci/run installs it); PERF_CORE_CHROMIUM=bundled uses Playwright's own download
 # (the GitHub workflow, where `playwright install chromium` can reach the internet).
@@ -115,18 +124,33 @@ def test_every_chart_renders_in_chromium_without_console_errors(site, browser):
     assert page.locator(".chart canvas").count() == 2 and errors == []
 
 
+def test_every_chart_draws_whatever_the_kernels_are_named(tmp_path, browser):
+    # Names no registry accepts, from a history made elsewhere: a dot and a space (CSS selectors), markup
+    # and a script's end (HTML), wide characters. Each panel's two charts draw, and nothing else shows.
+    names = tuple(bench_name(k, v, n) for k in STRANGE_KERNELS for v in VARIANTS for n in (16, 32))
+    write_history(tmp_path / "h", 3, names=names)
+    assert main(["report", "--storage", str(tmp_path / "h"), "-o", str(tmp_path / "s")]) == 0
+    page, errors = open_page(browser, tmp_path / "s" / "machine-1.html")
+    panels = len(STRANGE_KERNELS) * len(VARIANTS)
+    assert page.locator(".chart").count() == 2 * panels
+    assert page.locator(".chart canvas").count() == 2 * panels
+    assert errors == []
+    assert page.locator("b").count() == 0 and "</script>" not in page.locator("body").inner_text()
+
+
 def test_hovering_a_known_point_shows_its_known_value(site, browser):
     page, _ = open_page(browser, site / "machine-2.html")
-    rows = chart_rows(site / "machine-2.html", "curve-matmul-eager")
+    chart = chart_id("curve", "matmul-eager")
+    rows = chart_rows(site / "machine-2.html", chart)
     (row,) = [r for r in rows if r["newest"] and r["tokens"] == 64]
     assert row["commit"].startswith(commit_sha(7)[:7])
-    page.locator("#curve-matmul-eager").scroll_into_view_if_needed()
+    page.locator(f"#{chart}").scroll_into_view_if_needed()
     x, y = page.evaluate(
         """([id, x, y]) => { const v = window.views[id];
             const box = document.getElementById(id).querySelector('canvas').getBoundingClientRect();
             const [ox, oy] = v.origin(), pad = v.padding();
             return [box.left + pad.left + ox + v.scale('x')(x), box.top + pad.top + oy + v.scale('y')(y)]; }""",
-        ["curve-matmul-eager", 64, row["per_token"]],
+        [chart, 64, row["per_token"]],
     )
     page.mouse.move(x - 40, y - 40)
     page.mouse.move(x, y, steps=4)

@@ -231,7 +231,7 @@ def markdown(
         )
     if counts.get("regression"):
         summary = f"**{summary}**"
-    lines = [COMMENT_MARKER, summary, "", f"<sub>{title}</sub>", ""]
+    lines = [COMMENT_MARKER, summary, "", f"<sub>{html.escape(title)}</sub>", ""]  # a machine label from a file
     if changed:
         lines += [output.markdown_table(*view.table(view.verdict_rows(changed), view.MARKDOWN_COLUMNS)), ""]
     for name, explained in (why or {}).items():

@@ -78,7 +78,7 @@ def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> 
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([str(n) for n in ticks])
         ax.set_ylim(bottom=0)
-        ax.set_title(panel.title)
+        ax.set_title(panel.title, parse_math=False)  # a name from a history is text, never TeX
         ax.set_xlabel("Number of Tokens")
         ax.set_ylabel(f"Latency per Token ({unit})")
         ax.grid(True, alpha=0.3)
@@ -146,7 +146,7 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
                     color="tab:red",
                     fontsize="small",
                 )
-        ax.set_title(name)
+        ax.set_title(name, parse_math=False)
         ax.set_ylabel(f"Latency per Token ({unit})")
         ax.grid(True, alpha=0.3)
         # Beside the axes, not on them: inside, it covered the top series (the slowest token count).

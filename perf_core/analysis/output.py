@@ -7,8 +7,10 @@ never sees half a figure or report, and an interrupted write leaves the old file
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -73,13 +75,32 @@ def save_figure(fig, path: Path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+# Characters a terminal line cannot show as text: a line break would split the row, an escape
+# sequence would drive the terminal. Written as Python escapes ("\\n", "\\x1b").
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def text_cell(value: object) -> str:
+    """`value` as one line of terminal text: control characters as Python escapes."""
+    return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(value))
+
+
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: East Asian wide characters two ("注意力": 6), combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def table_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    """Columns aligned by display width (text_cell of each cell); the first left-aligned, the rest right."""
+    lines = [[text_cell(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(map(display_width, column)) for column in zip(*lines)]
     return "\n".join(
         "  ".join(
-            str(cell).rjust(width) if i else str(cell).ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+            (cell + pad if i == 0 else pad + cell)
+            for i, (cell, width) in enumerate(zip(row, widths))
+            for pad in [" " * (width - display_width(cell))]
         ).rstrip()
-        for row in [header, *rows]
+        for row in lines
     )
 
 
@@ -87,6 +108,20 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print(table_text(header, rows))
 
 
+# Characters that are markup in a GitHub Markdown table cell: '|' ends the cell, '<' opens HTML,
+# backticks code, '*', '_', '~' emphasis, '\\' escapes, '&' entities, '$' GitHub's math. Each is written backslash-escaped
+# (CommonMark escapes any ASCII punctuation; GitHub's tables read '\\|' as a '|' in the cell).
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_~<>|&$])")
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def markdown_cell(text: object) -> str:
+    """`text` as one Markdown table cell that shows it as it is: markup characters escaped, line
+    breaks (which would end the row) as one space. e.g. "moe<top2>|x" -> "moe\\<top2\\>\\|x"."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", LINE_BREAKS.sub(" ", str(text)))
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+    """A GitHub Markdown table; every cell escaped (markdown_cell): names come from history files."""
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(markdown_cell, row)) + " |" for row in rows])

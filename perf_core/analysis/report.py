@@ -14,8 +14,10 @@ Pure builders (chart specs and HTML text) over records; writing the files is `wr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +54,20 @@ def commit_link(label: str, sha: str, template: str | None) -> str:
     return f'<a class="commit" href="{html.escape(template.format(sha=sha))}">{html.escape(label)}</a>'
 
 
+def chart_id(kind: str, panel: str) -> str:
+    """The HTML id of `kind`'s ("curve", "trend") chart of `panel`: a slug of the name for people, and a
+    hash of the whole name, so that no two panels share an id and no name from a history (`moe<top2>`,
+    `flash attn`, `注意力`) puts into an id or a CSS selector ('#...') a character either cannot carry.
+    e.g. ("curve", "matmul-eager") -> "curve-matmul-eager-1a2b3c4d"."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", panel)
+    return f"{kind}-{slug}-{hashlib.sha256(panel.encode()).hexdigest()[:8]}"
+
+
 def chart_div(spec: dict, div_id: str) -> str:
-    """A chart's place and the call that draws it; its Vega view is kept for tests and the console."""
-    data = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+    """A chart's place and the call that draws it; its Vega view is kept for tests and the console.
+    `div_id` must be a CSS identifier (chart_id's are). Every '<' in the spec is written as \\u003c, so
+    no name in it can end the script or open a comment."""
+    data = json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c")
     return (
         f'<div class="chart" id="{div_id}"></div><script>vegaEmbed("#{div_id}", {data}, {{actions: false, renderer: "canvas"}})'
         f'.then(r => {{ (window.views = window.views || {{}})["{div_id}"] = r.view; }});</script>'
@@ -368,11 +381,11 @@ def machine_page(
         parts += ["<h2>Latest gate result</h2>", gate_table(gate_rows)]
     parts += [
         f"<h2>Latency per Token against Number of Tokens ({html.escape(metric)}; newest {len(commits[-CURVE_COMMITS:])} commits)</h2>",
-        '<div class="grid">' + "".join(chart_div(spec, f"curve-{p}") for p, spec in curves) + "</div>",
+        '<div class="grid">' + "".join(chart_div(spec, chart_id("curve", p)) for p, spec in curves) + "</div>",
         f"<h2>Tokens per second and bandwidth achieved (newest commit, {html.escape(commits[-1][0])})</h2>",
         throughput_table(commits[-1:], names),
         "<h2>Across commits</h2>",
-        '<div class="grid">' + "".join(chart_div(spec, f"trend-{p}") for p, spec in trends) + "</div>",
+        '<div class="grid">' + "".join(chart_div(spec, chart_id("trend", p)) for p, spec in trends) + "</div>",
     ]
     bars, unit = breakdown_rows(breakdown_runs, names)
     shown = len(select.by_commit(list(breakdown_runs)))

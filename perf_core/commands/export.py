@@ -29,14 +29,19 @@ def run(*, selection: options.Selection, fmt: str, commit: str | None, output_pa
     points = [
         (name, select.pool(label, group, name, metric)) for name in history.names_in(group, history.wanted(selection))
     ]
-    points = [(name, point) for name, point in points if point]
+    points, dropped = formats.finite([(name, point) for name, point in points if point])
+    if dropped:  # one line: a NaN would make the whole upload fail; the rest still go
+        print(
+            f"perf-core: left out {len(dropped)} benchmark(s) whose figure is not finite: {', '.join(dropped)}",
+            file=sys.stderr,
+        )
     if not points:
-        raise HistoryError(f"commit {label} has no {metric} figures for the chosen benchmarks")
+        raise HistoryError(f"commit {label} has no finite {metric} figures for the chosen benchmarks")
     if fmt == "bencher":
-        document = formats.bencher(points)
+        document = formats.bencher(points, chosen.machine, metric)
     else:
         document = formats.github_action_benchmark(points, chosen.machine, metric)
-    text = json.dumps(document, indent=1) + "\n"
+    text = json.dumps(document, indent=1, allow_nan=False) + "\n"  # finite() left NaN out: never invalid JSON
     if output_path:
         output.write_text(output_path, text)
         print(f"wrote {output_path}: {len(points)} benchmarks of {label} ({chosen.machine})", file=sys.stderr)

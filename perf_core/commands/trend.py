@@ -49,7 +49,7 @@ def run(
     else:
         print(f"machine: {chosen.machine}")
         for f in found:
-            print(f"{f.benchmark}: {f.change:+.1%} at {f.commit} ({f.date})")
+            print(f"{output.text_cell(f.benchmark)}: {f.change:+.1%} at {f.commit} ({f.date})")
         if not searched:
             print(
                 f"too few commits to look for changes: {len(commits)}, change points need at least"

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perf_core import contract
 from perf_core.errors import UsageError, one_of
 from perf_core.measure.shape import Shape
 
@@ -53,8 +54,8 @@ _entry_points_loaded = False
 
 def register(kernel: Kernel) -> Kernel:
     """Add (or replace) a kernel by name: the public way in, for a conftest or an entry point."""
-    if "-" in kernel.name or not kernel.name:
-        raise UsageError(f"kernel name {kernel.name!r} must be non-empty and without '-' (benchmark names split on it)")
+    if not contract.KERNEL_NAME.fullmatch(kernel.name):
+        raise UsageError(f"kernel name {kernel.name!r}: use {contract.KERNEL_NAME_RULE}")
     REGISTRY[kernel.name] = kernel
     return kernel
 
