@@ -27,12 +27,17 @@ def test_decoder_and_model_come_in_through_the_public_entry_point():
     assert kernels.get("model").compile is llama.compile_model
 
 
-def test_an_entry_point_that_fails_is_a_one_line_error_naming_it(monkeypatch):
-    broken = importlib.metadata.EntryPoint("broken", "no_such_module_xyz:register", kernels.ENTRY_POINTS)
+def only_entry_point(monkeypatch, entry: importlib.metadata.EntryPoint) -> None:
+    """The registry sees `entry` as the one entry point of its group, and loads entry points again."""
     monkeypatch.setattr(kernels, "_entry_points_loaded", False)
     monkeypatch.setattr(
-        importlib.metadata, "entry_points", lambda group: [broken] if group == kernels.ENTRY_POINTS else []
+        importlib.metadata, "entry_points", lambda group: [entry] if group == kernels.ENTRY_POINTS else []
     )
+
+
+def test_an_entry_point_that_fails_is_a_one_line_error_naming_it(monkeypatch):
+    broken = importlib.metadata.EntryPoint("broken", "no_such_module_xyz:register", kernels.ENTRY_POINTS)
+    only_entry_point(monkeypatch, broken)
     with pytest.raises(UsageError, match=r"^entry point broken = no_such_module_xyz:register \(perf_core.kernels\)"):
         kernels.names()
 
@@ -40,10 +45,7 @@ def test_an_entry_point_that_fails_is_a_one_line_error_naming_it(monkeypatch):
 def test_an_own_entry_point_this_checkout_lacks_is_skipped_with_a_warning(monkeypatch):
     # perf-core ab runs a base commit's worktree against the metadata installed from the head's.
     ahead = importlib.metadata.EntryPoint("llama", "perf_core.measure.not_yet:register", kernels.ENTRY_POINTS)
-    monkeypatch.setattr(kernels, "_entry_points_loaded", False)
-    monkeypatch.setattr(
-        importlib.metadata, "entry_points", lambda group: [ahead] if group == kernels.ENTRY_POINTS else []
-    )
+    only_entry_point(monkeypatch, ahead)
     with pytest.warns(UserWarning, match=r"skipped entry point perf_core.measure.not_yet:register"):
         assert "matmul" in kernels.names()
 
