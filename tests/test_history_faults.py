@@ -298,6 +298,8 @@ def test_the_same_run_reached_twice_is_counted_once(storage, capsys, how):
         assert code == 0 and "(1 run(s))" in out.splitlines()[1], out
         assert f"perf-core: warning: skipped {twin}: the same run as {paths[2]}; counted once" in err.splitlines()
         assert "perf-core: 1 file skipped; 3 runs read" in err.splitlines()
+        code, out, err = perf_core(capsys, "compare", commit_sha(0)[:7], twin, "--storage", storage, *where)
+        assert code == 0 and "(1 run(s))" in out.splitlines()[1], err  # named, the copy is its run
 
 
 def test_two_benchmarks_of_one_name_in_a_run_leave_the_run_out_never_a_silent_winner(storage, capsys):

