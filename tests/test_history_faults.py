@@ -114,6 +114,20 @@ def test_a_damaged_file_named_on_the_command_line_is_refused_with_its_reason(sto
             assert code == 2 and last.startswith("perf-core: error: ") and message in last and bad.name in last
 
 
+def test_files_that_cannot_be_read_at_all_are_left_out_the_same_way_with_and_without_the_index(storage, capsys):
+    # Found by test_fuzz: through the index, a dangling symlink stopped the command (exit 2).
+    write_history(storage, 3)
+    dangling, folder = storage / MACHINE_DIR / "0050_gone.json", storage / MACHINE_DIR / "0051_folder.json"
+    dangling.symlink_to(storage / "nowhere.json")
+    folder.mkdir()
+    for where in INDEXING:
+        code, out, err = perf_core(capsys, "export", "--format", "bencher", "--storage", storage, *where)
+        lines = err.strip().splitlines()
+        assert code == 0 and json.loads(out) and lines[-1] == "perf-core: 2 files skipped; 3 runs read", err
+        assert lines[0].startswith(f"perf-core: warning: skipped {dangling}: cannot be read")
+        assert lines[1].startswith(f"perf-core: warning: skipped {folder}: cannot be read")
+
+
 def test_a_history_of_only_damaged_files_is_one_line_and_exit_2(storage, capsys):
     (storage / MACHINE_DIR).mkdir(parents=True)
     (storage / MACHINE_DIR / "0001_x.json").write_text("{")

@@ -219,15 +219,19 @@ def _sync(db: sqlite3.Connection, storage: Path, files: list[Path]) -> Synced:
     if gone:
         with db:
             db.executemany("DELETE FROM runs WHERE path = ?", [(key,) for key in gone])
-    stale = []
+    stale, unread = [], []
     for key, path in keys.items():
         try:
             stat = path.stat()
-        except OSError as error:
-            raise HistoryError(f"{path}: cannot be read ({error})") from None
+        except OSError as error:  # a dangling symlink, say: left out as records.read_run leaves it
+            unread.append(records.Skipped(path, f"{path}: cannot be read ({error})"))
+            continue
         if known.get(key, (None, None))[:2] != (stat.st_size, stat.st_mtime_ns):
             stale.append((key, path))
-    failed = _update(db, stale, known) if stale else []
+    if unread:
+        with db:
+            db.executemany("DELETE FROM runs WHERE path = ?", [(key_of(storage, item.path),) for item in unread])
+    failed = sorted(unread + (_update(db, stale, known) if stale else []), key=lambda item: item.path.parts)
     return Synced(keys, len(stale), len(gone), tuple(failed))
 
 
