@@ -31,6 +31,8 @@ def _no_drawing(monkeypatch):
     """The answers compared are the commands' JSON and messages; saving a figure (~1 s of Agg
     drawing) is left out: test_history checks the files."""
     monkeypatch.setattr(output, "save_figure", lambda fig, path: None)
+    yield
+    __import__("matplotlib.pyplot").pyplot.close("all")  # save_figure closed them
 
 
 def damaged() -> dict[str, tuple[str, str]]:
