@@ -77,6 +77,7 @@ PEAK_FLOPS_PER_S, COPY_BYTES_PER_S, PEAK_DTYPE = "peak_flops_per_s", "copy_bytes
 
 # pytest-benchmark's commit_info keys the suite overwrites when PERF_CORE_COMMIT names the commit.
 COMMIT_ID, COMMIT_TIME, COMMIT_DIRTY, COMMIT_ERROR = "id", "time", "dirty", "error"
+COMMIT_AUTHOR_TIME = "author_time"  # the readers' fallback for COMMIT_TIME: a stale .git's must not stay
 
 # Values both halves check. Cold: the call rotates over copies of its weights and input past L2;
 # warm: back to back (all version 1 runs).

@@ -2,9 +2,14 @@
 
 Each case is a folder of run files, some of them broken in a way a disk, a person or another tool
 breaks them (truncated, wrong types, missing keys, NaN/inf, huge integers, deep nesting, binary,
-empty, unreadable, symlinks, several machines, duplicate runs), and one command over it (plot, trend
-or compare). Whatever the case: the exit code is 0, 1 or 2; exit 2 comes with exactly one line on
-stderr; nothing raises out of `main`, so no traceback; and every file in the folder keeps its hash.
+empty, unreadable, symlinks, several machines, duplicate runs, copies, two benchmarks of one name, a
+newer format), kernels named as users name them (dots, spaces, markup, CJK), and one command over
+it (plot, trend or compare), the history folder and the run files named on the command line spelled
+in several ways (absolute, relative, `./`), with and without the index. Whatever the case: the exit
+code is 0, 1 or 2; exit 2 comes with exactly one line on stderr; nothing raises out of `main`, so no
+traceback; and every file in the folder keeps its hash. `compare` must also answer as it does on
+the same folder with its bad files removed: damaged files among good ones change nothing but the
+warnings.
 
 CI runs PERF_CORE_FUZZ_EXAMPLES (default 2,000) cases; the long run in docs/fuzz.md sets 50,000.
 Drawing a figure costs ~0.2 s, more than everything else in a case together, so by default the
@@ -22,6 +27,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,8 +39,9 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perf_core.analysis import select
+from perf_core.analysis import records, select
 from perf_core.cli import main
+from perf_core.errors import HistoryError
 
 EXAMPLES = int(os.environ.get("PERF_CORE_FUZZ_EXAMPLES", "2000"))
 RENDER = os.environ.get("PERF_CORE_FUZZ_RENDER") == "1"
@@ -82,19 +89,32 @@ def document(commit: str, machine: dict, names: list[str], rounds: int, hour: in
 def valid_documents(draw) -> dict:
     names = draw(
         st.lists(
-            st.sampled_from(["matmul-eager-16", "matmul-eager-32", "attention-compiled-16", "mlp-compiled-64"]),
+            st.sampled_from(
+                [
+                    "matmul-eager-16",
+                    "matmul-eager-32",
+                    "attention-compiled-16",
+                    "mlp-compiled-64",
+                    "attn.v2-eager-16",
+                    "flash attn-compiled-32",
+                    "moe<top2>-eager-16",
+                    "注意力-compiled-16",
+                ]
+            ),
             min_size=1,
             max_size=3,
             unique=True,
         )
     )
-    return document(
+    found = document(
         draw(st.sampled_from(COMMITS)),
         draw(st.sampled_from(MACHINES)),
         names,
         draw(st.integers(0, 6)),
         draw(st.integers(0, 23)),
     )
+    found["commit_info"]["dirty"] = draw(st.sampled_from([False, False, True]))  # a re-run from a dirty tree
+    return found
 
 
 def paths_in(value, prefix=()) -> list[tuple]:
@@ -120,10 +140,31 @@ def run_files(draw) -> tuple[str, bytes | str]:
     base = draw(valid_documents())
     kind = draw(
         st.sampled_from(
-            ["valid", "valid", "set", "delete", "truncate", "binary", "empty", "deep", "dir", "link", "dangling"]
+            [
+                "valid",
+                "valid",
+                "set",
+                "delete",
+                "truncate",
+                "binary",
+                "empty",
+                "deep",
+                "dir",
+                "link",
+                "dangling",
+                "copy",
+                "twice",
+                "newer",
+            ]
         )
     )
     if kind == "valid":
+        return kind, encode(base).encode()
+    if kind == "twice":  # a second test module timed a case of the same name
+        base["benchmarks"].append(copy.deepcopy(base["benchmarks"][draw(st.integers(0, len(base["benchmarks"]) - 1))]))
+        return kind, encode(base).encode()
+    if kind == "newer":
+        base["perf_core_format"] = draw(st.sampled_from([99, 2**40]))
         return kind, encode(base).encode()
     if kind in ("set", "delete"):
         mutated = copy.deepcopy(base)
@@ -146,7 +187,7 @@ def run_files(draw) -> tuple[str, bytes | str]:
     if kind == "deep":
         depth = draw(st.sampled_from([50, 5000, 200000]))
         return kind, ("[" * depth + "]" * depth).encode()
-    return kind, b""  # dir, link, dangling: made in write_folder
+    return kind, b""  # dir, link, dangling, copy: made in write_folder
 
 
 def write_folder(folder: Path, files: list[tuple[str, bytes]]) -> None:
@@ -164,6 +205,13 @@ def write_folder(folder: Path, files: list[tuple[str, bytes]]) -> None:
             path.symlink_to(target)
         elif kind == "dangling":
             path.symlink_to(folder / "nowhere.json")
+        elif kind == "copy":  # the previous file's bytes under another name (a copied run)
+            earlier = sorted(p for p in machine_dir.glob("*.json") if p.is_file() and p != path)
+            path.write_bytes(
+                earlier[-1].read_bytes()
+                if earlier
+                else encode(document(COMMITS[0], MACHINES[0], ["matmul-eager-16"], 3, 1)).encode()
+            )
         else:
             path.write_bytes(content)
 
@@ -177,7 +225,54 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 COMMANDS = st.sampled_from(["plot", "trend", "compare"])
-COMMIT_ARGS = st.sampled_from([c[:7] for c in COMMITS] + ["0001_valid.json", "zzz", "a"])
+# "@absolute", "@relative", "@dot": the folder's first file, by that spelling of its path.
+COMMIT_ARGS = st.sampled_from(
+    [c[:7] for c in COMMITS]
+    + [COMMITS[0][:7] + "+dirty", "0001_valid.json", "zzz", "a", "@absolute", "@relative", "@dot"]
+)
+STORAGE_SPELLINGS = st.sampled_from(["absolute", "relative", "dot", "trailing-slash"])
+
+
+def spelled(name: str, folder: Path) -> str:
+    """A COMMIT_ARGS value as given on the command line, run from `folder`."""
+    if not name.startswith("@"):
+        return name
+    first = min((folder / "history" / "Linux-CPython-3.11-64bit").glob("0001_*"))
+    relative = first.relative_to(folder)
+    return {"@absolute": str(first), "@relative": str(relative), "@dot": f"./{relative}"}[name]
+
+
+def storage_arg(spelling: str, storage: Path) -> str:
+    return {
+        "absolute": str(storage),
+        "relative": storage.name,
+        "dot": f"./{storage.name}",
+        "trailing-slash": storage.name + "/",
+    }[spelling]
+
+
+def good_only(storage: Path, into: Path) -> Path:
+    """A copy of the history (symlinks as symlinks) without the files no reader takes as runs."""
+    shutil.copytree(storage, into, symlinks=True)
+    for path in sorted(into.rglob("*.json")):
+        try:
+            records.load_runs([path])  # (load_runs: older checkouts have it too)
+        except HistoryError:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return into
+
+
+def run_main(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """`perf-core ARGV` in this process, from `cwd`: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(previous)
+    return code, out.getvalue(), err.getvalue()
 
 
 class Drawn:
@@ -219,31 +314,37 @@ def drawing(monkeypatch):
     base=COMMIT_ARGS,
     head=COMMIT_ARGS,
     machine=st.sampled_from([None, "1", "2", "H100", "CPU", "9"]),
+    storage_spelling=STORAGE_SPELLINGS,
+    no_index=st.booleans(),
 )
 def test_hostile_history_ends_in_0_1_or_2_with_one_line_and_nothing_changed(
-    drawing, tmp_path, files, command, base, head, machine
+    drawing, tmp_path, files, command, base, head, machine, storage_spelling, no_index
 ):
     # A new folder per case; mkdtemp, as tmp_path_factory.mktemp lists every earlier one each call.
     folder = Path(tempfile.mkdtemp(prefix="fuzz", dir=tmp_path))
     storage = folder / "history"
     write_folder(storage, files)
     before = snapshot(folder)
-    argv = [command, "--storage", str(storage)]
-    if command == "compare":
-        argv[1:1] = [base, head]
-    else:
-        argv += ["-o", str(folder / "out.png")]
+    options = ["--storage", storage_arg(storage_spelling, storage)] + (["--no-index"] if no_index else [])
     if machine:
-        argv += ["--machine", machine]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    assert code in (0, 1, 2), (code, err.getvalue())
-    stderr = err.getvalue()
+        options += ["--machine", machine]
+    if command == "compare":
+        argv = [command, spelled(base, folder), spelled(head, folder), "--json", *options]
+    else:
+        argv = [command, *options, "-o", str(folder / "out.png")]
+    code, out, stderr = run_main(argv, folder)
+    assert code in (0, 1, 2), (code, stderr)
     assert "Traceback" not in stderr
     if code == 2:
         lines = [line for line in stderr.splitlines() if line.startswith("perf-core: error:")]
         assert len(lines) == 1 and stderr.strip().splitlines()[-1] == lines[0], stderr
+    skipped = [line for line in stderr.splitlines() if line.startswith("perf-core: warning: skipped ")]
+    assert len(skipped) == len({line.split(":")[2] for line in skipped})  # each file named once
     after = snapshot(folder)
     after.pop(str(folder / "out.png"), None)
     assert after == before
+    if command == "compare":  # the same answer without the bad files: they change nothing else
+        clean = good_only(storage, folder / "clean" / "history")
+        # Run from folder/clean: relative spellings name the copy as they are; absolute ones are moved.
+        moved = [a.replace(str(storage), str(clean), 1) if a.startswith(str(storage)) else a for a in argv]
+        assert run_main(moved, folder / "clean")[:2] == (code, out)

@@ -128,14 +128,16 @@ def test_a_corrupt_or_foreign_index_is_set_aside_with_one_line_and_rebuilt(stora
     assert "another version of perf-core" in capsys.readouterr().err
 
 
-def test_a_broken_run_file_fails_the_same_way_through_the_index(storage, tmp_path, capsys):
+def test_a_broken_run_file_is_left_out_the_same_way_through_the_index(storage, tmp_path, capsys):
     broken = storage / "Linux-CPython-3.11-64bit" / "0099_broken.json"
     broken.write_text('{"benchmarks": [')
     for where in ("--no-index", None, None):
         code, _, err = perf_core(
             capsys, "plot", "--storage", storage, "-o", tmp_path / "p.png", *([where] if where else [])
         )
-        assert code == 2 and err.count("\n") == 1 and "0099_broken.json: not valid JSON" in err
+        lines = err.strip().splitlines()
+        assert code == 0 and len(lines) == 3 and f"skipped {broken}: not valid JSON" in lines[0]
+        assert lines[1] == "perf-core: 1 file skipped; 31 runs read" and lines[2].startswith("wrote ")
 
 
 def test_the_index_is_never_put_in_the_history_and_an_unusable_one_is_only_slower(storage, tmp_path, capsys):
@@ -176,5 +178,10 @@ def test_perf_core_index_says_what_it_added_and_dropped(storage, tmp_path, capsy
     records.find_files(storage)[0].unlink()
     code, out, _ = perf_core(capsys, "index", "--storage", storage, "--index", where)
     assert code == 0 and "31 runs; 1 new or changed, 1 gone" in out
+    broken = storage / "Linux-CPython-3.11-64bit" / "0099_broken.json"
+    broken.write_text("{")
+    code, out, err = perf_core(capsys, "index", "--storage", storage, "--index", where)
+    assert code == 0 and "31 runs; 1 new or changed, 0 gone, 1 skipped (not runs)" in out
+    assert err.count("\n") == 1 and err.startswith(f"perf-core: warning: skipped {broken}: not valid JSON")
     code, _, err = perf_core(capsys, "index", "--storage", tmp_path / "nothing", "--index", where)
     assert code == 2 and "no history yet" in err

@@ -10,8 +10,8 @@ records.parse_run's output and is never required (--no-index reads the files, sa
   history itself is only ever read.
 - Not trusted: an index that SQLite cannot read, written for another history folder or by another
   layout of the records is set aside (a corrupt file is renamed, never deleted) and rebuilt, with a
-  one-line warning. A file that fails to parse is not indexed: it raises the same one-line error
-  as without the index, every time.
+  one-line warning. A file that fails to parse is not indexed: it is left out with the same
+  one-line reason as without the index, every time (records.read_history).
 - Why SQLite (docs/history.md has the measurements): in Python's standard library, so no new
   dependency; one file with transactions, so an interrupted update leaves the previous index and
   two commands can read and update it at once; each run is one row, so adding a run writes one row.
@@ -62,18 +62,26 @@ def default_path(storage: Path) -> Path:
     return cache_folder() / "index" / f"{key}.sqlite"
 
 
-def load(storage: Path, index: Path | None) -> list[Run]:
-    """Every run of the history, as records.load_runs(records.find_files(storage)) gives them;
-    through the index at `index` (created or brought up to date first), or straight from the files
-    when `index` is None."""
+def read(storage: Path, index: Path | None) -> records.History:
+    """The history as records.read_history(records.find_files(storage)) gives it (runs in history
+    order, damaged and duplicate files left out with their reasons); through the index at `index`
+    (created or brought up to date first), or straight from the files when `index` is None."""
     files = records.find_files(storage)
     if index is not None:
         try:
-            return _with_index(storage, index, lambda db: _read(db, _sync(db, storage, files).keys))
+            return _with_index(storage, index, lambda db: _history(db, _sync(db, storage, files)))
         except (OSError, sqlite3.Error, _Corrupt) as error:
             # No cache folder, a read-only disk, a locked database: slower, never wrong.
             print(f"perf-core: warning: index {index} not usable ({error}); reading the files", file=sys.stderr)
-    return records.load_runs(files)
+    return records.read_history(files)
+
+
+def load(storage: Path, index: Path | None) -> list[Run]:
+    """read()'s runs; the first file it would leave out raises its HistoryError instead."""
+    history = read(storage, index)
+    if history.skipped:
+        raise HistoryError(history.skipped[0].reason)
+    return history.runs
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class Synced:
     keys: dict[str, Path]  # every run file, by its path under the history folder
     parsed: int  # files new or changed since the index last saw them
     gone: int  # rows dropped: their files are no longer in the history
+    failed: tuple[records.Skipped, ...] = ()  # files that are not runs (not indexed: read again each time)
 
 
 def update(storage: Path, index: Path) -> Synced:
@@ -206,37 +215,55 @@ def _check(index: Path, storage: Path) -> str | None:
 def _sync(db: sqlite3.Connection, storage: Path, files: list[Path]) -> Synced:
     """Bring the rows in line with the files: parse the new and changed ones, drop the gone ones."""
     known = {row[0]: row[1:] for row in db.execute("SELECT path, size, mtime_ns, digest FROM runs")}
-    # As path.relative_to(storage).as_posix(), by string: the files are under storage (find_files).
-    prefix = len(str(storage).rstrip(os.sep)) + 1
-    keys = {str(path)[prefix:].replace(os.sep, "/"): path for path in files}
+    keys = {key_of(storage, path): path for path in files}
     gone = known.keys() - keys.keys()
     if gone:
         with db:
             db.executemany("DELETE FROM runs WHERE path = ?", [(key,) for key in gone])
-    stale = []
+    stale, unread = [], []
     for key, path in keys.items():
         try:
             stat = path.stat()
-        except OSError as error:
-            raise HistoryError(f"{path}: cannot be read ({error})") from None
+        except OSError as error:  # a dangling symlink, say: left out as records.read_run leaves it
+            unread.append(records.Skipped(path, f"{path}: cannot be read ({error})"))
+            continue
         if known.get(key, (None, None))[:2] != (stat.st_size, stat.st_mtime_ns):
             stale.append((key, path))
-    if stale:
-        _update(db, stale, known)
-    return Synced(keys, len(stale), len(gone))
+    if unread:
+        with db:
+            db.executemany("DELETE FROM runs WHERE path = ?", [(key_of(storage, item.path),) for item in unread])
+    failed = sorted(unread + (_update(db, stale, known) if stale else []), key=lambda item: item.path.parts)
+    return Synced(keys, len(stale), len(gone), tuple(failed))
 
 
-def _update(db: sqlite3.Connection, stale: list[tuple[str, Path]], known: dict) -> None:
+def key_of(storage: Path, path: Path) -> str:
+    """A file's row key: its path under the history folder, "/"-separated ("h100/0001_x.json"), by
+    parts as find_files joined them. (A cut by string length took two characters too many off every
+    key of `--storage .`, whose files rglob yields without "./": the machines' runs collided.)"""
+    return "/".join(path.parts[len(storage.parts) :])
+
+
+def _history(db: sqlite3.Connection, synced: Synced) -> records.History:
+    """The synced rows as a History: the failed files left out, duplicates counted once."""
+    failed = {item.path for item in synced.failed}
+    runs = _read(db, {key: path for key, path in synced.keys.items() if path not in failed})
+    return records.distinct(runs, synced.failed)
+
+
+def _update(db: sqlite3.Connection, stale: list[tuple[str, Path]], known: dict) -> list[records.Skipped]:
     """Parse the stale files (in worker processes when there are many: a first build parses GBs of
-    JSON) and write their rows in batches; a file that fails raises its error after the rows before it."""
+    JSON) and write their rows in batches; the files that fail are returned, their rows dropped."""
     work = [(key, path, known.get(key, (None, None, None))[2]) for key, path in stale]
-    started, told, rows = time.monotonic(), False, []
+    started, told, rows, failed = time.monotonic(), False, [], []
     pool = ProcessPoolExecutor(os.cpu_count()) if len(work) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 else None
     try:
         found = pool.map(_examine, work, chunksize=32) if pool else map(_examine, work)
         for done, item in enumerate(found, 1):
-            if isinstance(item, str):  # the file's one-line error
-                raise HistoryError(item)
+            if isinstance(item, str):  # the file's one-line error; a row it had is out of date
+                key, path = stale[done - 1]
+                failed.append(records.Skipped(path, item))
+                db.execute("DELETE FROM runs WHERE path = ?", (key,))
+                continue
             key, size, mtime, _, run = item
             if run is None:  # same content, new stamp
                 db.execute("UPDATE runs SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime, key))
@@ -257,6 +284,7 @@ def _update(db: sqlite3.Connection, stale: list[tuple[str, Path]], known: dict) 
             pool.shutdown(cancel_futures=True)
         _write(db, rows)  # what was parsed before an error or Ctrl-C is kept
         db.commit()
+    return failed
 
 
 def _examine(item: tuple[str, Path, str | None]) -> tuple | str:

@@ -59,24 +59,47 @@ def choose_machine(found: Sequence[Machine], wanted: str | None, current: Machin
     return chosen[0]
 
 
+DIRTY = "+dirty"  # what a dirty run's commit name ends with
+
+
+def commit_of(run: Run) -> tuple[str, bool]:
+    """The one rule for dirty runs, in every command: a run from a tree with uncommitted changes is
+    not its commit's code, so it belongs to a commit of its own, `C+dirty`, never pooled with C's
+    clean runs. Runs of one (commit, dirty) pair are pooled."""
+    return run.commit, run.dirty
+
+
 def by_commit(runs: list[Run]) -> list[tuple[str, list[Run]]]:
-    """Runs grouped by commit, in commit-time order; a commit's runs are pooled, not split."""
-    groups: dict[str, list[Run]] = {}
+    """Runs grouped by commit_of (labelled by Run.short: `abc1234`, `abc1234+dirty`), in history
+    order (Run.when); a group's runs are pooled."""
+    groups: dict[tuple[str, bool], tuple[str, list[Run]]] = {}
     for run in sorted(runs, key=lambda run: run.sort_key):
-        groups.setdefault(run.short, []).append(run)
-    return list(groups.items())
+        groups.setdefault(commit_of(run), (run.short, []))[1].append(run)
+    return list(groups.values())
 
 
 def find_commit(runs: list[Run], name: str) -> list[Run]:
-    """The runs whose commit id starts with `name` (a hash prefix), or the file named `name`."""
+    """The runs `name` names: a run file (by its name or path as stored), else a commit by hash
+    prefix: `C` its clean runs, `C+dirty` its dirty ones (commit_of's rule)."""
     if not name.strip():
         raise HistoryError("an empty commit name matches every commit; give a hash prefix or a run file")
-    matches = [run for run in runs if run.commit.startswith(name) or run.path.name == name or str(run.path) == name]
-    if not matches:
+    files = [run for run in runs if run.path.name == name or str(run.path) == name]
+    if files:
+        return files
+    dirty, prefix = name.endswith(DIRTY), name.removesuffix(DIRTY)
+    named = [run for run in runs if prefix and run.commit.startswith(prefix)]
+    if not named:
         raise HistoryError(f"unknown commit or run {name!r}: no run in the history matches it")
-    commits = {run.commit for run in matches}
+    commits = {run.commit for run in named}
     if len(commits) > 1:
         raise HistoryError(f"{name!r} is ambiguous: it matches commits {', '.join(sorted(c[:10] for c in commits))}")
+    matches = [run for run in named if run.dirty == dirty]
+    if not matches:
+        other = prefix if dirty else prefix + DIRTY
+        raise HistoryError(
+            f"{name!r}: that commit has only {'clean' if dirty else 'dirty'} runs, named {other!r}"
+            " (a dirty run is a commit of its own, never pooled with clean ones)"
+        )
     return matches
 
 
@@ -108,7 +131,7 @@ class Point:
     """One benchmark at one commit, runs pooled: per-token median and interval."""
 
     commit: str
-    when: datetime | None
+    when: datetime  # Run.when: the commit's time, else the run's own
     per_token_s: float
     low_s: float  # the interquartile range of the rounds; several runs: the median of their ranges
     high_s: float
@@ -129,7 +152,7 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
             return None
         n = result.n_tokens
         low, high = (result.low_s, result.high_s) if metric == "steady" else (value, value)
-        return Point(commit, runs[0].commit_time, value / n, low / n, high / n, 1, (value,))
+        return Point(commit, runs[0].when, value / n, low / n, high / n, 1, (value,))
     results = [run.results[name] for run in runs if name in run.results]
     values = run_values(runs, name, metric)
     if not values:
@@ -140,7 +163,7 @@ def pool(commit: str, runs: list[Run], name: str, metric: str = "steady") -> Poi
         low, high = statistics.median(r.low_s for r in results), statistics.median(r.high_s for r in results)
     else:
         low, high = min(values), max(values)
-    return Point(commit, runs[-1].commit_time, median / n, low / n, high / n, len(values), tuple(values))
+    return Point(commit, runs[-1].when, median / n, low / n, high / n, len(values), tuple(values))
 
 
 RATES = ("tokens_per_s", "bytes_per_s", "bandwidth_share")  # records.Result's, from the steady median
@@ -211,9 +234,9 @@ def present_values(columns: Iterable[Column]) -> list[float]:
     return every[~np.isnan(every)].tolist()
 
 
-def commit_times(commits: list[tuple[str, list[Run]]]) -> list[datetime | None]:
-    """Each commit's time, as its pooled Points carry it."""
-    return [group[-1].commit_time for _, group in commits]
+def commit_times(commits: list[tuple[str, list[Run]]]) -> list[datetime]:
+    """Each commit's time (Run.when), as its pooled Points carry it."""
+    return [group[-1].when for _, group in commits]
 
 
 MAX_DRAWN = 1000  # points per line past which a trend chart draws consecutive commits as one

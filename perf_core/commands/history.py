@@ -6,6 +6,7 @@ Plain values in (the options' values), records out; the history is only ever rea
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from perf_core import contract
 from perf_core.analysis import index, select
-from perf_core.analysis.records import Machine, Result, Run
+from perf_core.analysis.records import Machine, Result, Run, Skipped
 from perf_core.commands.options import Selection
 from perf_core.errors import HistoryError, split_csv, token_counts
 
@@ -59,13 +60,36 @@ def current_machine() -> Machine | None:
     return Machine(contract.cpu_name(), torch_version, 1, None)
 
 
+SKIPS_LISTED = 20  # skipped files named one a line; past this, counted only
+
+
+def read(storage: Path, index_file: Path | None) -> tuple[list[Run], tuple[Skipped, ...]]:
+    """Every run of the history (index.read), each file left out said on stderr, one line each
+    (the first SKIPS_LISTED), then counted: "perf-core: 2 files skipped; 30 runs read"."""
+    found = index.read(storage, index_file)
+    for item in found.skipped[:SKIPS_LISTED]:
+        print(f"perf-core: warning: skipped {item.reason}", file=sys.stderr)
+    if found.skipped:
+        count = len(found.skipped)
+        more = f", {count - SKIPS_LISTED} not listed" if count > SKIPS_LISTED else ""
+        print(
+            f"perf-core: {count} file{'s' if count != 1 else ''} skipped{more}; {len(found.runs)} runs read",
+            file=sys.stderr,
+        )
+    if not found.runs:
+        raise HistoryError(f"{storage}: no readable run in the history ({len(found.skipped)} files skipped)")
+    return found.runs, found.skipped
+
+
 @dataclass(frozen=True)
 class Chosen:
-    """One machine's runs of the history (history order), the benchmarks kept, and the whole history."""
+    """One machine's runs of the history (history order), the benchmarks kept, the whole history,
+    and the files of it left out (read's)."""
 
     runs: list[Run]
     names: list[str]
     every: list[Run]
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def machine(self) -> str:
@@ -75,7 +99,7 @@ class Chosen:
 def load(selection: Selection) -> Chosen:
     """The runs of the selected machine (select.choose_machine's rule), announced when the history has
     several. HistoryError when no benchmark of that machine passes the selection's filter."""
-    every = index.load(selection.storage, index_of(selection))
+    every, skipped = read(selection.storage, index_of(selection))
     found = select.machines(every)
     chosen = select.choose_machine(found, selection.machine, current_machine())
     if len(found) > 1:
@@ -88,12 +112,28 @@ def load(selection: Selection) -> Chosen:
     names = names_in(runs, wanted(selection))
     if not names:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
-    return Chosen(runs, names, every)
+    return Chosen(runs, names, every, skipped)
 
 
 def find_commit(chosen: Chosen, name: str) -> list[Run]:
-    """select.find_commit among one machine's runs, saying so when the commit ran only on another
-    machine of the history (a rested GPU run against a back-to-back one, say): not "unknown"."""
+    """The runs `name` names among one machine's runs: a run file in any spelling of its path
+    (same_file), else select.find_commit's rule. A named file the history left out is refused with
+    its reason (a copy of a run names that run); a commit that ran only on another machine of the history is said to, not "unknown"."""
+    named = same_file(name, [*chosen.every, *chosen.skipped])
+    if isinstance(named, Skipped) and named.twin:  # a copy of a run: the run it repeats
+        named = next(run for run in chosen.every if run.path == named.twin)
+    if named is not None:
+        if isinstance(named, Skipped):
+            raise HistoryError(named.reason)
+        if named.machine != chosen.runs[0].machine:
+            raise HistoryError(
+                f"{name} ran on another machine ({named.machine.label}), not on {chosen.machine}:"
+                " runs of different machines are never compared (--machine chooses the machine)"
+            )
+        return [named]
+    for item in chosen.skipped:  # a left-out file named by its name as stored
+        if name in (item.path.name, str(item.path)):
+            raise HistoryError(item.reason)
     try:
         return select.find_commit(chosen.runs, name)
     except HistoryError as unknown:
@@ -106,6 +146,24 @@ def find_commit(chosen: Chosen, name: str) -> list[Run]:
             f"{name!r} ran on another machine ({labels}), not on {chosen.machine}:"
             " runs of different machines are never compared (--machine chooses the machine)"
         ) from None
+
+
+def same_file(name: str, items: Sequence[Run | Skipped]) -> Run | Skipped | None:
+    """The run (or left-out file) whose file `name` is, when `name` is a path to an existing file:
+    relative, `./`, absolute, through a symlink, whatever --storage's spelling; matched by the file
+    itself (device and inode), not by its name. None when `name` is no file."""
+    try:
+        wanted = os.stat(name)
+    except (OSError, ValueError):
+        return None
+    for item in items:
+        try:
+            found = os.stat(item.path)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return item
+    return None
 
 
 def groups_of(chosen: Chosen, commits: list[tuple[str, list[Run]]], name: str) -> list[tuple[str, list[Run]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +24,11 @@ def run(*, storage: Path, index_file: Path | None) -> int:
     where = history.index_path(storage, index_file)  # never None: `index` offers no --no-index
     started = time.perf_counter()
     synced = index.update(storage, where)
+    for item in synced.failed:  # as the reading commands will say when they leave them out
+        print(f"perf-core: warning: skipped {item.reason}", file=sys.stderr)
+    skipped = f", {len(synced.failed)} skipped (not runs)" if synced.failed else ""
     print(
-        f"index {where}: {len(synced.keys)} runs; {synced.parsed} new or changed, {synced.gone} gone;"
-        f" {time.perf_counter() - started:.2f} s"
+        f"index {where}: {len(synced.keys) - len(synced.failed)} runs; {synced.parsed} new or changed,"
+        f" {synced.gone} gone{skipped}; {time.perf_counter() - started:.2f} s"
     )
     return EXIT_OK

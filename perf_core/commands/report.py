@@ -40,7 +40,7 @@ def run(
     alpha: float,
 ) -> int:
     where, metric = history.index_of(selection), selection.metric
-    runs = index.load(selection.storage, where)
+    runs, _ = history.read(selection.storage, where)
     found = select.machines(runs)
     if selection.machine:
         found = [select.choose_machine(found, selection.machine)]

@@ -471,14 +471,18 @@ def pytest_benchmark_update_commit_info(config: pytest.Config, commit_info: dict
     """PERF_CORE_COMMIT, when set, names the commit that ran, whatever git says.
 
     For copied trees (a GPU box, a CI tarball): they may carry no .git, or a stale one whose HEAD
-    is not the code that ran (seen on the lent GPU machines).
+    is not the code that ran (seen on the lent GPU machines). Both of git's times are replaced: a
+    stale HEAD's author time would otherwise stand in for the missing PERF_CORE_COMMIT_TIME (the
+    readers then order the run by its own save time).
     """
     commit = os.environ.get("PERF_CORE_COMMIT")
     if commit:
+        when = os.environ.get("PERF_CORE_COMMIT_TIME")
         commit_info.update(
             {
                 contract.COMMIT_ID: commit,
-                contract.COMMIT_TIME: os.environ.get("PERF_CORE_COMMIT_TIME"),
+                contract.COMMIT_TIME: when,
+                contract.COMMIT_AUTHOR_TIME: when,
                 contract.COMMIT_DIRTY: False,
                 contract.COMMIT_ERROR: None,
             }
