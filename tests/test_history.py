@@ -328,3 +328,21 @@ def test_runs_that_saved_no_python_are_comparable_with_each_other(storage, capsy
     code, out, err = perf_core(capsys, "compare", commit_sha(1)[:7], commit_sha(2)[:7], "--storage", storage)
     assert code == 0, err
     assert out.splitlines()[0] == "machine: Test CPU 9000 | torch 2.13.0+cpu | 1 thread"
+
+
+@pytest.mark.parametrize("indexing", [[], ["--no-index"]])
+def test_runs_of_another_preset_are_another_machine_never_pooled(storage, capsys, indexing):
+    # llama-7b's and llama-3-8b's model-compiled-16 are different work under one name (H200, 2026-11-30:
+    # 5.02 and 5.35 ms): one commit run with both presets is two machines, not one commit of two runs.
+    for number, (preset, factor) in enumerate((("llama-7b", 1.0), ("llama-3-8b", 1.07), (None, 1.0))):
+        document = run_document(commit_sha(1), T0, {n: factor for n in NAMES})
+        if preset is None:
+            document["machine_info"].pop("preset", None)  # saved before machine_info named it
+        else:
+            document["machine_info"]["preset"] = preset
+        write_run(storage, number, document)
+    runs = records.load_runs(records.find_files(storage))
+    assert sorted(str(run.machine.preset) for run in runs) == ["None", "llama-3-8b", "llama-7b"]
+    assert {m.label.endswith(f"| preset {m.preset}") for m in select.machines(runs) if m.preset} == {True}
+    code, out, err = perf_core(capsys, "plot", "--json", "--storage", storage, "--machine", "llama-3-8b", *indexing)
+    assert code == 0 and {row["machine"].endswith("| preset llama-3-8b") for row in json.loads(out)} == {True}, err

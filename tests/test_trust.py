@@ -67,14 +67,20 @@ def test_trend_says_when_there_are_too_few_commits_to_look(storage, tmp_path, ca
     assert json.loads(out)["searched"] is False
 
 
-def test_integer_past_pythons_digit_limit_is_one_line_and_exit_2(storage, tmp_path, capsys):
+def test_integer_past_pythons_digit_limit_is_one_line_skipped_in_a_history_and_refused_by_name(
+    storage, tmp_path, capsys
+):
     write_history(storage, 2)
     text = json.dumps(run_document(commit_sha(5), T0)).replace('"rounds": 50', '"rounds": ' + "9" * 5000, 1)
-    (storage / "Linux-CPython-3.11-64bit" / "0099_huge.json").write_text(text)
+    huge = storage / "Linux-CPython-3.11-64bit" / "0099_huge.json"
+    huge.write_text(text)
     figure = ["-o", tmp_path / "x.png"]
     for command in (["plot", *figure], ["trend", *figure], ["compare", commit_sha(0)[:7], commit_sha(1)[:7]]):
         code, _, err = perf_core(capsys, *command, "--storage", storage)
-        assert code == 2 and len(err.strip().splitlines()) == 1 and "0099_huge.json: not readable JSON" in err, err
+        named = [line for line in err.splitlines() if "0099_huge.json" in line]
+        assert code == 0 and len(named) == 1 and "not readable JSON" in named[0] and "1 file skipped" in err, err
+    code, _, err = perf_core(capsys, "compare", commit_sha(0)[:7], huge.name, "--storage", storage)
+    assert code == 2 and "0099_huge.json: not readable JSON" in err.strip().splitlines()[-1], err
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from perf_core.errors import HistoryError, is_count
 @dataclass(frozen=True)
 class Machine:
     """What makes two runs comparable: the same device, torch build, Python, thread count, cache mode
-    and GPU rest between rounds (cold and warm runs, rested and back-to-back ones, measure different
+    and GPU rest between rounds, and the preset (cold and warm runs, rested and back-to-back ones, measure different
     things and are never pooled or compared; an interpreter upgrade is not a commit's doing)."""
 
     device_name: str
@@ -33,6 +33,9 @@ class Machine:
     cache: str = contract.WARM  # version 1 runs were all warm (back to back)
     rest: float = 0.0  # runs saved before the rest existed ran their rounds back to back
     python: str | None = None  # major.minor ("3.12"); None: the run did not say (comparable with each other)
+    # The preset that sized the benchmarks (machine_info["preset"]): llama-7b's model-compiled-16 and
+    # llama-3-8b's are different work under one name. None: the run did not say.
+    preset: str | None = None
 
     @property
     def label(self) -> str:
@@ -40,7 +43,16 @@ class Machine:
         python = f" | Python {self.python}" if self.python else ""
         cache = "" if self.cache == contract.WARM else f" | {self.cache} cache"
         rest = f", rest {self.rest:g}" if self.rest else ""
-        return f"{self.device_name} | torch {self.torch_version}{python} | {threads}{cache}{rest}"
+        preset = f" | preset {self.preset}" if self.preset else ""
+        return f"{self.device_name} | torch {self.torch_version}{python} | {threads}{cache}{rest}{preset}"
+
+
+def _preset(path: Path, preset: object) -> str | None:
+    if preset is None:
+        return None
+    if not isinstance(preset, str) or not preset.strip():
+        raise HistoryError(f"{path}: machine_info has an invalid preset ({_show(preset)})")
+    return preset
 
 
 def python_series(version: object) -> str | None:
@@ -365,6 +377,7 @@ def parse_run(path: Path, text: str) -> Run:
         cache,
         float(rest),
         python_series(info.get(contract.PYTHON_VERSION)),
+        _preset(path, info.get(contract.PRESET)),
     )
     commit = document.get("commit_info") or {}
     if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):
