@@ -106,8 +106,6 @@ def curve_rows(
 
 def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, dict]]:
     """One chart per kernel/variant: Latency per Token against Number of Tokens, newest commits."""
-    import altair as alt
-
     commits = select.by_commit(runs)[-CURVE_COMMITS:]
     floors = dict(select.floors(runs, names))
     values = [p.per_token_s for c, g in commits for n in names if (p := select.pool(c, g, n, metric))] or [1.0]
@@ -124,48 +122,56 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
             if floors.get(n)
         ]
         ticks = sorted({contract.parse_name(n).n_tokens for n in members})
-        x = alt.X(
-            "tokens:Q",
-            scale=alt.Scale(type="log", base=2, nice=False, padding=12),
-            axis=alt.Axis(values=ticks, title="Number of Tokens"),
-        )
-        y_title = f"Latency per Token ({unit})"
-        curves = alt.Chart(alt.Data(name="curves"))
-        tooltip = [
-            alt.Tooltip("benchmark:N"),
-            alt.Tooltip("commit:N"),
-            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
-            alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
-            alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
-            alt.Tooltip("x_floor:Q", title="x floor"),
-            alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
-            alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
-            alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
-        ]
-        colour = alt.Color(
-            "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
-        )
-        layers = [
-            curves.transform_filter("datum.newest")
-            .mark_area(opacity=0.18, color="#1f77b4")
-            .encode(x=x, y=alt.Y("per_token:Q", title=y_title, scale=alt.Scale(zero=True))),
-            curves.mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
-                x=x,
-                y="per_token:Q",
-                color=colour,
-                tooltip=tooltip,
-                strokeWidth=alt.condition("datum.newest", alt.value(2.5), alt.value(1.2)),
-            ),
-        ]
-        if floor_rows:
-            layers.append(
-                alt.Chart(alt.Data(name="floor"))
-                .mark_line(strokeDash=[6, 4], color="#555")
-                .encode(x=x, y="floor:Q", tooltip=[alt.Tooltip("floor:Q", title=f"floor per token ({unit})")])
-            )
-        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
+        chart = per_token_chart(ticks, unit, bool(floor_rows), view.panel_title(panel))
         specs.append((panel, with_data(chart, {"curves": rows, "floor": floor_rows})))
     return specs
+
+
+def per_token_chart(ticks: list[int], unit: str, floor: bool, title: str):
+    """One panel's Altair chart, its rows left out (named datasets "curves" and, when `floor`, "floor"):
+    a line per commit against the token count (log 2 axis), the newest shaded, and the floor dashed."""
+    import altair as alt
+
+    x = alt.X(
+        "tokens:Q",
+        scale=alt.Scale(type="log", base=2, nice=False, padding=12),
+        axis=alt.Axis(values=ticks, title="Number of Tokens"),
+    )
+    y_title = f"Latency per Token ({unit})"
+    curves = alt.Chart(alt.Data(name="curves"))
+    tooltip = [
+        alt.Tooltip("benchmark:N"),
+        alt.Tooltip("commit:N"),
+        alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
+        alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
+        alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
+        alt.Tooltip("x_floor:Q", title="x floor"),
+        alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
+        alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
+        alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
+    ]
+    colour = alt.Color(
+        "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
+    )
+    layers = [
+        curves.transform_filter("datum.newest")
+        .mark_area(opacity=0.18, color="#1f77b4")
+        .encode(x=x, y=alt.Y("per_token:Q", title=y_title, scale=alt.Scale(zero=True))),
+        curves.mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
+            x=x,
+            y="per_token:Q",
+            color=colour,
+            tooltip=tooltip,
+            strokeWidth=alt.condition("datum.newest", alt.value(2.5), alt.value(1.2)),
+        ),
+    ]
+    if floor:
+        layers.append(
+            alt.Chart(alt.Data(name="floor"))
+            .mark_line(strokeDash=[6, 4], color="#555")
+            .encode(x=x, y="floor:Q", tooltip=[alt.Tooltip("floor:Q", title=f"floor per token ({unit})")])
+        )
+    return alt.layer(*layers).properties(title=title, width="container", height=300)
 
 
 def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
@@ -206,8 +212,6 @@ def trend_specs(
     runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float, memo: dict[str, str] | None = None
 ) -> tuple[list[tuple[str, dict]], list[changes.Found]]:
     """One chart per kernel/variant across commits, a line per token count, change points marked."""
-    import altair as alt
-
     commits = select.by_commit(runs)
     labels, when, size = [commit for commit, _ in commits], select.commit_times(commits), select.bin_size(len(commits))
     every = select.columns(commits, names, metric)  # once for all panels: it reads every commit's numbers
@@ -221,43 +225,56 @@ def trend_specs(
         for name, column in series.items():
             located = changes.found_in(name, column.per_token_s, labels, when, min_change, memo)
             found += located
-            marks += [
-                {
-                    "at": f.index - 0.5,
-                    "x": f.index,
-                    "y": _round(column.per_token_s[f.index] / scale),
-                    "text": f"{f.change:+.1%}",
-                }
-                for f in located
-            ]
+            marks += change_marks(located, column, scale)
             rows += trend_rows(column, labels, contract.parse_name(name).n_tokens, scale, size)
-        base = alt.Chart(alt.Data(name="trend"))
-        x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
-        tooltip = [
-            alt.Tooltip("commit:N"),
-            alt.Tooltip("tokens:O"),
-            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
-            alt.Tooltip("low:Q", title="interval low"),
-            alt.Tooltip("high:Q", title="interval high"),
-        ]
-        colour = alt.Color(
-            "tokens:O", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(orient="bottom", title="tokens")
-        )
-        line = base.mark_line(point=dense).encode(
-            x=x, y=alt.Y("per_token:Q", title=f"Latency per Token ({unit})"), color=colour, tooltip=tooltip
-        )
-        layers = [line]
-        if dense:  # past DENSE commits an error bar per point costs the page its load time
-            layers.append(base.mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=""), y2="high:Q", color=colour))
-        if marks:
-            changes_at = alt.Chart(alt.Data(name="changes"))
-            layers += [
-                changes_at.mark_rule(color=RED, strokeDash=[2, 3]).encode(x="at:Q"),
-                changes_at.mark_text(color=RED, dy=-10, fontSize=10).encode(x="x:Q", y="y:Q", text="text:N"),
-            ]
-        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
+        chart = trend_chart(unit, dense, bool(marks), view.panel_title(panel))
         specs.append((panel, with_data(chart, {"trend": rows, "changes": marks})))
     return specs, found
+
+
+def change_marks(located: list[changes.Found], column: select.Column, scale: float) -> list[dict]:
+    """The chart's rows marking `located` change points: a rule just before the commit, its change as text."""
+    return [
+        {
+            "at": f.index - 0.5,
+            "x": f.index,
+            "y": _round(column.per_token_s[f.index] / scale),
+            "text": f"{f.change:+.1%}",
+        }
+        for f in located
+    ]
+
+
+def trend_chart(unit: str, dense: bool, marked: bool, title: str):
+    """One panel's Altair chart, its rows left out (named datasets "trend" and, when `marked`, "changes"):
+    a line per token count across commits, error bars when `dense`, the change points marked in red."""
+    import altair as alt
+
+    base = alt.Chart(alt.Data(name="trend"))
+    x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
+    tooltip = [
+        alt.Tooltip("commit:N"),
+        alt.Tooltip("tokens:O"),
+        alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
+        alt.Tooltip("low:Q", title="interval low"),
+        alt.Tooltip("high:Q", title="interval high"),
+    ]
+    colour = alt.Color(
+        "tokens:O", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(orient="bottom", title="tokens")
+    )
+    line = base.mark_line(point=dense).encode(
+        x=x, y=alt.Y("per_token:Q", title=f"Latency per Token ({unit})"), color=colour, tooltip=tooltip
+    )
+    layers = [line]
+    if dense:  # past DENSE commits an error bar per point costs the page its load time
+        layers.append(base.mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=""), y2="high:Q", color=colour))
+    if marked:
+        changes_at = alt.Chart(alt.Data(name="changes"))
+        layers += [
+            changes_at.mark_rule(color=RED, strokeDash=[2, 3]).encode(x="at:Q"),
+            changes_at.mark_text(color=RED, dy=-10, fontSize=10).encode(x="x:Q", y="y:Q", text="text:N"),
+        ]
+    return alt.layer(*layers).properties(title=title, width="container", height=300)
 
 
 def breakdown_rows(runs: Sequence[Run], names: Sequence[str]) -> tuple[list[dict], str]:
@@ -337,6 +354,75 @@ def table_html(header: Sequence[str], rows: Sequence[Sequence[str]], raw: bool =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def machine_table(runs: Sequence[Run], commits: list) -> str:
+    """The page's head table: the machine's settings and the span of its runs."""
+    machine = runs[0].machine
+    return table_html(
+        ["device", "torch", "CUDA", "threads", "cache", "rest", "runs", "commits", "first run", "last run"],
+        [
+            [
+                machine.device_name,
+                machine.torch_version,
+                machine.cuda_version or "-",
+                str(machine.num_threads),
+                machine.cache,
+                f"{machine.rest:g}",
+                str(len(runs)),
+                str(len(commits)),
+                runs[0].run_time.strftime("%Y-%m-%d %H:%M"),
+                runs[-1].run_time.strftime("%Y-%m-%d %H:%M"),
+            ]
+        ],
+    )
+
+
+def breakdown_section(breakdown_runs: Sequence[Run], names: Sequence[str]) -> tuple[list[str], bool]:
+    """The breakdown section's HTML parts and whether it drew a chart (a note when no run has one)."""
+    bars, unit = breakdown_rows(breakdown_runs, names)
+    shown = len(select.by_commit(list(breakdown_runs)))
+    parts = [f"<h2>Where each call's time goes (kernels or operators; newest {shown} commits)</h2>"]
+    if bars:
+        parts.append(chart_div(breakdown_spec(bars, unit), "breakdown"))
+    else:
+        parts.append(
+            '<p class="note">no breakdown in these commits\' runs (saved before format 3, or with --no-breakdown)</p>'
+        )
+    return parts, bool(bars)
+
+
+def changes_section(
+    found: list[changes.Found], commits: list, full: dict[str, str], commit_url: str | None, min_change: float
+) -> list[str]:
+    """The change points section's HTML parts: a table, or a note when too few commits or none found."""
+    parts = [f"<h2>Change points ({min_change:.0%} or more)</h2>"]
+    if len(commits) < changes.MIN_POINTS:
+        parts.append(
+            f'<p class="note">too few commits to look for changes: {len(commits)}, at least {changes.MIN_POINTS} needed</p>'
+        )
+    elif not found:
+        parts.append(f'<p class="note">no change of {min_change:.0%} or more across {len(commits)} commits</p>')
+    else:
+        rows = [
+            [html.escape(f.benchmark), f"{f.change:+.1%}", commit_link(f.commit, full[f.commit], commit_url), f.date]
+            for f in found
+        ]
+        parts.append(table_html(["benchmark", "change", "commit", "date"], rows, raw=True))
+    return parts
+
+
+def commits_section(commits: list, commit_url: str | None) -> list[str]:
+    """The commits section's HTML parts: one row per commit, newest first."""
+    rows = [
+        [
+            commit_link(c, g[0].commit, commit_url),
+            g[0].commit_time.strftime("%Y-%m-%d %H:%M") if g[0].commit_time else "-",
+            str(len(g)),
+        ]
+        for c, g in reversed(commits)
+    ]
+    return ["<h2>Commits</h2>", table_html(["commit", "time", "runs"], rows, raw=True)]
+
+
 def machine_page(
     number: int,
     runs: Sequence[Run],
@@ -359,23 +445,7 @@ def machine_page(
         f"<h1>{html.escape(machine.label)}</h1>",
         '<p class="note"><a href="index.html">all machines</a></p>',
         "<h2>Machine</h2>",
-        table_html(
-            ["device", "torch", "CUDA", "threads", "cache", "rest", "runs", "commits", "first run", "last run"],
-            [
-                [
-                    machine.device_name,
-                    machine.torch_version,
-                    machine.cuda_version or "-",
-                    str(machine.num_threads),
-                    machine.cache,
-                    f"{machine.rest:g}",
-                    str(len(runs)),
-                    str(len(commits)),
-                    runs[0].run_time.strftime("%Y-%m-%d %H:%M"),
-                    runs[-1].run_time.strftime("%Y-%m-%d %H:%M"),
-                ]
-            ],
-        ),
+        machine_table(runs, commits),
     ]
     if gate_rows is not None:
         parts += ["<h2>Latest gate result</h2>", gate_table(gate_rows)]
@@ -387,39 +457,11 @@ def machine_page(
         "<h2>Across commits</h2>",
         '<div class="grid">' + "".join(chart_div(spec, chart_id("trend", p)) for p, spec in trends) + "</div>",
     ]
-    bars, unit = breakdown_rows(breakdown_runs, names)
-    shown = len(select.by_commit(list(breakdown_runs)))
-    parts.append(f"<h2>Where each call's time goes (kernels or operators; newest {shown} commits)</h2>")
-    if bars:
-        parts.append(chart_div(breakdown_spec(bars, unit), "breakdown"))
-    else:
-        parts.append(
-            '<p class="note">no breakdown in these commits\' runs (saved before format 3, or with --no-breakdown)</p>'
-        )
-    parts.append(f"<h2>Change points ({min_change:.0%} or more)</h2>")
-    if len(commits) < changes.MIN_POINTS:
-        parts.append(
-            f'<p class="note">too few commits to look for changes: {len(commits)}, at least {changes.MIN_POINTS} needed</p>'
-        )
-    elif not found:
-        parts.append(f'<p class="note">no change of {min_change:.0%} or more across {len(commits)} commits</p>')
-    else:
-        rows = [
-            [html.escape(f.benchmark), f"{f.change:+.1%}", commit_link(f.commit, full[f.commit], commit_url), f.date]
-            for f in found
-        ]
-        parts.append(table_html(["benchmark", "change", "commit", "date"], rows, raw=True))
-    parts.append("<h2>Commits</h2>")
-    rows = [
-        [
-            commit_link(c, g[0].commit, commit_url),
-            g[0].commit_time.strftime("%Y-%m-%d %H:%M") if g[0].commit_time else "-",
-            str(len(g)),
-        ]
-        for c, g in reversed(commits)
-    ]
-    parts.append(table_html(["commit", "time", "runs"], rows, raw=True))
-    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends) + bool(bars))
+    breakdown, drawn = breakdown_section(breakdown_runs, names)
+    parts += (
+        breakdown + changes_section(found, commits, full, commit_url, min_change) + commits_section(commits, commit_url)
+    )
+    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends) + drawn)
 
 
 def throughput_table(commits: list, names: Sequence[str]) -> str:
