@@ -127,6 +127,23 @@ def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> l
     return specs
 
 
+def curve_tooltip(unit: str) -> list:
+    """The per-token chart's tooltip: the point's commit, times in `unit`, distance from the floor, rates."""
+    import altair as alt
+
+    return [
+        alt.Tooltip("benchmark:N"),
+        alt.Tooltip("commit:N"),
+        alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
+        alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
+        alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
+        alt.Tooltip("x_floor:Q", title="x floor"),
+        alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
+        alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
+        alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
+    ]
+
+
 def per_token_chart(ticks: list[int], unit: str, floor: bool, title: str):
     """One panel's Altair chart, its rows left out (named datasets "curves" and, when `floor`, "floor"):
     a line per commit against the token count (log 2 axis), the newest shaded, and the floor dashed."""
@@ -139,17 +156,7 @@ def per_token_chart(ticks: list[int], unit: str, floor: bool, title: str):
     )
     y_title = f"Latency per Token ({unit})"
     curves = alt.Chart(alt.Data(name="curves"))
-    tooltip = [
-        alt.Tooltip("benchmark:N"),
-        alt.Tooltip("commit:N"),
-        alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
-        alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
-        alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
-        alt.Tooltip("x_floor:Q", title="x floor"),
-        alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
-        alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
-        alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
-    ]
+    tooltip = curve_tooltip(unit)
     colour = alt.Color(
         "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
     )
