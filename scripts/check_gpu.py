@@ -28,7 +28,7 @@ import torch
 
 from perf_core import contract
 from perf_core.measure import clock, core
-from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.selection import OPTIONS, parse_selection
 
 TOLERANCE = 0.05
 

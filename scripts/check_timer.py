@@ -34,7 +34,7 @@ import torch.utils.benchmark as torch_benchmark
 
 from perf_core import contract
 from perf_core.measure import clock, core
-from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.selection import OPTIONS, parse_selection
 
 SUITE = Path(__file__).resolve().parent.parent / "tests" / "test_latency.py"
 

@@ -23,7 +23,7 @@ from check_gpu import do_bench_read_flush_s  # scripts/ is on sys.path when this
 
 from perf_core import contract
 from perf_core.measure import clock, core
-from perf_core.measure.plugin import OPTIONS, parse_selection
+from perf_core.measure.selection import OPTIONS, parse_selection
 
 
 def rounds(fn, timer, seconds: float = 1.0, min_round_s: float = 0.002) -> tuple[list[float], int]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from perf_core.analysis import select
 from perf_core.cli import main
-from perf_core.measure.plugin import OPTIONS
+from perf_core.measure.selection import OPTIONS
 from perf_core.measure.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout under test

@@ -198,11 +198,11 @@ def test_long_trends_are_drawn_as_medians_of_consecutive_commits():
     rows = np.array([[0, 1.0], [1, 3.0], [2, 2.0], [3, 10.0], [4, 5.0]])
     assert select.binned(rows, 2).tolist() == [[0.5, 2.0], [2.5, 6.0], [4.0, 5.0]]  # the last bin holds one
     assert select.binned(rows, 1) is rows
-    from perf_core.analysis import report
+    from perf_core.analysis import charts
 
     n = 3 * select.MAX_DRAWN + 1
     column = select.Column(np.arange(n, dtype=float), np.arange(n) - 0.5, np.arange(n) + 0.5)
-    drawn = report.trend_rows(column, [f"c{i}" for i in range(n)], 16, 1e-6, select.bin_size(n))
+    drawn = charts.trend_rows(column, [f"c{i}" for i in range(n)], 16, 1e-6, select.bin_size(n))
     assert len(drawn) == -(-n // 4)  # 4 commits a row
     assert drawn[0] == {"index": 1.5, "commit": "c0..c3", "tokens": 16, "per_token": 1.5e6, "low": 1e6, "high": 2e6}
     assert drawn[-1]["commit"] == f"c{n - 1}..c{n - 1}"

@@ -13,7 +13,7 @@ from perf_core.analysis.records import load_runs
 from perf_core.errors import UsageError
 from perf_core.measure import breakdown, core, kernels, plugin
 from perf_core.measure.kernels import Kernel, Matmul
-from perf_core.measure.plugin import parse_selection
+from perf_core.measure.selection import parse_selection
 from perf_core.measure.workload import PRESETS
 
 

@@ -16,7 +16,7 @@ from perf_core.analysis.synthetic import MACHINE, run_document, write_run
 from perf_core.cli import main
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import clock, core, kernels
-from perf_core.measure.plugin import parse_selection
+from perf_core.measure.selection import parse_selection
 
 
 def test_cold_copies_fill_several_l2_sizes_and_never_fewer_than_two():

@@ -7,7 +7,7 @@ import pytest
 from helpers import perf_core
 
 from perf_core import contract
-from perf_core.analysis import ab, gate, report
+from perf_core.analysis import ab, charts, gate, report
 from perf_core.analysis.explain import MIN_SHARE, explain, missing, why
 from perf_core.analysis.records import Breakdown, load_runs, parse_breakdown, parse_run
 from perf_core.analysis.synthetic import commit_sha, write_history
@@ -246,7 +246,7 @@ def test_the_pull_request_comment_folds_each_explanation(history):
 
 def test_the_report_draws_each_commits_kernel_time_as_stacked_bars(history):
     runs = load_runs(sorted(history.rglob("*.json")))
-    rows, unit = report.breakdown_rows(runs[-2:], [EXPLAINED, "matmul-eager-64"])
+    rows, unit = charts.breakdown_rows(runs[-2:], [EXPLAINED, "matmul-eager-64"])
     assert unit == "us"
     assert {(r["commit"], r["part"], r["per_call"]) for r in rows} == {
         (runs[22].short, "aten::mm", 80.0),
@@ -255,7 +255,7 @@ def test_the_report_draws_each_commits_kernel_time_as_stacked_bars(history):
         (runs[23].short, "(python, outside ops)", 15.0),
         (runs[23].short, "cpp_fused_mul", 10.0),
     }
-    spec = report.breakdown_spec(rows, unit)
+    spec = charts.breakdown_spec(rows, unit)
     layer = spec if "mark" in spec else spec["layer"][0]
     assert layer["mark"]["type"] == "bar" and layer["encoding"]["color"]["field"] == "part"
     assert layer["encoding"]["y"]["stack"] == "zero" and spec["datasets"]["breakdown"] == rows

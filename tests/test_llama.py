@@ -11,7 +11,8 @@ from helpers import raw_options
 from perf_core import contract
 from perf_core.errors import UsageError
 from perf_core.measure import clock, core, kernels, llama
-from perf_core.measure.plugin import parse_selection, rates
+from perf_core.measure.plugin import rates
+from perf_core.measure.selection import parse_selection
 from perf_core.measure.workload import PRESETS, Workload
 
 

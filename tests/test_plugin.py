@@ -12,7 +12,7 @@ from helpers import git, raw_options
 from perf_core.analysis import records
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import kernels
-from perf_core.measure.plugin import parse_selection
+from perf_core.measure.selection import parse_selection
 from perf_core.measure.storage import file_safe, name_problem
 
 FAST = ["--tokens", "16,32", "--kernels", "matmul", "--benchmark-max-time", "0.01", "--benchmark-min-rounds", "2"]

@@ -12,7 +12,7 @@ import pytest
 from helpers import perf_core
 
 from perf_core import contract
-from perf_core.analysis import index, output, records, report, select
+from perf_core.analysis import charts, index, output, records, report, select
 from perf_core.analysis.synthetic import commit_sha, run_document, with_rates, write_run
 
 COPY_RATE = 50e9  # bytes per second, the runs' "measured" copy rate
@@ -110,7 +110,7 @@ def test_plot_json_carries_each_points_rates_pooled_over_the_commits_runs(histor
 
 def test_the_reports_hover_text_and_table_carry_tokens_per_second_and_bandwidth_share(history, tmp_path):
     runs = records.load_runs(records.find_files(history))[1:3]  # commit 1's two runs
-    ((_, spec),) = [(p, s) for p, s in report.per_token_specs(runs, NAMES, "steady") if p == "model-compiled"]
+    ((_, spec),) = [(p, s) for p, s in charts.per_token_specs(runs, NAMES, "steady") if p == "model-compiled"]
     hover = {t["field"]: t.get("title") for layer in spec["layer"] for t in layer["encoding"].get("tooltip", [])}
     assert {"tokens_per_s", "gb_per_s", "bandwidth_share"} <= hover.keys()
     for row in spec["datasets"]["curves"]:

@@ -124,8 +124,7 @@ def explain(
     call), e.g. the run-to-run spread of the benchmark when the caller knows it. Raises ValueError when a run has no parts (check with
     `missing` first). A part's share is its change over the whole change of the parts' sum.
     """
-    base_runs = (base,) if isinstance(base, Breakdown) else tuple(base)
-    head_runs = (head,) if isinstance(head, Breakdown) else tuple(head)
+    base_runs, head_runs = _runs(base), _runs(head)
     reason = missing(base_runs, head_runs)
     if reason:
         raise ValueError(reason)
@@ -133,8 +132,34 @@ def explain(
     spread = {name: max(_spread(base_runs, name), _spread(head_runs, name)) for name in base_parts.keys() & head_parts}
     base_total = sum(seconds for _, seconds in base_parts.values())
     head_total = sum(seconds for _, seconds in head_parts.values())
-    total_change = head_total - base_total
     threshold = max(min_share * base_total, noise_s)
+    groups, unnamed = _classify(base_parts, head_parts, threshold, spread, head_total - base_total)
+    code_changed, kernels_added, kernels_removed = _code_diff(_code(base_runs), _code(head_runs))
+    return Explanation(
+        base_total_s=base_total,
+        head_total_s=head_total,
+        threshold_s=threshold,
+        **{kind: tuple(sorted(parts, key=lambda p: -abs(p.change_s))) for kind, parts in _attribute(groups).items()},
+        unnamed_s=unnamed,
+        code_changed=code_changed,
+        kernels_added=kernels_added,
+        kernels_removed=kernels_removed,
+    )
+
+
+def _runs(side: Breakdown | Sequence[Breakdown]) -> tuple[Breakdown, ...]:
+    return (side,) if isinstance(side, Breakdown) else tuple(side)
+
+
+def _classify(
+    base_parts: dict[str, tuple[float, float]],
+    head_parts: dict[str, tuple[float, float]],
+    threshold: float,
+    spread: dict[str, float],
+    total_change: float,
+) -> tuple[dict[str, list[PartChange]], float]:
+    """Each part's change named added, removed, slower or faster, or left unnamed (returned summed,
+    seconds per call) when both sides have it and it moved by no more than `threshold` or its spread."""
     groups: dict[str, list[PartChange]] = {"added": [], "removed": [], "slower": [], "faster": []}
     unnamed = 0.0
     for name in sorted(base_parts.keys() | head_parts.keys()):
@@ -149,19 +174,27 @@ def explain(
         part = PartChange(name, base_s, head_s, base_calls, head_calls, share)
         kind = "added" if base_s is None else "removed" if head_s is None else "slower" if change > 0 else "faster"
         groups[kind].append(part)
+    return groups, unnamed
+
+
+def _attribute(groups: dict[str, list[PartChange]]) -> dict[str, list[PartChange]]:
+    """The named parts, each with its share of the named changes' sum (None when that sum is 0)."""
     measured = sum(part.change_s for parts in groups.values() for part in parts)
-    for kind, parts in groups.items():
-        groups[kind] = [replace(p, attributed=p.change_s / measured if measured else None) for p in parts]
-    base_code, head_code = _code(base_runs), _code(head_runs)
-    return Explanation(
-        base_total_s=base_total,
-        head_total_s=head_total,
-        threshold_s=threshold,
-        **{kind: tuple(sorted(parts, key=lambda p: -abs(p.change_s))) for kind, parts in groups.items()},
-        unnamed_s=unnamed,
-        code_changed=None if None in (base_code[0], head_code[0]) else base_code[0] != head_code[0],
-        kernels_added=tuple(k for k in head_code[1] if k not in base_code[1]),
-        kernels_removed=tuple(k for k in base_code[1] if k not in head_code[1]),
+    return {
+        kind: [replace(p, attributed=p.change_s / measured if measured else None) for p in parts]
+        for kind, parts in groups.items()
+    }
+
+
+def _code_diff(
+    base_code: tuple[str | None, tuple[str, ...]], head_code: tuple[str | None, tuple[str, ...]]
+) -> tuple[bool | None, tuple[str, ...], tuple[str, ...]]:
+    """(code changed, kernels only the head defines, kernels only the base defines) from each side's
+    `_code` (fingerprint, kernels); changed is None when a side has no fingerprint."""
+    return (
+        None if None in (base_code[0], head_code[0]) else base_code[0] != head_code[0],
+        tuple(k for k in head_code[1] if k not in base_code[1]),
+        tuple(k for k in base_code[1] if k not in head_code[1]),
     )
 
 

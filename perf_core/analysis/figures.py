@@ -49,45 +49,55 @@ def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> 
     fig, axes = plt.subplots(rows, columns, figsize=(6.4 * columns, 4.2 * rows), squeeze=False)
     values = [v for panel in panels for curve in panel.curves for v in curve.per_token_s]
     unit, scale = unit_for(values)
-    colours = plt.get_cmap("Blues")
     for ax, panel in zip(axes.flat, panels):
-        count = len(panel.curves)
-        for i, curve in enumerate(panel.curves):
-            # Newest commit in full blue; older ones fade, so the latest reads first.
-            colour = colours(0.95 - 0.55 * (count - 1 - i) / max(count - 1, 1)) if count > 1 else "tab:blue"
-            y = [v / scale for v in curve.per_token_s]
-            ax.plot(curve.tokens, y, marker="o", linestyle="-", color=colour, label=curve.label, zorder=3)
-            ax.fill_between(curve.tokens, y, 0, color=colour, alpha=0.18 if count == 1 else 0.08, zorder=2)
-            slowed = [(t, v) for t, v, hot in zip(curve.tokens, y, curve.throttled) if hot]
-            if slowed:
-                ax.scatter(
-                    *zip(*slowed),
-                    s=110,
-                    facecolors="none",
-                    edgecolors="tab:red",
-                    linewidths=1.5,
-                    zorder=4,
-                    label="throttled (NVML)" if i == count - 1 else None,
-                )
+        _draw_curves(ax, panel, scale)
         if panel.floor_per_token_s:
             tokens, floor = zip(*panel.floor_per_token_s)
             ax.plot(tokens, [f / scale for f in floor], linestyle="--", color="0.35", label="floor (cost model)")
-        ax.set_xscale("log", base=2)
-        ticks = sorted({n for curve in panel.curves for n in curve.tokens})
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([str(n) for n in ticks])
-        ax.set_ylim(bottom=0)
-        ax.set_title(panel.title, parse_math=False)  # a name from a history is text, never TeX
-        ax.set_xlabel("Number of Tokens")
-        ax.set_ylabel(f"Latency per Token ({unit})")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        _token_axes(ax, panel, unit)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(f"{title}\n{metric_label}", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def _draw_curves(ax, panel: Panel, scale: float) -> None:
+    """A panel's curves, oldest to newest, throttled points ringed in red."""
+    colours = plt.get_cmap("Blues")
+    count = len(panel.curves)
+    for i, curve in enumerate(panel.curves):
+        # Newest commit in full blue; older ones fade, so the latest reads first.
+        colour = colours(0.95 - 0.55 * (count - 1 - i) / max(count - 1, 1)) if count > 1 else "tab:blue"
+        y = [v / scale for v in curve.per_token_s]
+        ax.plot(curve.tokens, y, marker="o", linestyle="-", color=colour, label=curve.label, zorder=3)
+        ax.fill_between(curve.tokens, y, 0, color=colour, alpha=0.18 if count == 1 else 0.08, zorder=2)
+        slowed = [(t, v) for t, v, hot in zip(curve.tokens, y, curve.throttled) if hot]
+        if slowed:
+            ax.scatter(
+                *zip(*slowed),
+                s=110,
+                facecolors="none",
+                edgecolors="tab:red",
+                linewidths=1.5,
+                zorder=4,
+                label="throttled (NVML)" if i == count - 1 else None,
+            )
+
+
+def _token_axes(ax, panel: Panel, unit: str) -> None:
+    """A per-token panel's axes: token counts on a log 2 axis, each labelled, latency from zero."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted({n for curve in panel.curves for n in curve.tokens})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(n) for n in ticks])
+    ax.set_ylim(bottom=0)
+    ax.set_title(panel.title, parse_math=False)  # a name from a history is text, never TeX
+    ax.set_xlabel("Number of Tokens")
+    ax.set_ylabel(f"Latency per Token ({unit})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,6 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     # One commit axis for every panel, labelled under the last: the same commits, and 40 rotated
     # labels a panel were a fifth of the time to draw the figure.
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False, sharex=True)
-    x_all = range(len(commits))
-    step = max(1, len(commits) // 20)  # at most ~20 labels (and grid lines): each costs drawing time
     markers = len(commits) <= MARKERS_UP_TO
     size = select.bin_size(len(commits))
     for ax, (name, lines) in zip(axes.flat, panels.items()):
@@ -117,49 +125,68 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
         colours = plt.get_cmap("viridis")
         for i, line in enumerate(lines):
             colour = colours(i / max(len(lines) - 1, 1))
-            if markers:
-                x, y, low, high = select.band(line.column, 1).T
-                # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
-                err = [np.maximum(y - low, 0) / scale, np.maximum(high - y, 0) / scale]
-                ax.errorbar(
-                    x,
-                    y / scale,
-                    yerr=err,
-                    marker="o",
-                    markersize=3,
-                    linewidth=1,
-                    capsize=2,
-                    color=colour,
-                    label=line.label,
-                )
-            else:  # too many commits for error bars to be seen: the IQR as a band
-                x, mid, low, high = select.band(line.column, size).T
-                ax.plot(x, mid / scale, linewidth=0.8, color=colour, label=line.label)
-                ax.fill_between(x, low / scale, high / scale, color=colour, alpha=0.2, linewidth=0)
-            for index, change in line.changes:
-                ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
-                ax.annotate(
-                    f"{change:+.1%}",
-                    (index, line.column.per_token_s[index] / scale),
-                    textcoords="offset points",
-                    xytext=(4, 8),
-                    color="tab:red",
-                    fontsize="small",
-                )
+            _draw_trend_line(ax, line, colour, scale, size if not markers else None)
+            _mark_changes(ax, line, scale)
         ax.set_title(name, parse_math=False)
         ax.set_ylabel(f"Latency per Token ({unit})")
         ax.grid(True, alpha=0.3)
         # Beside the axes, not on them: inside, it covered the top series (the slowest token count).
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    bottom_axes = axes.flat[-1]
-    bottom_axes.set_xticks(list(x_all)[::step])
-    bottom_axes.set_xticklabels(list(commits)[::step], rotation=60, ha="right", fontsize="x-small")
+    _commit_axis(axes.flat[-1], commits, size)
+    _trend_layout(fig, len(panels), title)
+    return fig
+
+
+def _draw_trend_line(ax, line: TrendLine, colour, scale: float, size: int | None) -> None:
+    """One token count's series: markers with IQR error bars, or (size: commits a point) a line in a band."""
+    if size is None:
+        x, y, low, high = select.band(line.column, 1).T
+        # Pooled runs: the median of run medians can sit outside the rounds' IQR; clamp at zero.
+        err = [np.maximum(y - low, 0) / scale, np.maximum(high - y, 0) / scale]
+        ax.errorbar(
+            x,
+            y / scale,
+            yerr=err,
+            marker="o",
+            markersize=3,
+            linewidth=1,
+            capsize=2,
+            color=colour,
+            label=line.label,
+        )
+    else:  # too many commits for error bars to be seen: the IQR as a band
+        x, mid, low, high = select.band(line.column, size).T
+        ax.plot(x, mid / scale, linewidth=0.8, color=colour, label=line.label)
+        ax.fill_between(x, low / scale, high / scale, color=colour, alpha=0.2, linewidth=0)
+
+
+def _mark_changes(ax, line: TrendLine, scale: float) -> None:
+    """A red dotted rule before each change point of the line, its change written beside the point."""
+    for index, change in line.changes:
+        ax.axvline(index - 0.5, color="tab:red", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"{change:+.1%}",
+            (index, line.column.per_token_s[index] / scale),
+            textcoords="offset points",
+            xytext=(4, 8),
+            color="tab:red",
+            fontsize="small",
+        )
+
+
+def _commit_axis(ax, commits: Sequence[str], size: int) -> None:
+    """The bottom panel's commit labels, at most ~20 (each label and grid line costs drawing time)."""
+    step = max(1, len(commits) // 20)
+    ax.set_xticks(list(range(len(commits)))[::step])
+    ax.set_xticklabels(list(commits)[::step], rotation=60, ha="right", fontsize="x-small")
     binned = f"; {size} commits a point" if size > 1 else ""
-    bottom_axes.set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
-    # Fixed margins in inches, not tight_layout: that drew the whole figure once more just to measure
-    # its text (0.45 s of a 3 s trend on 3,000 commits); the labels here have known sizes.
+    ax.set_xlabel(f"commit (oldest to newest; interval: IQR of the rounds{binned})")
+
+
+def _trend_layout(fig: Figure, rows: int, title: str) -> None:
+    """Fixed margins in inches, not tight_layout: that drew the whole figure once more just to measure
+    its text (0.45 s of a 3 s trend on 3,000 commits); the labels here have known sizes."""
     width, height = fig.get_size_inches()
-    rows = len(panels)
     gap, top, bottom = 0.45, 0.8, 1.25  # between panels: a title; below the last, the commit labels
     tall = (height - top - bottom - gap * (rows - 1)) / rows
     # In inches from the top too: at a fraction of a tall figure's height it sat on the first panel's title.
@@ -167,4 +194,3 @@ def trend_figure(commits: Sequence[str], panels: dict[str, Sequence[TrendLine]],
     fig.subplots_adjust(
         left=0.85 / width, right=1 - 1.15 / width, top=1 - top / height, bottom=bottom / height, hspace=gap / tall
     )
-    return fig

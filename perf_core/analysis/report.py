@@ -8,7 +8,7 @@ vl-convert's bundle) 0.90 MB and 0.23 s to the first chart; Bokeh 3.9 1.27 MB, 0
 site as vega.js and shared by every page: no network at view time, from file:// or GitHub Pages.
 Altair builds each chart's spec from the pooled points; no charting code is written here.
 
-Pure builders (chart specs and HTML text) over records; writing the files is `write_site`.
+Pure builders of HTML text over records (the chart specs are charts.py's); writing the files is `write_site`.
 """
 
 from __future__ import annotations
@@ -22,19 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from perf_core import contract
-from perf_core.analysis import changes, explain, gate, index, output, select, view
+from perf_core.analysis import changes, charts, gate, index, output, select, view
 from perf_core.analysis.records import Run
 from perf_core.errors import UsageError
-from perf_core.units import unit_for
 
 VEGA_JS = "vega.js"
-DENSE = 200  # commits up to which the trend draws a point and an error bar per commit
-CURVE_COMMITS = 5  # per-token curves drawn: the newest commits (the newest solid and shaded)
 # Commits whose breakdowns are drawn: the newest. Breakdowns are not in the history index, so these
 # commits' run files are read again (commands.report); ten commits of a 36-benchmark suite is ~5,000 rows.
 BREAKDOWN_COMMITS = 10
-RED = "#d62728"
 
 
 @dataclass(frozen=True)
@@ -74,241 +69,6 @@ def chart_div(spec: dict, div_id: str) -> str:
     )
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.4g}")
-
-
-def curve_rows(
-    commits: list, members: Sequence[str], metric: str, floors: dict[str, float], scale: float
-) -> list[dict]:
-    """The per-token chart's rows: one per commit and benchmark, with what hovering a point shows."""
-    newest = commits[-1][0] if commits else None
-    rows = []
-    for c in view.curve_points(commits, members, metric):
-        point, n, floor = c.point, c.tokens, floors.get(c.benchmark)
-        rows.append(
-            {
-                "benchmark": c.benchmark,
-                "commit": c.label,
-                "newest": c.commit == newest,
-                "tokens": n,
-                "per_token": _round(point.per_token_s / scale),
-                "per_call": _round(point.per_token_s * n / scale),
-                "interval": f"{point.low_s / scale:.4g}-{point.high_s / scale:.4g}",
-                "x_floor": None if not floor else round(point.per_token_s * n / floor, 2),
-                "tokens_per_s": None if c.tokens_per_s is None else _round(c.tokens_per_s),
-                "gb_per_s": None if c.bytes_per_s is None else _round(c.bytes_per_s / 1e9),
-                "bandwidth_share": None if c.bandwidth_share is None else _round(c.bandwidth_share),
-            }
-        )
-    return rows
-
-
-def per_token_specs(runs: Sequence[Run], names: Sequence[str], metric: str) -> list[tuple[str, dict]]:
-    """One chart per kernel/variant: Latency per Token against Number of Tokens, newest commits."""
-    import altair as alt
-
-    commits = select.by_commit(runs)[-CURVE_COMMITS:]
-    floors = dict(select.floors(runs, names))
-    values = [p.per_token_s for c, g in commits for n in names if (p := select.pool(c, g, n, metric))] or [1.0]
-    unit, scale = unit_for(values)
-    specs = []
-    for panel, members in view.panels(names):
-        rows = curve_rows(commits, members, metric, floors, scale)
-        floor_rows = [
-            {
-                "tokens": contract.parse_name(n).n_tokens,
-                "floor": _round(floors[n] / contract.parse_name(n).n_tokens / scale),
-            }
-            for n in members
-            if floors.get(n)
-        ]
-        ticks = sorted({contract.parse_name(n).n_tokens for n in members})
-        x = alt.X(
-            "tokens:Q",
-            scale=alt.Scale(type="log", base=2, nice=False, padding=12),
-            axis=alt.Axis(values=ticks, title="Number of Tokens"),
-        )
-        y_title = f"Latency per Token ({unit})"
-        curves = alt.Chart(alt.Data(name="curves"))
-        tooltip = [
-            alt.Tooltip("benchmark:N"),
-            alt.Tooltip("commit:N"),
-            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
-            alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
-            alt.Tooltip("interval:N", title=f"interval ({unit} per token)"),
-            alt.Tooltip("x_floor:Q", title="x floor"),
-            alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.4~r"),
-            alt.Tooltip("gb_per_s:Q", title="GB/s streamed", format=".4~r"),
-            alt.Tooltip("bandwidth_share:Q", title="share of copy bandwidth", format=".1%"),
-        ]
-        colour = alt.Color(
-            "commit:N", scale=alt.Scale(scheme="blues"), legend=alt.Legend(orient="bottom", title=None, columns=3)
-        )
-        layers = [
-            curves.transform_filter("datum.newest")
-            .mark_area(opacity=0.18, color="#1f77b4")
-            .encode(x=x, y=alt.Y("per_token:Q", title=y_title, scale=alt.Scale(zero=True))),
-            curves.mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
-                x=x,
-                y="per_token:Q",
-                color=colour,
-                tooltip=tooltip,
-                strokeWidth=alt.condition("datum.newest", alt.value(2.5), alt.value(1.2)),
-            ),
-        ]
-        if floor_rows:
-            layers.append(
-                alt.Chart(alt.Data(name="floor"))
-                .mark_line(strokeDash=[6, 4], color="#555")
-                .encode(x=x, y="floor:Q", tooltip=[alt.Tooltip("floor:Q", title=f"floor per token ({unit})")])
-            )
-        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
-        specs.append((panel, with_data(chart, {"curves": rows, "floor": floor_rows})))
-    return specs
-
-
-def with_data(chart, datasets: dict[str, list[dict]]) -> dict:
-    """The chart's spec with its rows as named datasets: Altair walks and validates every inline row
-    (15 s at 1,000 commits), so the rows go in after it has built the (small) spec."""
-    spec = chart.to_dict(validate=False)
-    spec["datasets"] = datasets
-    return spec
-
-
-def trend_rows(column: select.Column, commits: Sequence[str], tokens: int, scale: float, size: int) -> list[dict]:
-    """The chart's rows of one series; past select.MAX_DRAWN commits, one row per `size` commits (the
-    medians, named by the bin's first and last commit): a page of 240,000 rows was 21 MB."""
-    present = column.present().tolist()
-    numbers = select.band(column, size).tolist()
-    if size == 1:
-        spans = [(i, commits[i], *rest) for (_, *rest), i in zip(numbers, present)]
-    else:
-        names = [
-            f"{commits[present[k]]}..{commits[present[min(k + size, len(present)) - 1]]}"
-            for k in range(0, len(present), size)
-        ]
-        spans = [(round(i, 1), name, *rest) for (i, *rest), name in zip(numbers, names)]
-    return [
-        {
-            "index": index,
-            "commit": commit,
-            "tokens": tokens,
-            "per_token": _round(value / scale),
-            "low": _round(low / scale),
-            "high": _round(high / scale),
-        }
-        for index, commit, value, low, high in spans
-    ]
-
-
-def trend_specs(
-    runs: Sequence[Run], names: Sequence[str], metric: str, min_change: float, memo: dict[str, str] | None = None
-) -> tuple[list[tuple[str, dict]], list[changes.Found]]:
-    """One chart per kernel/variant across commits, a line per token count, change points marked."""
-    import altair as alt
-
-    commits = select.by_commit(runs)
-    labels, when, size = [commit for commit, _ in commits], select.commit_times(commits), select.bin_size(len(commits))
-    every = select.columns(commits, names, metric)  # once for all panels: it reads every commit's numbers
-    dense = len(commits) <= DENSE
-    found: list[changes.Found] = []
-    specs = []
-    for panel, members in view.panels(names):
-        series = {name: every[name] for name in members}
-        unit, scale = unit_for(select.present_values(series.values()))
-        rows, marks = [], []
-        for name, column in series.items():
-            located = changes.found_in(name, column.per_token_s, labels, when, min_change, memo)
-            found += located
-            marks += [
-                {
-                    "at": f.index - 0.5,
-                    "x": f.index,
-                    "y": _round(column.per_token_s[f.index] / scale),
-                    "text": f"{f.change:+.1%}",
-                }
-                for f in located
-            ]
-            rows += trend_rows(column, labels, contract.parse_name(name).n_tokens, scale, size)
-        base = alt.Chart(alt.Data(name="trend"))
-        x = alt.X("index:Q", title="commit (oldest to newest; hover for its name)", axis=alt.Axis(tickMinStep=1))
-        tooltip = [
-            alt.Tooltip("commit:N"),
-            alt.Tooltip("tokens:O"),
-            alt.Tooltip("per_token:Q", title=f"per token ({unit})"),
-            alt.Tooltip("low:Q", title="interval low"),
-            alt.Tooltip("high:Q", title="interval high"),
-        ]
-        colour = alt.Color(
-            "tokens:O", scale=alt.Scale(scheme="viridis"), legend=alt.Legend(orient="bottom", title="tokens")
-        )
-        line = base.mark_line(point=dense).encode(
-            x=x, y=alt.Y("per_token:Q", title=f"Latency per Token ({unit})"), color=colour, tooltip=tooltip
-        )
-        layers = [line]
-        if dense:  # past DENSE commits an error bar per point costs the page its load time
-            layers.append(base.mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=""), y2="high:Q", color=colour))
-        if marks:
-            changes_at = alt.Chart(alt.Data(name="changes"))
-            layers += [
-                changes_at.mark_rule(color=RED, strokeDash=[2, 3]).encode(x="at:Q"),
-                changes_at.mark_text(color=RED, dy=-10, fontSize=10).encode(x="x:Q", y="y:Q", text="text:N"),
-            ]
-        chart = alt.layer(*layers).properties(title=view.panel_title(panel), width="container", height=300)
-        specs.append((panel, with_data(chart, {"trend": rows, "changes": marks})))
-    return specs, found
-
-
-def breakdown_rows(runs: Sequence[Run], names: Sequence[str]) -> tuple[list[dict], str]:
-    """The breakdown chart's rows, one per commit, benchmark and part: each part's least seconds per
-    call over the commit's runs (explain.least), in the returned unit; runs without a breakdown add none."""
-    found = []
-    for order, (label, group) in enumerate(select.by_commit(list(runs))):
-        for name in names:
-            breakdowns = [b for b in explain.side(group, name) if b is not None and b.parts is not None]
-            for part, (calls, seconds) in explain.least(breakdowns).items():
-                found.append(
-                    {"benchmark": name, "commit": label, "order": order, "part": part, "calls": calls, "s": seconds}
-                )
-    totals: dict[tuple, float] = {}
-    for row in found:
-        totals[row["benchmark"], row["order"]] = totals.get((row["benchmark"], row["order"]), 0.0) + row["s"]
-    unit, scale = unit_for(totals.values())
-    return [{k: v for k, v in row.items() if k != "s"} | {"per_call": _round(row["s"] / scale)} for row in found], unit
-
-
-def breakdown_spec(rows: list[dict], unit: str) -> dict:
-    """One stacked bar chart for the page: a bar per commit (oldest to newest), stacked by the call's
-    kernels or operators, for the benchmark chosen in the chart's drop-down (a Vega-Lite parameter
-    bound to a select: one chart, not one per benchmark, keeps the page's load time)."""
-    import altair as alt
-
-    names = list(dict.fromkeys(row["benchmark"] for row in rows))
-    chosen = alt.param(name="benchmark", value=names[0], bind=alt.binding_select(options=names, name="benchmark "))
-    chart = (
-        alt.Chart(alt.Data(name="breakdown"))
-        .mark_bar()
-        .encode(
-            x=alt.X("commit:N", sort=alt.EncodingSortField("order"), title="commit (oldest to newest)"),
-            y=alt.Y("sum(per_call):Q", stack="zero", title=f"Time per Call ({unit})"),
-            color=alt.Color("part:N", legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=400)),
-            order=alt.Order("per_call:Q", sort="descending"),
-            tooltip=[
-                alt.Tooltip("benchmark:N"),
-                alt.Tooltip("commit:N"),
-                alt.Tooltip("part:N", title="kernel or operator"),
-                alt.Tooltip("per_call:Q", title=f"per call ({unit})"),
-                alt.Tooltip("calls:Q", title="calls per call"),
-            ],
-        )
-        .add_params(chosen)
-        .transform_filter(alt.datum.benchmark == chosen)
-        .properties(title="Where a call's time goes", width="container", height=320)
-    )
-    return with_data(chart, {"breakdown": rows})
-
-
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
@@ -337,6 +97,75 @@ def table_html(header: Sequence[str], rows: Sequence[Sequence[str]], raw: bool =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def machine_table(runs: Sequence[Run], commits: list) -> str:
+    """The page's head table: the machine's settings and the span of its runs."""
+    machine = runs[0].machine
+    return table_html(
+        ["device", "torch", "CUDA", "threads", "cache", "rest", "runs", "commits", "first run", "last run"],
+        [
+            [
+                machine.device_name,
+                machine.torch_version,
+                machine.cuda_version or "-",
+                str(machine.num_threads),
+                machine.cache,
+                f"{machine.rest:g}",
+                str(len(runs)),
+                str(len(commits)),
+                runs[0].run_time.strftime("%Y-%m-%d %H:%M"),
+                runs[-1].run_time.strftime("%Y-%m-%d %H:%M"),
+            ]
+        ],
+    )
+
+
+def breakdown_section(breakdown_runs: Sequence[Run], names: Sequence[str]) -> tuple[list[str], bool]:
+    """The breakdown section's HTML parts and whether it drew a chart (a note when no run has one)."""
+    bars, unit = charts.breakdown_rows(breakdown_runs, names)
+    shown = len(select.by_commit(list(breakdown_runs)))
+    parts = [f"<h2>Where each call's time goes (kernels or operators; newest {shown} commits)</h2>"]
+    if bars:
+        parts.append(chart_div(charts.breakdown_spec(bars, unit), "breakdown"))
+    else:
+        parts.append(
+            '<p class="note">no breakdown in these commits\' runs (saved before format 3, or with --no-breakdown)</p>'
+        )
+    return parts, bool(bars)
+
+
+def changes_section(
+    found: list[changes.Found], commits: list, full: dict[str, str], commit_url: str | None, min_change: float
+) -> list[str]:
+    """The change points section's HTML parts: a table, or a note when too few commits or none found."""
+    parts = [f"<h2>Change points ({min_change:.0%} or more)</h2>"]
+    if len(commits) < changes.MIN_POINTS:
+        parts.append(
+            f'<p class="note">too few commits to look for changes: {len(commits)}, at least {changes.MIN_POINTS} needed</p>'
+        )
+    elif not found:
+        parts.append(f'<p class="note">no change of {min_change:.0%} or more across {len(commits)} commits</p>')
+    else:
+        rows = [
+            [html.escape(f.benchmark), f"{f.change:+.1%}", commit_link(f.commit, full[f.commit], commit_url), f.date]
+            for f in found
+        ]
+        parts.append(table_html(["benchmark", "change", "commit", "date"], rows, raw=True))
+    return parts
+
+
+def commits_section(commits: list, commit_url: str | None) -> list[str]:
+    """The commits section's HTML parts: one row per commit, newest first."""
+    rows = [
+        [
+            commit_link(c, g[0].commit, commit_url),
+            g[0].commit_time.strftime("%Y-%m-%d %H:%M") if g[0].commit_time else "-",
+            str(len(g)),
+        ]
+        for c, g in reversed(commits)
+    ]
+    return ["<h2>Commits</h2>", table_html(["commit", "time", "runs"], rows, raw=True)]
+
+
 def machine_page(
     number: int,
     runs: Sequence[Run],
@@ -353,73 +182,29 @@ def machine_page(
     machine = runs[0].machine
     commits = select.by_commit(runs)
     full = {label: group[0].commit for label, group in commits}
-    curves = per_token_specs(runs, names, metric)
-    trends, found = trend_specs(runs, names, metric, min_change, memo)
+    curves = charts.per_token_specs(runs, names, metric)
+    trends, found = charts.trend_specs(runs, names, metric, min_change, memo)
     parts = [
         f"<h1>{html.escape(machine.label)}</h1>",
         '<p class="note"><a href="index.html">all machines</a></p>',
         "<h2>Machine</h2>",
-        table_html(
-            ["device", "torch", "CUDA", "threads", "cache", "rest", "runs", "commits", "first run", "last run"],
-            [
-                [
-                    machine.device_name,
-                    machine.torch_version,
-                    machine.cuda_version or "-",
-                    str(machine.num_threads),
-                    machine.cache,
-                    f"{machine.rest:g}",
-                    str(len(runs)),
-                    str(len(commits)),
-                    runs[0].run_time.strftime("%Y-%m-%d %H:%M"),
-                    runs[-1].run_time.strftime("%Y-%m-%d %H:%M"),
-                ]
-            ],
-        ),
+        machine_table(runs, commits),
     ]
     if gate_rows is not None:
         parts += ["<h2>Latest gate result</h2>", gate_table(gate_rows)]
     parts += [
-        f"<h2>Latency per Token against Number of Tokens ({html.escape(metric)}; newest {len(commits[-CURVE_COMMITS:])} commits)</h2>",
+        f"<h2>Latency per Token against Number of Tokens ({html.escape(metric)}; newest {len(commits[-charts.CURVE_COMMITS :])} commits)</h2>",
         '<div class="grid">' + "".join(chart_div(spec, chart_id("curve", p)) for p, spec in curves) + "</div>",
         f"<h2>Tokens per second and bandwidth achieved (newest commit, {html.escape(commits[-1][0])})</h2>",
         throughput_table(commits[-1:], names),
         "<h2>Across commits</h2>",
         '<div class="grid">' + "".join(chart_div(spec, chart_id("trend", p)) for p, spec in trends) + "</div>",
     ]
-    bars, unit = breakdown_rows(breakdown_runs, names)
-    shown = len(select.by_commit(list(breakdown_runs)))
-    parts.append(f"<h2>Where each call's time goes (kernels or operators; newest {shown} commits)</h2>")
-    if bars:
-        parts.append(chart_div(breakdown_spec(bars, unit), "breakdown"))
-    else:
-        parts.append(
-            '<p class="note">no breakdown in these commits\' runs (saved before format 3, or with --no-breakdown)</p>'
-        )
-    parts.append(f"<h2>Change points ({min_change:.0%} or more)</h2>")
-    if len(commits) < changes.MIN_POINTS:
-        parts.append(
-            f'<p class="note">too few commits to look for changes: {len(commits)}, at least {changes.MIN_POINTS} needed</p>'
-        )
-    elif not found:
-        parts.append(f'<p class="note">no change of {min_change:.0%} or more across {len(commits)} commits</p>')
-    else:
-        rows = [
-            [html.escape(f.benchmark), f"{f.change:+.1%}", commit_link(f.commit, full[f.commit], commit_url), f.date]
-            for f in found
-        ]
-        parts.append(table_html(["benchmark", "change", "commit", "date"], rows, raw=True))
-    parts.append("<h2>Commits</h2>")
-    rows = [
-        [
-            commit_link(c, g[0].commit, commit_url),
-            g[0].commit_time.strftime("%Y-%m-%d %H:%M") if g[0].commit_time else "-",
-            str(len(g)),
-        ]
-        for c, g in reversed(commits)
-    ]
-    parts.append(table_html(["commit", "time", "runs"], rows, raw=True))
-    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends) + bool(bars))
+    breakdown, drawn = breakdown_section(breakdown_runs, names)
+    parts += (
+        breakdown + changes_section(found, commits, full, commit_url, min_change) + commits_section(commits, commit_url)
+    )
+    return Page(f"machine-{number}.html", machine.label, "\n".join(parts), len(curves) + len(trends) + drawn)
 
 
 def throughput_table(commits: list, names: Sequence[str]) -> str:

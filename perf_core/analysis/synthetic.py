@@ -38,7 +38,6 @@ def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: 
     parsed = parse_name(name)
     data = (median * (1 + noise * rng.standard_normal(rounds))).tolist()
     median = float(np.median(data))
-    q1, q3 = (float(q) for q in np.percentile(data, [25, 75]))
     return {
         "group": parsed.panel,
         "name": f"test_latency[{name}]",
@@ -55,26 +54,33 @@ def benchmark_entry(name: str, median: float, rng: np.random.Generator, rounds: 
             contract.FLOOR_S: median * 0.6,
         },
         "options": {"timer": "perf_counter", "max_time": 1.0, "min_rounds": 5},
-        "stats": {
-            "min": min(data),
-            "max": max(data),
-            "mean": float(np.mean(data)),
-            "stddev": float(np.std(data)),
-            "rounds": rounds,
-            "median": median,
-            "iqr": q3 - q1,
-            "q1": q1,
-            "q3": q3,
-            "iqr_outliers": 0,
-            "stddev_outliers": 0,
-            "outliers": "0;0",
-            "ld15iqr": min(data),
-            "hd15iqr": max(data),
-            "ops": 1 / median,
-            "total": sum(data),
-            "data": data,
-            "iterations": 1,
-        },
+        "stats": _stats(data, rounds),
+    }
+
+
+def _stats(data: list[float], rounds: int) -> dict:
+    """pytest-benchmark's `stats` of the rounds `data` (seconds), raw rounds included."""
+    median = float(np.median(data))
+    q1, q3 = (float(q) for q in np.percentile(data, [25, 75]))
+    return {
+        "min": min(data),
+        "max": max(data),
+        "mean": float(np.mean(data)),
+        "stddev": float(np.std(data)),
+        "rounds": rounds,
+        "median": median,
+        "iqr": q3 - q1,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": 0,
+        "stddev_outliers": 0,
+        "outliers": "0;0",
+        "ld15iqr": min(data),
+        "hd15iqr": max(data),
+        "ops": 1 / median,
+        "total": sum(data),
+        "data": data,
+        "iterations": 1,
     }
 
 

@@ -178,25 +178,38 @@ def measure_peaks(
         return torch.randn(*shape, device=device, dtype=torch_dtype, generator=generator)
 
     square = 8192 if device == "cuda" else 512  # fills an H100; on the CPU the suite's own products run faster
-    products: dict[object, tuple[float, Callable[[], object], int]] = {}
-    for m, k, n in sorted({(square, square, square), *gemms}):
+    flops = _best_rates(_products({(square, square, square), *gemms}, randn), sync, repeats)
+    bandwidth = _best_rates(_moves(device, dtype, sizes, randn), sync, repeats)
+    gemm = max(flops, key=flops.get)
+    move = max(bandwidth, key=bandwidth.get)
+    return Peaks(flops[gemm], bandwidth[move], dtype, tuple(gemm[:3]), move[0])
+
+
+Works = dict[object, tuple[float, Callable[[], object], int]]  # key -> (work per call, call, calls a sample)
+
+
+def _products(shapes: Iterable[tuple[int, int, int]], randn: Callable[..., torch.Tensor]) -> Works:
+    """Each (m, k, n) product, flops per call, with its right operand in both layouts (`x @ w`, `x @ w.T`)."""
+    products: Works = {}
+    for m, k, n in sorted(shapes):
         a, b, b_t = randn(m, k), randn(k, n), randn(n, k)
         products[(m, k, n)] = (2 * m * k * n, lambda a=a, b=b: a @ b, 1)
         products[(m, k, n, "T")] = (2 * m * k * n, lambda a=a, b_t=b_t: a @ b_t.T, 1)
-    flops = _best_rates(products, sync, repeats)
+    return products
+
+
+def _moves(device: str, dtype: str, sizes: Iterable[int], randn: Callable[..., torch.Tensor]) -> Works:
+    """A copy and a sum of each size in bytes (else of one buffer past the caches), bytes moved per call."""
     large = (1 << 30 if device == "cuda" else 1 << 25) // DTYPE_BYTES[dtype]
-    moves: dict[object, tuple[float, Callable[[], object], int]] = {}
+    moves: Works = {}
     given = {max(1, size // DTYPE_BYTES[dtype]) for size in sizes}
     for elements in sorted(given or {large}):
-        src, dst = randn(elements), torch.empty(elements, device=device, dtype=torch_dtype)
+        src, dst = randn(elements), torch.empty(elements, device=device, dtype=getattr(torch, dtype))
         nbytes = elements * DTYPE_BYTES[dtype]
         calls = max(1, (1 << 22) // nbytes)  # at least 4 MiB a sample: a small copy is a few microseconds
         moves[(nbytes, "copy")] = (2 * nbytes, lambda src=src, dst=dst: dst.copy_(src), calls)
         moves[(nbytes, "read")] = (nbytes, lambda src=src: src.sum(), calls)
-    bandwidth = _best_rates(moves, sync, repeats)
-    gemm = max(flops, key=flops.get)
-    move = max(bandwidth, key=bandwidth.get)
-    return Peaks(flops[gemm], bandwidth[move], dtype, tuple(gemm[:3]), move[0])
+    return moves
 
 
 def device_name(device: str) -> str:

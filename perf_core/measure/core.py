@@ -130,46 +130,78 @@ def prepare(
         expected = module(x)
     count = copies_for(_copy_bytes(module, x), l2_bytes) if cache == contract.COLD else 1
     xs = [x] + [x.clone() for _ in range(count - 1)]
-    hits = misses = 0
     if variant == "eager":
-        modules = [module] + [copy.deepcopy(module) for _ in range(count - 1)]
-        calls = [functools.partial(m, x_k) for m, x_k in zip(modules, xs)]
-        compile_s, flags = None, None
+        calls, compile_s, flags, (hits, misses) = _eager_calls(module, xs), None, None, (0, 0)
     else:
         flags = flags or DEFAULT_FLAGS[workload.device]
-        start = time.perf_counter()
-        try:
-            compiled = compile_module(module, flags, kernels.get(workload.kernel).compile)
-            before = fx_cache_counts()
-            with torch.no_grad():
-                first = compiled(x)
-            sync()
-            hits, misses = (after - seen for after, seen in zip(fx_cache_counts(), before))
-        except Exception as error:
-            first_line = (str(error).strip().splitlines() or [""])[0]
-            raise CompileFailed(
-                f"torch.compile failed for {workload.name} ({flags}): {type(error).__name__}: {first_line}"
-            ) from error
-        compile_s = time.perf_counter() - start
-        check_close(first, expected, workload)
-        calls = [functools.partial(compiled, x)] + [
-            # The same compiled code over other weights: functional_call swaps the module's parameters
-            # for the call (no recompile: the guards see parameters of the same shape and kind).
-            functools.partial(functional_call, compiled, _parameter_copy(module), (x_k,))
-            for x_k in xs[1:]
-        ]
+        calls, compile_s, (hits, misses) = _compiled_calls(module, xs, flags, expected, workload, sync)
     calls = [torch.no_grad()(call) for call in calls]
+    _warm_up(calls, warmup_calls, sync)
+    calls = _finish(calls, flags, expected, workload)
+    cache_hit = None if flags is None or not hits + misses else not misses
+    return PreparedCall(_rotate(calls), compile_s, flags, count, cache_hit)
+
+
+def _eager_calls(module: torch.nn.Module, xs: list[torch.Tensor]) -> list[Callable[[], torch.Tensor]]:
+    """One eager call per input copy, each over its own copy of the weights (the first: the module)."""
+    modules = [module] + [copy.deepcopy(module) for _ in range(len(xs) - 1)]
+    return [functools.partial(m, x_k) for m, x_k in zip(modules, xs)]
+
+
+def _compiled_calls(
+    module: torch.nn.Module,
+    xs: list[torch.Tensor],
+    flags: CompileFlags,
+    expected: torch.Tensor,
+    workload: Workload,
+    sync: Callable[[], None],
+) -> tuple[list[Callable[[], torch.Tensor]], float, tuple[int, int]]:
+    """Compile, make the first call (timed with the compile: seconds) and check it against eager;
+    one call per input copy. Returns (calls, compile seconds, (FX cache hits, misses) of the compile).
+    Raises CompileFailed naming the workload when the compile or the first call raises."""
+    x = xs[0]
+    start = time.perf_counter()
+    try:
+        compiled = compile_module(module, flags, kernels.get(workload.kernel).compile)
+        before = fx_cache_counts()
+        with torch.no_grad():
+            first = compiled(x)
+        sync()
+        hits, misses = (after - seen for after, seen in zip(fx_cache_counts(), before))
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise CompileFailed(
+            f"torch.compile failed for {workload.name} ({flags}): {type(error).__name__}: {first_line}"
+        ) from error
+    compile_s = time.perf_counter() - start
+    check_close(first, expected, workload)
+    calls = [functools.partial(compiled, x)] + [
+        # The same compiled code over other weights: functional_call swaps the module's parameters
+        # for the call (no recompile: the guards see parameters of the same shape and kind).
+        functools.partial(functional_call, compiled, _parameter_copy(module), (x_k,))
+        for x_k in xs[1:]
+    ]
+    return calls, compile_s, (hits, misses)
+
+
+def _warm_up(calls: list[Callable[[], torch.Tensor]], warmup_calls: int, sync: Callable[[], None]) -> None:
     for call in calls:
         for _ in range(warmup_calls):
             call()
     sync()
+
+
+def _finish(
+    calls: list[Callable[[], torch.Tensor]], flags: CompileFlags | None, expected: torch.Tensor, workload: Workload
+) -> list[Callable[[], torch.Tensor]]:
+    """The calls as timed: captured in CUDA graphs when the flags ask (each replay checked), else as
+    they are, each checked against eager when there are copies (the first was checked already)."""
     if flags is not None and flags.cuda_graph and workload.device == "cuda":
-        calls = [capture_graph(call, expected, workload) for call in calls]
-    elif count > 1:
+        return [capture_graph(call, expected, workload) for call in calls]
+    if len(calls) > 1:
         for call in calls:
             check_close(call(), expected, workload)
-    cache_hit = None if flags is None or not hits + misses else not misses
-    return PreparedCall(_rotate(calls), compile_s, flags, count, cache_hit)
+    return calls
 
 
 def fx_cache_counts() -> tuple[int, int]:

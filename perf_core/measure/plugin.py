@@ -17,7 +17,6 @@ import time
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,190 +24,15 @@ import torch
 from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
-from perf_core.errors import PerfCoreError, UsageError, choices, fraction, one_of, positive_int, token_counts
-from perf_core.measure import breakdown, clock, core, kernels, storage
-from perf_core.measure.shape import DEVICES, DTYPE_BYTES
-from perf_core.measure.workload import DEFAULT_PRESET, PRESETS, Workload
-from perf_core.units import format_seconds
+from perf_core.errors import PerfCoreError
+from perf_core.measure import breakdown, clock, core, storage, summary
+from perf_core.measure.phases import Phases, process_start
+from perf_core.measure.selection import FLAGS, OPTIONS, Case, Selection, parse_selection
+from perf_core.measure.workload import Workload
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
-# The card rests as long as it worked: on an H200 that kept 1980 MHz through the heaviest rounds,
-# where back to back it fell to 1515-1695 MHz under its power cap, and their medians came within 5%
-# of do_bench's single calls, three of five within 1% (rest 2 was no closer; results/h200/rest_trial.jsonl).
-DEFAULT_REST = 1.0
-AUTO = "auto"  # device, cache and rest: chosen by the device
-
-PRESET_HELP = (
-    ", ".join(f"{name} ({preset.description})" for name, preset in PRESETS.items())
-    + "; default: "
-    + ", ".join(f"{name} on {device}" for device, name in DEFAULT_PRESET.items())
-)
-
-def process_start() -> float:
-    """This process's start on the perf_counter clock: from /proc on Linux (10 ms ticks), else now
-    (where /proc is absent: from the plugin's import, after Python's and pytest's own start)."""
-    now = time.perf_counter()
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
-    except (OSError, ValueError, IndexError):
-        return now
-    return now - max(0.0, age)
-
-
-@dataclass
-class Phases:
-    """Where this process's seconds went (contract.PHASES), on the perf_counter clock: one process is one
-    run, so one instance (PHASES) per process."""
-
-    started: float
-    first: float | None = None  # the first benchmark's start
-    compile_s: float = 0.0  # every benchmark's core.prepare
-
-    def begin(self) -> None:
-        if self.first is None:
-            self.first = time.perf_counter()
-
-    def as_dict(self, now: float) -> dict[str, float]:
-        first = now if self.first is None else self.first
-        startup_s, compile_s, timing_s = contract.PHASES
-        return {
-            startup_s: first - self.started,
-            compile_s: self.compile_s,
-            timing_s: max(0.0, now - first - self.compile_s),
-        }
-
-
-PHASES = Phases(process_start())
-
-# option name -> (ini default, help). Command line wins over the ini file, as in pytest itself.
-OPTIONS = {
-    "tokens": (",".join(map(str, contract.TOKEN_COUNTS)), "comma-separated token counts"),
-    # Empty: the registry's kernels for the device (perf_core.measure.kernels.defaults), including
-    # ones a conftest or an entry point adds: every one on CUDA; on the CPU all but decoder and model.
-    "kernels": ("", "comma-separated kernels (default: every registered one that runs by default on the device)"),
-    "variants": (",".join(contract.VARIANTS), f"comma-separated variants ({', '.join(contract.VARIANTS)})"),
-    "device": (AUTO, "cpu, cuda, or auto (cuda when available)"),
-    "dtype": ("", f"override the preset's dtype ({', '.join(DTYPE_BYTES)})"),
-    "preset": ("", f"workload preset: {PRESET_HELP}"),
-    "threads": ("1", "torch intra-op threads; one gives stable numbers on small CPUs"),
-    "cache": (AUTO, "cold (weights and input rotated past L2), warm (back to back), or auto: cold on CUDA"),
-    "rest": (
-        AUTO,
-        "CUDA only: after each round the card rests this many times as long as it worked, so it"
-        " keeps its clock under its power cap (0: back to back); auto: 1 on CUDA, 0 on the CPU",
-    ),
-    "autosave": ("true", "save every timed run under --benchmark-storage, with raw rounds (true/false)"),
-    "breakdown": (
-        "true",
-        "after the timed rounds, profile a few calls: per-kernel times and the compiled code's fingerprint (true/false)",
-    ),
-    "figures": (
-        "all",
-        "comma-separated figures to measure: steady (pytest-benchmark's rounds), latency and device (CUDA"
-        " only), or all; a figure left out costs nothing (steady: one round, recorded as not measured)",
-    ),
-}
-FLAGS = ("breakdown",)  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark: a workload and a variant (eager or compiled)."""
-
-    workload: Workload
-    variant: str
-    preset: str
-    cache: str = contract.WARM
-    breakdown: bool = False  # profile the call after its timed rounds (perf_core.measure.breakdown)
-    figures: tuple[str, ...] = contract.FIGURES  # what run_case measures (contract.FIGURES_KEY)
-
-    @property
-    def id(self) -> str:
-        return contract.bench_name(self.workload.kernel, self.variant, self.workload.n_tokens)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What this run measures, parsed and validated from the options before any work."""
-
-    tokens: tuple[int, ...]
-    kernels: tuple[str, ...]
-    variants: tuple[str, ...]
-    device: str
-    dtype: str
-    preset: str
-    threads: int
-    cache: str = contract.WARM
-    rest: float = 0.0  # see clock.RestingTimer
-    breakdown: bool = False
-    figures: tuple[str, ...] = ("steady",)  # see parse_figures
-
-    def case(self, kernel: str, variant: str, n_tokens: int) -> Case:
-        shape = PRESETS[self.preset].with_dtype(self.dtype)
-        return Case(shape.workload(kernel, n_tokens, self.device), variant, self.preset, self.cache, self.breakdown, self.figures)
-
-    def cases(self) -> list[Case]:
-        return [
-            self.case(kernel, variant, n) for kernel in self.kernels for variant in self.variants for n in self.tokens
-        ]
-
-
-def parse_figures(text: str, device: str) -> tuple[str, ...]:
-    """The figures a run measures, in contract order; "all": every one its device has (the CPU: steady).
-    Raises UsageError for a figure the device cannot give (latency and device time are CUDA's)."""
-    available = contract.FIGURES if device == "cuda" else ("steady",)
-    if text.strip() in ("", "all"):
-        return available
-    asked = choices("--figures", text, contract.FIGURES)
-    for figure in asked:
-        if figure not in available:
-            raise UsageError(
-                f"--figures: {figure!r} is measured on CUDA only; this run is on the {device}: steady or all"
-            )
-    return tuple(figure for figure in contract.FIGURES if figure in asked)
-
-
-def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
-    """Validate raw option strings; raises UsageError with a one-line message naming the bad value."""
-    device = raw["device"].strip() or AUTO
-    if device == AUTO:
-        device = "cuda" if cuda_available else "cpu"
-    one_of("value", device, DEVICES, "--device")
-    if device == "cuda" and not cuda_available:
-        raise UsageError("--device: 'cuda' was asked for but CUDA is not available on this machine")
-    preset = raw["preset"].strip() or DEFAULT_PRESET[device]
-    one_of("value", preset, PRESETS, "--preset")
-    dtype = raw["dtype"].strip() or PRESETS[preset].dtype
-    one_of("value", dtype, DTYPE_BYTES, "--dtype")
-    cache = raw["cache"].strip() or AUTO
-    if cache == AUTO:
-        cache = contract.COLD if device == "cuda" else contract.WARM
-    one_of("value", cache, contract.CACHE_MODES, "--cache")
-    figures = parse_figures(raw.get("figures", "all"), device)
-    rest_text = raw["rest"].strip() or AUTO
-    # The rest falls between steady rounds; a run without them has nothing to rest from.
-    auto_rest = DEFAULT_REST if device == "cuda" and "steady" in figures else 0.0
-    rest = auto_rest if rest_text == AUTO else fraction("--rest", rest_text, *contract.REST_BOUNDS)
-    if rest and device != "cuda":
-        raise UsageError(f"--rest: {rest_text!r} rests a GPU between rounds; this run is on the {device}: 0 or auto")
-    if rest and "steady" not in figures:
-        raise UsageError(f"--rest: {rest_text!r} rests the GPU between steady rounds; --figures has none: 0 or auto")
-    return Selection(
-        tokens=token_counts("--tokens", raw["tokens"]),
-        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device)), kernels.names()),
-        variants=choices("--variants", raw["variants"], contract.VARIANTS),
-        device=device,
-        dtype=dtype,
-        preset=preset,
-        threads=positive_int("--threads", raw["threads"]),
-        cache=cache,
-        rest=rest,
-        breakdown=one_of("value", raw["breakdown"].strip().lower(), ("true", "false"), "--breakdown") == "true",
-        figures=figures,
-    )
+PHASES = Phases(process_start())  # one process is one run
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -498,51 +322,10 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """A per-token table beside pytest-benchmark's per-call one, naming what it measured."""
     session = getattr(config, "_benchmarksession", None)
-    held = (contract.PER_TOKEN_S, contract.DEVICE_S, contract.LATENCY_S)
-    rows = [b for b in (session.benchmarks if session else []) if any(b.extra_info.get(key) for key in held)]
-    if not rows:
+    lines = summary.per_token_lines(session.benchmarks if session else [])
+    if not lines:
         return
-    selection = config.stash[SELECTION_KEY]
-    where = (
-        f"{clock.device_name(selection.device)}, preset {selection.preset} ({selection.dtype}),"
-        f" {torch.get_num_threads()} thread(s), {selection.cache} cache"
-        + (f", rest {selection.rest:g}" if selection.device == "cuda" else "")
-    )
-    terminalreporter.section(f"per-token latency (median per call / tokens): {where}")
-    header = (
-        f"{'benchmark':<28}{'per call':>14}{'per token':>14}{'floor/token':>14}{'x floor':>9}{'device/call':>14}"
-        f"{'tokens/s':>12}{'GB/s':>10}{'of copy':>9}"
-    )
-    terminalreporter.write_line(header)
-    named = {}
-    for bench in rows:
-        info = bench.extra_info
-        named[contract.bench_name(info[contract.KERNEL], info[contract.VARIANT], info[contract.N_TOKENS])] = bench
-    for name in sorted(named, key=contract.parse_name):
-        bench = named[name]
-        info = bench.extra_info
-        n = info[contract.N_TOKENS]
-        floor = info.get(contract.FLOOR_S)
-        per_token = info.get(contract.PER_TOKEN_S)  # None where steady was not measured
-        ratio = f"{per_token * n / floor:.2f}" if floor and per_token else "-"  # 0.96 must not read 1.0
-        mark = "  THROTTLED" if info.get(contract.THROTTLED) else ""
-        terminalreporter.write_line(
-            f"{name:<28}{format_seconds(per_token and per_token * n):>14}{format_seconds(per_token):>14}"
-            f"{format_seconds(floor / n if floor else None):>14}{ratio:>9}"
-            f"{format_seconds(info.get(contract.DEVICE_S)):>14}{_rate_columns(info)}{mark}"
-        )
-    if any(b.extra_info.get(contract.THROTTLED) for b in rows):
-        terminalreporter.write_line(
-            "THROTTLED: NVML saw the card slowed (power, thermal) or its SM clock low during the rounds"
-        )
-
-
-def _rate_columns(info: dict) -> str:
-    """tokens/s, GB/s and the share of the copy bandwidth; '-' where the run lacks one (no peaks)."""
-    tokens, streamed, share = (
-        info.get(key) for key in (contract.TOKENS_PER_S, contract.BYTES_PER_S, contract.BANDWIDTH_SHARE)
-    )
-    tokens_text = "-" if tokens is None else f"{tokens:,.0f}"
-    streamed_text = "-" if streamed is None else f"{streamed / 1e9:.2f}"
-    share_text = "-" if share is None else f"{share:.0%}"
-    return f"{tokens_text:>12}{streamed_text:>10}{share_text:>9}"
+    selection: Selection = config.stash[SELECTION_KEY]
+    terminalreporter.section(summary.title(selection, clock.device_name(selection.device), torch.get_num_threads()))
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -45,7 +45,7 @@ class Preset:
     n_heads: int
     batch: int
     dtype: str
-    description: str  # shown in the suite's --help (plugin.OPTIONS)
+    description: str  # shown in the suite's --help (selection.OPTIONS)
     d_ff: int | None = None
     n_layers: int = 1
     n_kv_heads: int | None = None
