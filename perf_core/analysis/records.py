@@ -334,7 +334,30 @@ def parse_result(path: Path, bench: dict, figures: tuple[str, ...] = contract.FI
 
 
 def parse_run(path: Path, text: str) -> Run:
-    """One pytest-benchmark JSON document (format of 4.0 and later) -> Run."""
+    """One pytest-benchmark JSON document (format of 4.0 and later) -> Run; HistoryError (one line
+    naming the file) for anything else."""
+    document = _document(path, text)
+    info = document["machine_info"]
+    machine = parse_machine(path, info)
+    commit = document.get("commit_info") or {}
+    if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):
+        raise HistoryError(f"{path}: commit_info or benchmarks has the wrong type")
+    run_time = _time(document.get("datetime"))
+    if run_time is None:
+        raise HistoryError(f"{path}: no valid 'datetime'")
+    return Run(
+        path=path,
+        machine=machine,
+        commit=str(commit.get(contract.COMMIT_ID) or "unversioned"),
+        commit_time=_time(commit.get(contract.COMMIT_TIME) or commit.get(contract.COMMIT_AUTHOR_TIME)),
+        run_time=run_time,
+        dirty=bool(commit.get(contract.COMMIT_DIRTY)),
+        results=_results(path, document["benchmarks"], figures_held(path, info)),
+    )
+
+
+def _document(path: Path, text: str) -> dict:
+    """The file's JSON object, checked to be a pytest-benchmark document of a format this reads."""
     if not text.strip():
         raise HistoryError(f"{path}: empty file")
     try:
@@ -352,9 +375,13 @@ def parse_run(path: Path, text: str) -> Run:
         raise HistoryError(
             f"{path}: saved in format {version}, newer than this perf-core reads ({contract.FORMAT_VERSION}); upgrade perf-core"
         )
-    info = document["machine_info"]
-    if not isinstance(info, dict):
+    if not isinstance(document["machine_info"], dict):
         raise HistoryError(f"{path}: machine_info is not an object")
+    return document
+
+
+def parse_machine(path: Path, info: dict) -> Machine:
+    """machine_info -> the Machine that says which runs are comparable."""
     missing = [key for key in contract.REQUIRED_MACHINE if key not in info]
     if missing:
         raise HistoryError(f"{path}: not saved by the perf_core suite (machine_info lacks {', '.join(missing)})")
@@ -369,7 +396,7 @@ def parse_run(path: Path, text: str) -> Run:
     low, high = contract.REST_BOUNDS
     if isinstance(rest, bool) or not isinstance(rest, int | float) or not low <= rest < high:
         raise HistoryError(f"{path}: machine_info has an invalid rest ({_show(rest)})")
-    machine = Machine(
+    return Machine(
         str(info[contract.DEVICE_NAME]),
         str(info[contract.TORCH_VERSION]),
         threads,
@@ -379,30 +406,18 @@ def parse_run(path: Path, text: str) -> Run:
         python_series(info.get(contract.PYTHON_VERSION)),
         _preset(path, info.get(contract.PRESET)),
     )
-    commit = document.get("commit_info") or {}
-    if not isinstance(commit, dict) or not isinstance(document["benchmarks"], list):
-        raise HistoryError(f"{path}: commit_info or benchmarks has the wrong type")
-    run_time = _time(document.get("datetime"))
-    if run_time is None:
-        raise HistoryError(f"{path}: no valid 'datetime'")
-    figures = figures_held(path, info)
+
+
+def _results(path: Path, benchmarks: list, figures: tuple[str, ...]) -> dict[str, Result]:
     results: dict[str, Result] = {}
-    for bench in document["benchmarks"]:
+    for bench in benchmarks:
         if not isinstance(bench, dict):
             raise HistoryError(f"{path}: a benchmark entry is not an object")
         result = parse_result(path, bench, figures)
         if result.name in results:  # two test modules timing one case: neither may silently win
             raise HistoryError(f"{path}: benchmark {result.name} appears twice in one run (two test modules?)")
         results[result.name] = result
-    return Run(
-        path=path,
-        machine=machine,
-        commit=str(commit.get(contract.COMMIT_ID) or "unversioned"),
-        commit_time=_time(commit.get(contract.COMMIT_TIME) or commit.get(contract.COMMIT_AUTHOR_TIME)),
-        run_time=run_time,
-        dirty=bool(commit.get(contract.COMMIT_DIRTY)),
-        results=results,
-    )
+    return results
 
 
 def read_run(path: Path) -> Run:
