@@ -8,7 +8,8 @@ After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
   [1 / (1 + threshold), 1 + threshold] (the change, whatever it is, is shown to be smaller than the
   threshold: an equivalence test, two one-sided tests read off one interval, Schuirmann 1987);
 - **open** otherwise. A settled benchmark keeps its verdict; the gate adds a pair while any is open,
-  from `Plan.minimum` up to `Plan.maximum` pairs (`--pairs`), where open ones are "inconclusive".
+  from `Plan.minimum` up to `Plan.maximum` pairs (`--pairs`), where `perf-core ab` reports an open one
+  as stats.decide reads it at the last look's level (unchanged unless the test rejects there).
 
 False alarms over the repeated looks (a sequential test looked at after every pair rejects more
 often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets its own level a_n,

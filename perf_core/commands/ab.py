@@ -81,7 +81,7 @@ def run(
         out = out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
         extra = ab.selection_args(kernel, variant, tokens) + shlex.split(pytest_args)
         print(
-            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {pairs} pairs -> {out}",
+            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), at most {pairs} pairs -> {out}",
             file=sys.stderr,
         )
         threshold = gate.threshold_for(metric, threshold)
