@@ -358,3 +358,22 @@ def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
     for name, seen in looks.items():
         if seen.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT):
             assert decided[name].verdict == seen.verdict
+
+
+def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, monkeypatch):
+    @contextmanager
+    def trees(top, shas):
+        yield {side: tmp_path / side for side in shas}
+
+    def fake_run(tree, out, args, side, gpu=None):
+        if gpu == "1":
+            raise ab.SideError(f"{side}: the suite failed (exit 1): boom")
+        write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
+
+    monkeypatch.setattr(ab, "worktrees", trees)
+    monkeypatch.setattr(ab, "check_side", lambda tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(ab, "run_side", fake_run)
+    with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):
+        ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 4, [], "device", tmp_path / "out")
+    assert not ab._STOPPING.is_set()  # the next gate in this process may start suites again

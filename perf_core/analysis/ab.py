@@ -169,6 +169,7 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
 
 _LIVE: set[subprocess.Popen] = set()  # suite processes running now, for an interruption to end
 _LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set when the lanes are being ended: no lane may start another suite
 
 
 def run_suite(tree: Path, args: list[str], gpu: str | None = None) -> subprocess.CompletedProcess:
@@ -179,10 +180,18 @@ def run_suite(tree: Path, args: list[str], gpu: str | None = None) -> subprocess
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-    child = subprocess.Popen(
-        command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    with _LIVE_LOCK:
+    with _LIVE_LOCK:  # started and registered at once, so an ending never misses a suite
+        if _STOPPING.is_set():
+            raise SideError("stopped: another run failed or the gate was interrupted")
+        child = subprocess.Popen(
+            command,
+            cwd=tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         _LIVE.add(child)
     try:
         stdout, stderr = child.communicate()
@@ -386,18 +395,21 @@ def run_lanes(
     if len(lanes) == 1:
         run_lane(*lanes[0])
         return
+    _STOPPING.clear()
     pool = ThreadPoolExecutor(len(lanes))
     try:
         for future in [pool.submit(run_lane, gpu, jobs) for gpu, jobs in lanes]:
             future.result()
     except BaseException:
         with _LIVE_LOCK:
+            _STOPPING.set()
             running = list(_LIVE)
         for child in running:
             end_group(child)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _STOPPING.clear()
 
 
 def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
