@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
-from perf_core.analysis import ab, gate
+from perf_core.analysis import ab, gate, sequential
 from perf_core.analysis.synthetic import run_document, write_run
+from perf_core.errors import UsageError
 
 PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
 TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "4"]
@@ -266,3 +268,112 @@ def test_ab_json_gives_the_verdict_rows_naming_their_machine(tmp_path, capsys, m
     machine = ab.collect(paths)["base"][0].machine.label
     assert code == 0 and len(rows) == len(ab.collect(paths)["base"][0].results)
     assert {(row["machine"], row["n_base"], row["unit"]) for row in rows} == {(machine, 4, "runs")}
+
+
+def test_each_pair_runs_on_one_gpu_pair_i_on_gpu_i_mod_n_in_the_interleaved_order():
+    lanes = ab.gpu_lanes(1, 5, ["0", "1"])
+    assert lanes == [
+        ("0", [("base", 1), ("head", 1), ("base", 3), ("head", 3), ("base", 5), ("head", 5)]),
+        ("1", [("head", 2), ("base", 2), ("head", 4), ("base", 4)]),
+    ]
+    # a later round starts where the last one stopped, on the GPU its pair number gives
+    assert ab.gpu_lanes(3, 4, ["0", "1"]) == [("0", [("base", 3), ("head", 3)]), ("1", [("head", 4), ("base", 4)])]
+    assert ab.gpu_lanes(1, 2, [None]) == [(None, ab.schedule(2))]
+
+
+def test_gpus_default_to_all_visible_and_are_refused_only_when_asked_for_off_cuda():
+    assert ab.choose_gpus(None, "cuda", ["0", "1", "2"]) == ["0", "1", "2"]
+    assert ab.choose_gpus(2, "cuda", ["GPU-a", "GPU-b", "GPU-c"]) == ["GPU-a", "GPU-b"]
+    assert ab.choose_gpus(None, "cpu", []) == [None]
+    with pytest.raises(UsageError, match=r"^--gpus: the suite runs on cpu here"):
+        ab.choose_gpus(1, "cpu", [])
+    with pytest.raises(UsageError, match=r"^--gpus: 3 asked for, 2 visible"):
+        ab.choose_gpus(3, "cuda", ["0", "1"])
+
+
+def test_each_run_measures_the_metric_only_and_only_the_first_pair_profiles_kernels():
+    assert ab.run_args("device", 1) == ["--figures=device"]
+    assert ab.run_args("steady", 2) == ["--figures=steady", "--no-breakdown"]
+
+
+def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, monkeypatch):
+    """A fake executor: the worktrees, the collection pass and the suite runs are stood in for."""
+    ran = []
+
+    @contextmanager
+    def trees(top, shas):
+        yield {side: tmp_path / side for side in shas}
+
+    def fake_run(tree, out, args, side, gpu=None):
+        pair = int(out.stem.split("-")[1])
+        ran.append((side, pair, gpu, args))
+        write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
+
+    monkeypatch.setattr(ab, "worktrees", trees)
+    monkeypatch.setattr(ab, "check_side", lambda tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(ab, "run_side", fake_run)
+    looked = []
+
+    def more(files):
+        looked.append(len(files["base"]))
+        return len(files["base"]) < 4
+
+    files = ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 8, ["--x"], "device", tmp_path / "out", more)
+    assert looked == [2, 4]  # asked after each round of two pairs (one a GPU), stopped when told
+    assert [p.name for p in files["base"]] == [f"base-{i:02d}.json" for i in range(1, 5)]
+    assert {(pair, gpu) for _, pair, gpu, _ in ran} == {(1, "0"), (2, "1"), (3, "0"), (4, "1")}
+    for pair in range(1, 5):  # both sides of a pair on one GPU
+        assert len({gpu for _, p, gpu, _ in ran if p == pair}) == 1
+    assert all(args[0] == "--figures=device" and args[-1] == "--x" for *_, args in ran)
+    assert [("--no-breakdown" in args) for _, pair, _, args in ran if pair == 1] == [False, False]
+
+
+def test_the_stop_line_says_why_and_counts_the_verdicts():
+    rule = sequential.plan(0.05, 5)
+    tight = sequential.look([1.0, 1.001, 0.999, 1.0], [1.0, 1.0, 1.001, 0.999], rule, 0.05)
+    line = ab.stop_line({"a": tight, "b": tight}, rule, 4)
+    assert line == "stopped after 4 of at most 5 pairs: every benchmark settled (2 unchanged)"
+    wide = sequential.look([1.0, 1.3, 0.8, 1.1, 0.9], [1.2, 0.9, 1.0, 1.4, 0.7], rule, 0.05)
+    assert ab.stop_line({"a": tight, "b": wide}, rule, 5).startswith(
+        "ran the maximum of 5 pairs: 1 benchmark(s) still open (b)"
+    )
+
+
+def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
+    """Synthetic runs: attention 20% slower settles as a regression at the minimum; ab's table says the
+    same through stats.decide at that look's level, over that look's pairs."""
+    paths = {"base": [], "head": []}
+    for i in range(5):
+        for side, factor in (("base", 1.0), ("head", 1.2)):
+            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
+            paths[side].append(write_run(tmp_path / side, i, document))
+    runs = ab.collect(paths)
+    rule = sequential.plan(0.05, 5)
+    looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
+    decided = {d.verdict.name: d.verdict for d in ab.sequential_verdicts(runs, looks, rule, 0.05, "steady")}
+    assert looks["attention-compiled-16"].verdict == sequential.REGRESSION
+    slow = decided["attention-compiled-16"]
+    assert (slow.verdict, slow.n_base) == ("regression", looks["attention-compiled-16"].pairs)
+    for name, seen in looks.items():
+        if seen.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT):
+            assert decided[name].verdict == seen.verdict
+
+
+def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, monkeypatch):
+    @contextmanager
+    def trees(top, shas):
+        yield {side: tmp_path / side for side in shas}
+
+    def fake_run(tree, out, args, side, gpu=None):
+        if gpu == "1":
+            raise ab.SideError(f"{side}: the suite failed (exit 1): boom")
+        write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
+
+    monkeypatch.setattr(ab, "worktrees", trees)
+    monkeypatch.setattr(ab, "check_side", lambda tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(ab, "run_side", fake_run)
+    with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):
+        ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 4, [], "device", tmp_path / "out")
+    assert not ab._STOPPING.is_set()  # the next gate in this process may start suites again

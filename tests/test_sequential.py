@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from perf_core.analysis import sequential
+from perf_core.analysis import sequential, stats
 from perf_core.errors import UsageError
 
 ALPHA, THRESHOLD = 0.05, 0.05
@@ -122,3 +122,22 @@ def test_a_gate_with_one_settled_and_one_open_benchmark_adds_pairs_to_the_maximu
         looks = sequential.step(looks, batch, rule, THRESHOLD)
         assert sequential.should_continue(looks, rule) == (pairs < rule.maximum)
     assert looks["quiet"].pairs == rule.minimum and looks["noisy"].pairs == rule.maximum
+
+
+def test_a_looks_rejection_is_stats_decide_at_that_looks_level():
+    """One test, one reading: the look calls a regression (improvement) exactly when stats.decide does
+    over the same runs at the look's level; the final look's level is below alpha, the interim ones
+    are complete separation."""
+    rule = sequential.plan(ALPHA, 8)
+    compared = 0
+    for seed in range(60):
+        shift = (0.8, 0.95, 1.0, 1.06, 1.25)[seed % 5]
+        base, head = around(1.0, 0.04, 8, seed), around(shift, 0.04, 8, seed + 500)
+        for pairs in range(rule.minimum, rule.maximum + 1):
+            seen = sequential.look(base[:pairs], head[:pairs], rule, THRESHOLD)
+            decided = stats.decide("b", base[:pairs], head[:pairs], THRESHOLD, rule.level(pairs))
+            rejected = seen.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT)
+            assert (seen.verdict if rejected else "unchanged") == decided.verdict
+            assert seen.p == pytest.approx(decided.p_value)
+            compared += rejected
+    assert compared > 0  # some looks did reject, so the agreement was tested on both outcomes

@@ -10,11 +10,20 @@ suite are cleaned up on success, failure, Ctrl-C, SIGTERM and SIGHUP (what CI ca
 `timeout` send); the user's checkout is never modified. Everything checkable is checked before
 the first timed run: the options by a collection-only pass of each side, the metric against the
 device that pass reports.
+
+Each suite process measures only the figure the verdict reads (`--figures` = the metric), and only
+the first run of each side profiles its kernels (the breakdown behind the "why it changed" lines);
+the rest pass `--no-breakdown`. Pairs are added only while some benchmark's verdict is open
+(perf_core.analysis.sequential), up to `--pairs`. On a host with several GPUs, pair i of both sides
+runs on GPU i mod N (CUDA_VISIBLE_DEVICES per process), one process per GPU at a time, the GPUs
+concurrently: a benchmark's base and head runs of one pair share a card, so a card's own speed
+shifts both sides of that pair alike and never decides a verdict.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -22,13 +31,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from perf_core.analysis import gate, output, records, select, view
+from perf_core import contract
+from perf_core.analysis import gate, output, records, select, sequential, view
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -95,13 +107,58 @@ def worktrees(repo: Path, shas: dict[str, str]) -> Iterator[dict[str, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def schedule(pairs: int) -> list[tuple[str, int]]:
-    """A B B A A B B A ...: each side goes first in half of the pairs."""
+def schedule(pairs: int, first: int = 1) -> list[tuple[str, int]]:
+    """A B B A A B B A ...: each side goes first in half of the pairs (pairs first..first+pairs-1)."""
     order = []
-    for pair in range(pairs):
-        sides = ("base", "head") if pair % 2 == 0 else ("head", "base")
-        order += [(side, pair + 1) for side in sides]
+    for pair in range(first, first + pairs):
+        sides = ("base", "head") if pair % 2 == 1 else ("head", "base")
+        order += [(side, pair) for side in sides]
     return order
+
+
+def gpu_lanes(first: int, last: int, gpus: Sequence[str | None]) -> list[tuple[str | None, list[tuple[str, int]]]]:
+    """Pairs first..last spread over `gpus`: (gpu, [(side, pair), ...] in run order) per GPU that has any.
+    Pair i runs on gpus[(i - 1) % N], both of its runs on that GPU, in `schedule`'s order (A B or B A);
+    each GPU runs its list one process at a time, the GPUs side by side. [None]: one lane, no GPU named."""
+    lanes: dict[int, list[tuple[str, int]]] = {}
+    for side, pair in schedule(last - first + 1, first):
+        lanes.setdefault((pair - 1) % len(gpus), []).append((side, pair))
+    return [(gpus[lane], jobs) for lane, jobs in sorted(lanes.items())]
+
+
+def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str]) -> list[str | None]:
+    """The GPUs the suite processes go to: the first `requested` of `visible` (all when None). On a
+    device that is not CUDA, one lane with none named; an explicit --gpus there is a UsageError."""
+    if device != "cuda":
+        if requested is not None:
+            raise UsageError(f"--gpus: the suite runs on {device or 'an unknown device'} here; leave --gpus out")
+        return [None]
+    if requested is not None and not 1 <= requested <= max(len(visible), 1):
+        raise UsageError(f"--gpus: {requested} asked for, {len(visible)} visible (CUDA_VISIBLE_DEVICES or nvidia-smi)")
+    if not visible:
+        return [None]  # CUDA works but the GPUs cannot be listed: one lane, the suite's default GPU
+    return list(visible[: requested or len(visible)])
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES' entries when set, else nvidia-smi's
+    indices; [] when neither says (no torch here: the analysis half does not import it)."""
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        return [entry.strip() for entry in named.split(",") if entry.strip()]
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
+
+
+def run_args(metric: str, pair: int) -> list[str]:
+    """What one timed run measures: only the metric's figure; the kernel breakdown in each side's first
+    run only (explain's lines read it there), not in the others (a profile per benchmark per run)."""
+    return [f"--figures={metric}", *([] if pair == 1 else ["--no-breakdown"])]
 
 
 def selection_args(kernel: str | None, variant: str | None, tokens: str | None) -> list[str]:
@@ -110,20 +167,40 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
     return [f"--{name}={value}" for name, value in chosen.items() if value]
 
 
-def run_suite(tree: Path, args: list[str]) -> subprocess.CompletedProcess:
+_LIVE: set[subprocess.Popen] = set()  # suite processes running now, for an interruption to end
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set when the lanes are being ended: no lane may start another suite
+
+
+def run_suite(tree: Path, args: list[str], gpu: str | None = None) -> subprocess.CompletedProcess:
     """One pytest process of a side's own suite, in its own process group so that an interruption
-    can end it and whatever it started (compile workers) together."""
+    can end it and whatever it started (compile workers) together; `gpu`: its CUDA_VISIBLE_DEVICES."""
     # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-    child = subprocess.Popen(
-        command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    with _LIVE_LOCK:  # started and registered at once, so an ending never misses a suite
+        if _STOPPING.is_set():
+            raise SideError("stopped: another run failed or the gate was interrupted")
+        child = subprocess.Popen(
+            command,
+            cwd=tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        _LIVE.add(child)
     try:
         stdout, stderr = child.communicate()
     except BaseException:
         end_group(child)
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(child)
     return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
 
 
@@ -156,8 +233,8 @@ def check_side(tree: Path, args: list[str], side: str) -> str | None:
     return found.group(1) if found else None
 
 
-def run_side(tree: Path, out: Path, args: list[str], side: str) -> None:
-    result = run_suite(tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args])
+def run_side(tree: Path, out: Path, args: list[str], side: str, gpu: str | None = None) -> None:
+    result = run_suite(tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], gpu)
     if result.returncode or not out.exists():
         raise SideError(f"{side}: the suite failed (exit {result.returncode}): {failure_line(result)}")
 
@@ -254,14 +331,25 @@ def markdown(
 
 
 def run_pairs(
-    top: Path, shas: dict[str, str], pairs: int, extra: list[str], metric: str, out: Path
+    top: Path,
+    shas: dict[str, str],
+    maximum: int,
+    extra: list[str],
+    metric: str,
+    out: Path,
+    more: Callable[[dict[str, list[Path]]], bool] = lambda files: True,
+    gpus: int | None = None,
 ) -> dict[str, list[Path]]:
-    """Both sides' suites in their own worktrees, A B B A ..., `pairs` runs a side, each run's JSON kept
-    under `out` (base-NN.json, head-NN.json); one progress line per run on stderr. Everything checkable
-    is checked before the first timed run: the options by a collection-only pass of each side, `metric`
-    against the device that pass reports (UsageError)."""
-    order = schedule(pairs)
-    files: dict[str, list[Path]] = {"base": [], "head": []}
+    """Both sides' suites in their own worktrees, A B B A ..., at most `maximum` runs a side, each run's
+    JSON kept under `out` (base-NN.json, head-NN.json, in pair order); one progress line per run on
+    stderr. After each round (one pair per GPU) `more(files so far)` says whether to add pairs.
+    Everything checkable is checked before the first timed run: the options by a collection-only pass
+    of each side, `metric` and `gpus` against the device that pass reports (UsageError)."""
+    done: dict[str, dict[int, Path]] = {"base": {}, "head": {}}
+
+    def files() -> dict[str, list[Path]]:
+        return {side: [paths[pair] for pair in sorted(paths)] for side, paths in done.items()}
+
     with worktrees(top, shas) as trees:
         devices = {check_side(trees[side], extra, side) for side in ("base", "head")} - {None}
         if metric != "steady" and devices and devices != {"cuda"}:
@@ -269,16 +357,133 @@ def run_pairs(
                 f"--metric {metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
                 " is recorded on CUDA runs only; use --metric steady"
             )
+        device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
+        lanes = choose_gpus(gpus, device, visible_gpus() if device == "cuda" else [])
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        for done, (side, pair) in enumerate(order):
-            path = out / f"{side}-{pair:02d}.json"
-            run_side(trees[side], path, extra, side)
-            files[side].append(path)
-            elapsed = time.monotonic() - started
-            left = elapsed / (done + 1) * (len(order) - done - 1)
-            print(
-                f"[{done + 1}/{len(order)}] {side} pair {pair}: {elapsed:.0f} s elapsed, ~{left:.0f} s left",
-                file=sys.stderr,
-            )
-    return files
+        total = 2 * maximum
+        counter = iter(range(1, total + 1))
+
+        def run_lane(gpu: str | None, jobs: list[tuple[str, int]]) -> None:
+            for side, pair in jobs:
+                path = out / f"{side}-{pair:02d}.json"
+                run_side(trees[side], path, [*run_args(metric, pair), *extra], side, gpu)
+                done[side][pair] = path
+                count, elapsed = next(counter), time.monotonic() - started
+                where = f", GPU {gpu}" if len(lanes) > 1 else ""
+                print(
+                    f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s elapsed,"
+                    f" ~{elapsed / count * (total - count):.0f} s left at most{where}",
+                    file=sys.stderr,
+                )
+
+        pairs = 0
+        while pairs < maximum and (pairs == 0 or more(files())):
+            last = min(pairs + len(lanes), maximum)
+            run_lanes(run_lane, gpu_lanes(pairs + 1, last, lanes))
+            pairs = last
+    return files()
+
+
+def run_lanes(
+    run_lane: Callable[[str | None, list[tuple[str, int]]], None],
+    lanes: list[tuple[str | None, list[tuple[str, int]]]],
+) -> None:
+    """Each lane's runs in order, the lanes side by side (one thread each; one lane: right here, so
+    Ctrl-C and the signals reach the running suite directly). An interruption or a failing run ends
+    every suite still running before it propagates."""
+    if len(lanes) == 1:
+        run_lane(*lanes[0])
+        return
+    _STOPPING.clear()
+    pool = ThreadPoolExecutor(len(lanes))
+    try:
+        for future in [pool.submit(run_lane, gpu, jobs) for gpu, jobs in lanes]:
+            future.result()
+    except BaseException:
+        with _LIVE_LOCK:
+            _STOPPING.set()
+            running = list(_LIVE)
+        for child in running:
+            end_group(child)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _STOPPING.clear()
+
+
+def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
+    """benchmark -> (base, head) seconds, one per run in pair order; SideError where a run lacks the figure."""
+    names = select.names_of(runs["base"])
+    found: dict[str, tuple[list[float], list[float]]] = {}
+    for name in names:
+        sides = []
+        for side in ("base", "head"):
+            values = [run.results[name].seconds(metric) for run in runs[side]]
+            if any(value is None for value in values):
+                raise SideError(f"{side}: {name} has no {metric} figure (latency and device time: GPU runs only)")
+            sides.append(values)
+        found[name] = (sides[0], sides[1])
+    return found
+
+
+def sequential_verdicts(
+    runs: dict[str, list[records.Run]],
+    looks: Mapping[str, sequential.Look],
+    rule: sequential.Plan,
+    threshold: float,
+    metric: str,
+) -> list[gate.Decided]:
+    """Each benchmark decided by gate.decide_all (stats.decide) over the pairs of its last look, at that
+    look's level: the verdict the stopping rule settled (regression and improvement are the same test at
+    the same level), and an open one at the maximum gets the fixed-count reading there."""
+    names = select.names_of(runs["base"])
+    decided: dict[str, gate.Decided] = {}
+    for pairs in sorted({looks[name].pairs for name in names}):
+        group = [name for name in names if looks[name].pairs == pairs]
+        level = rule.level(pairs)
+        for d in gate.decide_all(runs["base"][:pairs], runs["head"][:pairs], group, metric, threshold, level):
+            decided[d.verdict.name] = d
+    return [decided[name] for name in names if name in decided]
+
+
+def stop_line(looks: Mapping[str, sequential.Look], rule: sequential.Plan, ran: int) -> str:
+    """Why the gate stopped where it did, e.g. "stopped after 4 of at most 5 pairs: every benchmark
+    settled (18 unchanged)"; `ran`: pairs run (more than the last look's when GPUs ran a round at once)."""
+    used = max((seen.pairs for seen in looks.values()), default=0)
+    counts = Counter(seen.verdict for seen in looks.values())
+    settled = ", ".join(
+        f"{counts[v]} {v}" for v in (sequential.REGRESSION, sequential.IMPROVEMENT, sequential.UNCHANGED) if counts[v]
+    )
+    unused = f" ({ran - used} more pairs ran in the same round, not used)" if ran > used else ""
+    if counts[sequential.OPEN]:
+        still = sorted(name for name, seen in looks.items() if not seen.settled)
+        shown = ", ".join(still[:3]) + (f" and {len(still) - 3} more" if len(still) > 3 else "")
+        return (
+            f"ran the maximum of {rule.maximum} pairs: {len(still)} benchmark(s) still open ({shown}),"
+            f" decided at the last look's level {rule.level(rule.maximum):.4g}"
+            + (f"; settled earlier: {settled}" if settled else "")
+        )
+    return f"stopped after {used} of at most {rule.maximum} pairs: every benchmark settled ({settled}){unused}"
+
+
+def phase_totals(files: dict[str, list[Path]]) -> dict[str, dict[str, float]]:
+    """side -> {phase: seconds summed over its runs} from each run's top-level phases_s (contract.PHASES);
+    a run without them (a suite older than the field) adds nothing."""
+    totals = {side: dict.fromkeys(contract.PHASES, 0.0) for side in files}
+    for side, paths in files.items():
+        for path in paths:
+            phases = json.loads(path.read_text()).get(contract.PHASES_KEY) or {}
+            for phase in contract.PHASES:
+                totals[side][phase] += float(phases.get(phase) or 0.0)
+    return totals
+
+
+def phases_line(totals: dict[str, dict[str, float]], wall_s: float) -> str:
+    """e.g. "phases: base start-up 60 s, compile 14 s, timing 20 s; head ...; wall 190 s"."""
+    label = {"startup_s": "start-up", "compile_s": "compile", "timing_s": "timing"}
+    sides = "; ".join(
+        f"{side} " + ", ".join(f"{label.get(phase, phase)} {seconds:.0f} s" for phase, seconds in phases.items())
+        for side, phases in totals.items()
+    )
+    return f"phases (summed over each side's runs): {sides}; wall {wall_s:.0f} s"

@@ -8,7 +8,8 @@ After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
   [1 / (1 + threshold), 1 + threshold] (the change, whatever it is, is shown to be smaller than the
   threshold: an equivalence test, two one-sided tests read off one interval, Schuirmann 1987);
 - **open** otherwise. A settled benchmark keeps its verdict; the gate adds a pair while any is open,
-  from `Plan.minimum` up to `Plan.maximum` pairs (`--pairs`), where open ones are "inconclusive".
+  from `Plan.minimum` up to `Plan.maximum` pairs (`--pairs`), where `perf-core ab` reports an open one
+  as stats.decide reads it at the last look's level (unchanged unless the test rejects there).
 
 False alarms over the repeated looks (a sequential test looked at after every pair rejects more
 often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets its own level a_n,
@@ -36,6 +37,10 @@ of log time not rejected at level alpha, read off the sorted n^2 pairwise differ
 log(head_i) - log(base_j); the ratio's interval is its exponential. Ties are counted half (midranks)
 and judged against the no-ties distribution (timings in seconds rarely tie).
 
+The test is stats.mann_whitney (the one implementation, also behind stats.decide), and a look's
+regression or improvement is exactly stats.decide's at that look's level: the gate reports each
+benchmark as stats.decide over its first `pairs` runs at `Plan.level(pairs)` (tests/test_sequential.py).
+
 The minimum is the first look whose level can be reached: 2 / C(8, 4) = 0.029 <= 0.05, so 4 pairs at
 alpha = 0.05. scripts/sequential_trials.py measures the false-alarm rate, the power and the pairs
 used against the fixed-count rule (docs/gate.md has the figures). Pure: no I/O, numpy only.
@@ -43,43 +48,18 @@ used against the fixed-count rule (docs/gate.md has the figures). Pure: no I/O, 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from perf_core.analysis import stats
+from perf_core.analysis.stats import mann_whitney
 from perf_core.errors import UsageError
 
 REGRESSION, IMPROVEMENT, UNCHANGED, OPEN = "regression", "improvement", "unchanged", "open"
-# Float slack when a p-value is compared with a level built from the same exact counts.
-_SLACK = 1e-12
-
-
-@functools.cache
-def _u_counts(m: int, n: int) -> tuple[int, ...]:
-    """How many of the C(m + n, n) orderings give each Mann-Whitney U = 0..m*n (no ties)."""
-    if m == 0 or n == 0:
-        return (1,)
-    # U counts pairs (head above base); the largest value either is the head's (adds n) or is not.
-    with_top = _u_counts(m - 1, n)
-    without = _u_counts(m, n - 1)
-    counts = [0] * (m * n + 1)
-    for u, ways in enumerate(without):
-        counts[u] += ways
-    for u, ways in enumerate(with_top):
-        counts[u + n] += ways
-    return tuple(counts)
-
-
-@functools.cache
-def _null_cdf(m: int, n: int) -> np.ndarray:
-    """P(U <= u) for u = 0..m*n under no change (read-only, shared between calls)."""
-    counts = np.asarray(_u_counts(m, n), dtype=float)
-    cdf = np.cumsum(counts) / counts.sum()
-    cdf.flags.writeable = False
-    return cdf
+_SLACK = stats.SLACK
 
 
 def _median(values: np.ndarray) -> float:
@@ -91,25 +71,14 @@ def _median(values: np.ndarray) -> float:
 
 def smallest_p(n: int, m: int | None = None) -> float:
     """The smallest two-sided exact Mann-Whitney p-value with n and m runs a side: 2 / C(n + m, n)."""
-    m = n if m is None else m
-    return min(1.0, 2 / math.comb(n + m, n))
-
-
-def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, float]:
-    """(U, exact two-sided p): U counts the (head, base) pairs where head is slower (ties count half)."""
-    b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
-    u = float((h[:, None] > b[None, :]).sum() + 0.5 * (h[:, None] == b[None, :]).sum())
-    cumulative = _null_cdf(len(h), len(b))
-    low = cumulative[math.floor(u)]  # P(U <= u)
-    high = 1.0 - (cumulative[math.ceil(u) - 1] if u >= 1 else 0.0)  # P(U >= u)
-    return u, min(1.0, 2 * min(low, high))
+    return stats.smallest_p(n, n if m is None else m)
 
 
 def ratio_interval(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
     """The head/base ratio's interval at confidence 1 - level (Hodges-Lehmann, inverting the test);
     (0, inf) where no interval that narrow exists at these sample sizes."""
     b, h = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(head, dtype=float))
-    tail = _null_cdf(len(h), len(b))  # P(U <= u)
+    tail = stats.null_cdf(len(h), len(b))  # P(U <= u)
     # k pairs cut from each end: the largest k with P(U <= k - 1) <= level / 2.
     k = int(np.searchsorted(tail, level / 2 * (1 + _SLACK), side="right"))
     if k == 0:
@@ -198,9 +167,10 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
     level = rule.level(pairs)
     low, high = ratio_interval(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     band = 1 + threshold
-    if level > 0 and p <= level * (1 + _SLACK) and ratio > band:
+    rejected = level > 0 and stats.significant(p, level)
+    if rejected and ratio > band:
         verdict = REGRESSION
-    elif level > 0 and p <= level * (1 + _SLACK) and ratio < 1 / band:
+    elif rejected and ratio < 1 / band:
         verdict = IMPROVEMENT
     elif 1 / band < low and high < band:
         verdict = UNCHANGED
@@ -238,3 +208,19 @@ def stop_reason(looks: Mapping[str, Look], rule: Plan) -> str:
         return f"every benchmark settled after {pairs} of at most {rule.maximum} pairs"
     shown = ", ".join(still[:3]) + (f" and {len(still) - 3} more" if len(still) > 3 else "")
     return f"stopped at the maximum of {rule.maximum} pairs with {len(still)} benchmark(s) open: {shown}"
+
+
+def looks_upto(
+    samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], rule: Plan, threshold: float
+) -> dict[str, Look]:
+    """Every look the gate takes with the pairs at hand, in order from `rule.minimum`, stopping at the
+    first after which `should_continue` is False; {} before the minimum. Pure: the same samples give
+    the same looks, so a gate that ran several pairs at once (one per GPU) stops where one pair at a
+    time would have, and the pairs past that look are not used."""
+    available = min((min(len(b), len(h)) for b, h in samples.values()), default=0)
+    looks: dict[str, Look] = {}
+    for pairs in range(rule.minimum, min(available, rule.maximum) + 1):
+        looks = step(looks, {name: (b[:pairs], h[:pairs]) for name, (b, h) in samples.items()}, rule, threshold)
+        if not should_continue(looks, rule):
+            break
+    return looks

@@ -5,8 +5,10 @@ Two rules, each returning a Verdict, and one limit they share:
 - `decide`: two samples of independent figures (per-run medians, at least gate.MIN_RUNS a side). A
   regression needs head slower than base by more than `threshold` (the size) *and* a two-sided
   Mann-Whitney U test at level `alpha` (the significance). Mann-Whitney assumes nothing of the shape
-  of timing distributions (long right tails). Changing the test means changing `two_sample_p` and
-  `smallest_p` below, nothing else.
+  of timing distributions (long right tails). Its p-value is exact (`mann_whitney`, the null
+  distribution counted, not approximated), so the gate's sequential looks (perf_core.analysis.sequential)
+  and every fixed-count decision read the same test. Changing the test means changing `mann_whitney`
+  and `smallest_p` below, nothing else.
 - `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
   run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
 - `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
@@ -17,6 +19,7 @@ Two rules, each returning a Verdict, and one limit they share:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,9 @@ THRESHOLD = 0.05
 CONFIDENCE = 0.95
 TEST_NAME = "Mann-Whitney U"  # the test of two_sample_p, as --help names it
 MIN_SPREAD = 0.002  # a floor on a benchmark's spread scale: identical figures must not divide by zero
+# Float slack when a p-value is compared with a level built from the same exact counts (2 / C(2n, n)
+# computed two ways may differ in the last bit).
+SLACK = 1e-12
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,8 @@ class Verdict:
 
 
 def significant(p_value: float, alpha: float) -> bool:
-    """The one reading of a p-value: significant at level alpha when p <= alpha."""
-    return p_value <= alpha
+    """The one reading of a p-value: significant at level alpha when p <= alpha (float slack SLACK)."""
+    return p_value <= alpha * (1 + SLACK)
 
 
 def can_reach(smallest: float, alpha: float) -> bool:
@@ -59,13 +65,47 @@ def can_reach(smallest: float, alpha: float) -> bool:
     return significant(smallest, alpha)
 
 
+@functools.cache
+def _u_counts(m: int, n: int) -> tuple[int, ...]:
+    """How many of the C(m + n, n) orderings of m head and n base samples give each U = 0..m*n (no ties):
+    the coefficients of the Gaussian binomial [m + n choose n]_q = prod_i (1 - q^(m+i)) / (1 - q^i),
+    built a factor at a time in exact integers (no recursion, no float cancellation)."""
+    poly = [1]
+    for i in range(1, n + 1):
+        grown = poly + [0] * (m + i)  # times (1 - q^(m+i))
+        for k, c in enumerate(poly):
+            grown[k + m + i] -= c
+        for k in range(i, len(grown)):  # divided by (1 - q^i): a running sum with stride i
+            grown[k] += grown[k - i]
+        poly = grown[: m * i + 1]  # the quotient's degree is m*i; the rest is exactly zero
+    return tuple(poly)
+
+
+@functools.cache
+def null_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u) for u = 0..m*n with m head and n base samples and no change (read-only, shared)."""
+    counts = np.asarray(_u_counts(m, n), dtype=float)
+    cdf = np.cumsum(counts) / counts.sum()
+    cdf.flags.writeable = False
+    return cdf
+
+
+def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, float]:
+    """(U, exact two-sided p): U counts the (head, base) pairs where head is slower (ties count half,
+    judged against the no-ties distribution, as scipy's method="exact"; timings rarely tie)."""
+    b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
+    u = float((h[:, None] > b[None, :]).sum() + 0.5 * (h[:, None] == b[None, :]).sum())
+    cumulative = null_cdf(len(h), len(b))
+    low = cumulative[math.floor(u)]  # P(U <= u)
+    high = 1.0 - (cumulative[math.ceil(u) - 1] if u >= 1 else 0.0)  # P(U >= u)
+    return u, min(1.0, 2 * min(low, high))
+
+
 def two_sample_p(base: np.ndarray, head: np.ndarray) -> float:
-    """The two-sided p-value of the runs test (Mann-Whitney U); 1.0 when nothing can differ."""
+    """The two-sided exact p-value of the runs test (`mann_whitney`); 1.0 when nothing can differ."""
     if len(base) < 2 or len(head) < 2 or np.ptp(np.concatenate([base, head])) == 0:
         return 1.0  # one sample a side, or identical values: nothing can be significant
-    from scipy import stats  # loaded when a decision is made: plot and trend start faster without it
-
-    return float(stats.mannwhitneyu(base, head, alternative="two-sided").pvalue)
+    return mann_whitney(base, head)[1]
 
 
 def smallest_p(n_base: int, n_head: int) -> float:

@@ -8,10 +8,11 @@ import json
 import os
 import shlex
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import ab, explain, gate, output, stats, view
+from perf_core.analysis import ab, explain, gate, output, sequential, stats, view
 from perf_core.commands import compare, options
 from perf_core.errors import UsageError
 
@@ -23,7 +24,17 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         "head", nargs="?", help="head commit or ref (default: the working tree, uncommitted changes included)"
     )
     parser.add_argument(
-        "--pairs", type=int, default=ab.DEFAULT_PAIRS, help=f"runs per side, interleaved (default {ab.DEFAULT_PAIRS})"
+        "--pairs",
+        type=int,
+        default=ab.DEFAULT_PAIRS,
+        help=f"at most this many runs per side, interleaved; pairs are added only while some verdict is open"
+        f" (default {ab.DEFAULT_PAIRS})",
+    )
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        help="spread the suite processes over this many visible GPUs, pair i on GPU i mod N"
+        " (default: all visible; CUDA only)",
     )
     options.add_filters(parser, variant="compiled", tokens_help="(default: the suite's)")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
@@ -42,6 +53,7 @@ def run(
     head: str | None,
     *,
     pairs: int,
+    gpus: int | None,
     kernel: str | None,
     variant: str | None,
     tokens: str | None,
@@ -69,19 +81,36 @@ def run(
         out = out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
         extra = ab.selection_args(kernel, variant, tokens) + shlex.split(pytest_args)
         print(
-            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), {pairs} pairs -> {out}",
+            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), at most {pairs} pairs -> {out}",
             file=sys.stderr,
         )
-        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out)
         threshold = gate.threshold_for(metric, threshold)
+        rule = sequential.plan(alpha, pairs)
+
+        def looks(files: dict[str, list[Path]]) -> dict[str, sequential.Look]:
+            return sequential.looks_upto(ab.samples(ab.collect(files), metric), rule, threshold)
+
+        def more(files: dict[str, list[Path]]) -> bool:
+            seen = looks(files)
+            return not seen or sequential.should_continue(seen, rule)
+
+        started = time.monotonic()
+        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out, more, gpus)
+        wall_s = time.monotonic() - started
         runs = ab.collect(files)
-        decided = ab.verdicts(runs, threshold, alpha, metric)
+        final = looks(files)
+        decided = ab.sequential_verdicts(runs, final, rule, threshold, metric)
+        print(f"ab: {ab.stop_line(final, rule, len(files['base']))}", file=sys.stderr)
+        print(f"ab: {ab.phases_line(ab.phase_totals(files), wall_s)}", file=sys.stderr)
+        used = max(look.pairs for look in final.values())
         title = (
-            f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}), {pairs} runs a side, {metric}"
+            f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}),"
+            f" {used} of at most {pairs} runs a side, {metric}"
         )
         publish(view.verdict_rows(decided), runs["base"][0].machine.label, title, as_json)
         changed = [d.verdict.name for d in decided if d.verdict.verdict in explain.CHANGED]
-        why = explain.why(changed, runs["base"], runs["head"])  # the run files: breakdowns included
+        # Each side's first run holds the kernel breakdowns (ab.run_args): the others were not profiled.
+        why = explain.why(changed, runs["base"][:1], runs["head"][:1])
         if not as_json:
             compare.print_why(why)
         report = ab.markdown(decided, title, threshold, report_url, why)
