@@ -333,3 +333,17 @@ def test_two_benchmarks_of_one_name_in_a_run_leave_the_run_out_never_a_silent_wi
         assert f"perf-core: warning: skipped {path}: benchmark {NAMES[0]} appears twice in one run" in err
         code, _, err = perf_core(capsys, "compare", commit_sha(0)[:7], path, "--storage", storage, *where)
         assert code == 2 and "appears twice in one run" in err.splitlines()[-1]
+
+
+def test_a_run_file_gone_after_the_verdict_keeps_its_indexed_run_and_warns(storage, capsys):
+    # compare and report read the compared runs' files again for their breakdowns (the index keeps
+    # none): a file removed or damaged in between must not turn a reached verdict into exit 2.
+    from perf_core.commands import history
+
+    write_history(storage, 3)
+    runs = records.load_runs(records.find_files(storage))
+    runs[1].path.write_text("{")  # damaged after the history was read
+    again = history.with_breakdowns(runs)
+    assert [run.path for run in again] == [run.path for run in runs] and again[1] is runs[1]
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1 and runs[1].path.name in warnings[0] and "no breakdown" in warnings[0]

@@ -1,2 +1,3 @@
 """The analysing half (no torch): records read from saved runs -> selection and pooling ->
-statistics (gate), change points, figures, output -> the commands behind `perf-core`."""
+statistics (stats, gate), change points, figures, view model, output; perf_core.commands builds
+the `perf-core` commands on it."""

@@ -102,7 +102,7 @@ def run(
         decided = ab.sequential_verdicts(runs, final, rule, threshold, metric)
         print(f"ab: {ab.stop_line(final, rule, len(files['base']))}", file=sys.stderr)
         print(f"ab: {ab.phases_line(ab.phase_totals(files), wall_s)}", file=sys.stderr)
-        used = max(look.pairs for look in final.values())
+        used = max((look.pairs for look in final.values()), default=0)
         title = (
             f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}),"
             f" {used} of at most {pairs} runs a side, {metric}"

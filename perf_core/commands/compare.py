@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 
 from perf_core.analysis import explain, gate, output, select, stats, view
-from perf_core.commands import explain as explain_command
 from perf_core.commands import history, options
 from perf_core.errors import HistoryError
 
@@ -52,7 +51,7 @@ def run(
             print(line)
         changed = [d.verdict.name for d in decided if d.verdict.verdict in explain.CHANGED]
         if changed:  # the index keeps no breakdowns: read the two commits' files again
-            print_why(explain.why(changed, explain_command.reread(base_runs), explain_command.reread(head_runs)))
+            print_why(explain.why(changed, history.with_breakdowns(base_runs), history.with_breakdowns(head_runs)))
     return gate.exit_code(decided)
 
 

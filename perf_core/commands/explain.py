@@ -1,17 +1,15 @@
 """`perf-core explain BASE HEAD`: why benchmarks changed between two commits, kernel by kernel.
 
 The history index keeps only the numbers, so the two commits' runs are read again from their
-files (`reread`), a few files, for their breakdowns; perf_core.analysis.explain diffs them.
+files (`history.with_breakdowns`), a few files, for their breakdowns; perf_core.analysis.explain diffs them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 
-from perf_core.analysis import explain, gate, records, view
-from perf_core.analysis.records import Run
+from perf_core.analysis import explain, gate, view
 from perf_core.commands import history, options
 from perf_core.errors import EXIT_OK, HistoryError, UsageError
 
@@ -34,11 +32,6 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     options.add_json(parser)
     options.add_decision(parser)
     parser.set_defaults(run=run)
-
-
-def reread(runs: Sequence[Run]) -> list[Run]:
-    """The runs parsed again from their files, with their breakdowns (the index's Results have none)."""
-    return records.load_runs(run.path for run in runs)
 
 
 def run(
@@ -66,7 +59,7 @@ def run(
         names = list(dict.fromkeys(benchmarks))
     else:
         names = [n for n, row in verdicts.items() if row.decided.verdict.verdict in explain.CHANGED] or chosen.names
-    base_runs, head_runs = reread(base_runs), reread(head_runs)
+    base_runs, head_runs = history.with_breakdowns(base_runs), history.with_breakdowns(head_runs)
     found = {name: explain.of(base_runs, head_runs, name) for name in names}
     if all(isinstance(e, str) for e in found.values()):
         first = next(iter(found.items()))

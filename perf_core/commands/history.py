@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import index, select
+from perf_core.analysis import index, records, select
 from perf_core.analysis.records import Machine, Result, Run, Skipped
 from perf_core.commands.options import Selection
 from perf_core.errors import HistoryError, split_csv, token_counts
@@ -121,7 +121,7 @@ def find_commit(chosen: Chosen, name: str) -> list[Run]:
     its reason (a copy of a run names that run); a commit that ran only on another machine of the history is said to, not "unknown"."""
     named = same_file(name, [*chosen.every, *chosen.skipped])
     if isinstance(named, Skipped) and named.twin:  # a copy of a run: the run it repeats
-        named = next(run for run in chosen.every if run.path == named.twin)
+        named = next((run for run in chosen.every if run.path == named.twin), named)
     if named is not None:
         if isinstance(named, Skipped):
             raise HistoryError(named.reason)
@@ -171,3 +171,17 @@ def groups_of(chosen: Chosen, commits: list[tuple[str, list[Run]]], name: str) -
     by file, not by comparing Runs for each group (plot --commit took 78 s at 10,000 runs that way)."""
     paths = {run.path for run in find_commit(chosen, name)}
     return [(commit, group) for commit, group in commits if any(run.path in paths for run in group)]
+
+
+def with_breakdowns(runs: Sequence[Run]) -> list[Run]:
+    """The runs parsed again from their files, with their breakdowns (the index keeps none), in the
+    order given. A file that can no longer be read (changed or removed since the index read it) keeps
+    its indexed run, without breakdown, and a one-line warning: a verdict already reached stands."""
+    again = []
+    for run in runs:
+        try:
+            again.append(records.read_run(run.path))
+        except HistoryError as error:
+            print(f"perf-core: warning: no breakdown from {error}", file=sys.stderr)
+            again.append(run)
+    return again

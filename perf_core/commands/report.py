@@ -8,7 +8,7 @@ from pathlib import Path
 
 from perf_core.analysis import ab, gate, index, select
 from perf_core.analysis import report as site
-from perf_core.commands import explain, history, options
+from perf_core.commands import history, options
 from perf_core.errors import EXIT_OK, HistoryError, UsageError
 
 
@@ -59,7 +59,7 @@ def run(
             if gate_runs and gate_runs["base"][0].machine == chosen:
                 decided = ab.verdicts(gate_runs, gate.threshold_for(metric, threshold), alpha, metric)
             newest = [run for _, group in select.by_commit(mine)[-site.BREAKDOWN_COMMITS :] for run in group]
-            recent = explain.reread(newest)  # the index keeps no breakdowns
+            recent = history.with_breakdowns(newest)  # the index keeps no breakdowns
             pages.append(site.machine_page(number, mine, names, metric, commit_url, min_change, decided, memo, recent))
             print(
                 f"[{number}/{len(found)}] {chosen.label}: {len(mine)} runs, {pages[-1].charts} charts", file=sys.stderr

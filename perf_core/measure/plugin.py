@@ -176,7 +176,8 @@ def extra_info(
         contract.CACHE: case.cache,
         contract.COPIES: call.copies,
         contract.L2_BYTES: l2_bytes,
-        **rates(w, median_s, peaks),
+        # The rates are the steady state's: a run without steady rounds has one untimed call, no rate.
+        **rates(w, median_s if "steady" in case.figures else None, peaks),
     }
     if call.flags is not None:
         info[contract.COMPILE_S] = call.compile_s
