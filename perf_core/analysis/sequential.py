@@ -116,8 +116,8 @@ def plan(alpha: float, maximum: int) -> Plan:
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
-    if smallest_p(maximum) > alpha:
-        reachable = next(n for n in range(1, 64) if smallest_p(n) <= alpha)
+    if not stats.can_reach(smallest_p(maximum), alpha):
+        reachable = stats.samples_needed(alpha)
         raise UsageError(
             f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at alpha {alpha:g}"
             f" (smallest p {smallest_p(maximum):.3g}); use at least {reachable}"
