@@ -101,7 +101,10 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, tmp_path
     args = ["ab", "HEAD", "HEAD", *TINY, "--out", out, "--markdown", report, "--pytest-args", TINY_RUNS]
     code, stdout, err = perf_core(capsys, *args)
     assert code in (0, 1), err  # which one is the machine's business; the gate's shape is ours
-    assert sorted(p.name for p in out.iterdir()) == [f"{s}-{i:02d}.json" for s in ("base", "head") for i in range(1, 5)]
+    runs = [f"{s}-{i:02d}.json" for s in ("base", "head") for i in range(1, 5)]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*runs, ab.SETTINGS_FILE])
+    settings = json.loads((out / ab.SETTINGS_FILE).read_text())  # how it decided, for report --ab
+    assert settings["pairs"] == 4 and settings["metric"] == "steady" and settings["alpha"] == 0.05
     progress = [line for line in err.splitlines() if line.startswith("[")]
     assert [line.split()[1] for line in progress] == ["base", "head", "head", "base", "base", "head", "head", "base"]
     assert "s left" in progress[0]

@@ -68,7 +68,8 @@ def test_bad_commit_url_and_bad_ab_folder_are_one_line_errors(tmp_path, capsys):
     assert "has no {sha}" in err[0] and "not a folder of `perf-core ab --out` runs" in err[1]
 
 
-def test_gate_result_appears_on_its_machines_page(tmp_path):
+def ab_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A history and an `ab --out` folder of 4 runs a side, head's matmul-eager-16 1.3x slower."""
     storage, runs = tmp_path / "h", tmp_path / "ab"
     write_history(storage, 2)
     for i in range(4):
@@ -77,9 +78,27 @@ def test_gate_result_appears_on_its_machines_page(tmp_path):
     folder = runs / "Linux-CPython-3.11-64bit"
     for i, path in enumerate(sorted(folder.glob("*.json"))):
         path.rename(runs / (f"base-{i + 1:02d}.json" if i < 4 else f"head-{i - 3:02d}.json"))
+    return storage, runs
+
+
+def test_gate_result_appears_on_its_machines_page(tmp_path):
+    storage, runs = ab_folder(tmp_path)
     assert main(["report", "--storage", str(storage), "-o", str(tmp_path / "s"), "--ab", str(runs)]) == 0
     page = (tmp_path / "s" / "machine-1.html").read_text()
     assert "Latest gate result" in page and '<span class="regression">REGRESSION</span>' in page
+
+
+def test_the_gate_result_is_decided_with_the_settings_ab_saved(tmp_path, capsys):
+    # ab decides through its stopping rule with its own threshold; report --ab must say what ab said.
+    storage, runs = ab_folder(tmp_path)
+    (runs / "gate.json").write_text(json.dumps({"alpha": 0.05, "pairs": 5, "threshold": 0.5, "metric": "steady"}))
+    assert main(["report", "--storage", str(storage), "-o", str(tmp_path / "s"), "--ab", str(runs)]) == 0
+    page = (tmp_path / "s" / "machine-1.html").read_text()
+    assert "Latest gate result" in page and "REGRESSION" not in page  # 1.3x is under ab's 50% threshold
+    (runs / "gate.json").write_text('{"alpha": 0.05}')
+    assert main(["report", "--storage", str(storage), "-o", str(tmp_path / "s"), "--ab", str(runs)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "gate.json: not the settings `perf-core ab` writes" in err[-1]
 
 
 @pytest.fixture(scope="module")

@@ -427,6 +427,45 @@ def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[
     return found
 
 
+SETTINGS_FILE = "gate.json"  # beside an --out folder's runs: how ab decided them, for report --ab
+
+
+def save_settings(out: Path, alpha: float, pairs: int, threshold: float, metric: str) -> None:
+    """Write how this gate decides into its --out folder, so that `report --ab` decides as it did."""
+    settings = {"alpha": alpha, "pairs": pairs, "threshold": threshold, "metric": metric}
+    out.mkdir(parents=True, exist_ok=True)
+    output.write_text(out / SETTINGS_FILE, json.dumps(settings) + "\n")
+
+
+def decide_folder(
+    folder: Path, runs: dict[str, list[records.Run]], threshold: float, alpha: float, metric: str
+) -> list[gate.Decided]:
+    """The verdicts of an `ab --out` folder as ab reached them: its saved settings through the stopping
+    rule (sequential); a folder saved before the settings were (no SETTINGS_FILE) by the fixed-count
+    rule at the given threshold, alpha and metric. Raises HistoryError for unreadable settings."""
+    path = folder / SETTINGS_FILE
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return verdicts(runs, threshold, alpha, metric)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise HistoryError(f"{path}: not readable ({error})") from None
+    numbers = ("alpha", "threshold", "pairs")
+    if (
+        not isinstance(settings, dict)
+        or settings.get("metric") not in contract.METRICS
+        or not all(isinstance(settings.get(key), int | float) and not isinstance(settings.get(key), bool) for key in numbers)
+        or not isinstance(settings["pairs"], int)
+    ):
+        raise HistoryError(f"{path}: not the settings `perf-core ab` writes (alpha, pairs, threshold, metric)")
+    try:
+        rule = sequential.plan(settings["alpha"], settings["pairs"])
+    except UsageError as error:
+        raise HistoryError(f"{path}: {error}") from None
+    looks = sequential.looks_upto(samples(runs, settings["metric"]), rule, settings["threshold"])
+    return sequential_verdicts(runs, looks, rule, settings["threshold"], settings["metric"])
+
+
 def sequential_verdicts(
     runs: dict[str, list[records.Run]],
     looks: Mapping[str, sequential.Look],

@@ -57,7 +57,7 @@ def run(
                 continue
             decided = None
             if gate_runs and gate_runs["base"][0].machine == chosen:
-                decided = ab.verdicts(gate_runs, gate.threshold_for(metric, threshold), alpha, metric)
+                decided = ab.decide_folder(ab_folder, gate_runs, gate.threshold_for(metric, threshold), alpha, metric)
             newest = [run for _, group in select.by_commit(mine)[-site.BREAKDOWN_COMMITS :] for run in group]
             recent = history.with_breakdowns(newest)  # the index keeps no breakdowns
             pages.append(site.machine_page(number, mine, names, metric, commit_url, min_change, decided, memo, recent))
