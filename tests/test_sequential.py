@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from perf_core.analysis import sequential, stats
+from perf_core.analysis import ab, sequential, stats
 from perf_core.errors import UsageError
 
 ALPHA, THRESHOLD = 0.05, 0.05
@@ -62,7 +62,7 @@ def test_tight_same_code_samples_settle_as_unchanged_at_the_minimum():
     base, head = around(1.0, 0.005, 8, 3), around(1.0, 0.005, 8, 4)
     looks = run_gate(base, head, rule)
     assert looks["b"].verdict == sequential.UNCHANGED and looks["b"].pairs == rule.minimum
-    assert "settled after 4 of at most 8" in sequential.stop_reason(looks, rule)
+    assert ab.stop_line(looks, rule, 4).startswith("stopped after 4 of at most 8 pairs: every benchmark settled")
 
 
 def test_wide_noisy_samples_stay_open_until_the_maximum():
@@ -72,7 +72,7 @@ def test_wide_noisy_samples_stay_open_until_the_maximum():
         assert sequential.look(base[:pairs], head[:pairs], rule, THRESHOLD).verdict == sequential.OPEN
     looks = run_gate(base, head, rule)
     assert looks["b"].pairs == rule.maximum and looks["b"].verdict == sequential.OPEN
-    assert "maximum of 8 pairs with 1 benchmark(s) open: b" in sequential.stop_reason(looks, rule)
+    assert ab.stop_line(looks, rule, 8).startswith("ran the maximum of 8 pairs: 1 benchmark(s) still open (b)")
 
 
 def test_nothing_stops_before_the_minimum_however_clear():

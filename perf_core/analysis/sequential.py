@@ -200,16 +200,6 @@ def should_continue(looks: Mapping[str, Look], rule: Plan) -> bool:
     return pairs < rule.minimum or (pairs < rule.maximum and any(not seen.settled for seen in looks.values()))
 
 
-def stop_reason(looks: Mapping[str, Look], rule: Plan) -> str:
-    """One line saying why the gate stopped where it did."""
-    pairs = max((seen.pairs for seen in looks.values()), default=0)  # settled ones keep their own
-    still = sorted(name for name, seen in looks.items() if not seen.settled)
-    if not still:
-        return f"every benchmark settled after {pairs} of at most {rule.maximum} pairs"
-    shown = ", ".join(still[:3]) + (f" and {len(still) - 3} more" if len(still) > 3 else "")
-    return f"stopped at the maximum of {rule.maximum} pairs with {len(still)} benchmark(s) open: {shown}"
-
-
 def looks_upto(
     samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], rule: Plan, threshold: float
 ) -> dict[str, Look]:
