@@ -17,7 +17,7 @@ import pytest
 from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
-from perf_core.analysis import ab, gate, sequential
+from perf_core.analysis import ab, gate, launch, sequential
 from perf_core.analysis.synthetic import run_document, write_run
 from perf_core.errors import UsageError
 
@@ -307,13 +307,13 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
     def trees(top, shas):
         yield {side: tmp_path / side for side in shas}
 
-    def fake_run(tree, out, args, side, gpu=None):
+    def fake_run(server, tree, out, args, side, gpu=None):
         pair = int(out.stem.split("-")[1])
         ran.append((side, pair, gpu, args))
         write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: "cuda")
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     looked = []
@@ -368,15 +368,15 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
     def trees(top, shas):
         yield {side: tmp_path / side for side in shas}
 
-    def fake_run(tree, out, args, side, gpu=None):
+    def fake_run(server, tree, out, args, side, gpu=None):
         if gpu == "1":
             raise ab.SideError(f"{side}: the suite failed (exit 1): boom")
         write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: "cuda")
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):
         ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 4, [], "device", tmp_path / "out")
-    assert not ab._STOPPING.is_set()  # the next gate in this process may start suites again
+    assert not launch.stopping()  # the next gate in this process may start suites again

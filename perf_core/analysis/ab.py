@@ -31,16 +31,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import gate, output, records, select, sequential, view
+from perf_core.analysis import gate, launch, output, records, select, sequential, view
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -167,54 +166,15 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
     return [f"--{name}={value}" for name, value in chosen.items() if value]
 
 
-_LIVE: set[subprocess.Popen] = set()  # suite processes running now, for an interruption to end
-_LIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()  # set when the lanes are being ended: no lane may start another suite
-
-
-def run_suite(tree: Path, args: list[str], gpu: str | None = None) -> subprocess.CompletedProcess:
-    """One pytest process of a side's own suite, in its own process group so that an interruption
-    can end it and whatever it started (compile workers) together; `gpu`: its CUDA_VISIBLE_DEVICES."""
+def run_suite(
+    server: launch.ForkServer, tree: Path, args: list[str], gpu: str | None = None
+) -> subprocess.CompletedProcess:
+    """One pytest process of a side's own suite, forked by `server`; `gpu`: its CUDA_VISIBLE_DEVICES."""
     # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
-    with _LIVE_LOCK:  # started and registered at once, so an ending never misses a suite
-        if _STOPPING.is_set():
-            raise SideError("stopped: another run failed or the gate was interrupted")
-        child = subprocess.Popen(
-            command,
-            cwd=tree,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        _LIVE.add(child)
-    try:
-        stdout, stderr = child.communicate()
-    except BaseException:
-        end_group(child)
-        raise
-    finally:
-        with _LIVE_LOCK:
-            _LIVE.discard(child)
-    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
-
-
-def end_group(child: subprocess.Popen) -> None:
-    for signum, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(child.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            child.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    return server.run(tree, ["-p", "no:cacheprovider", *args], env)
 
 
 def failure_line(result: subprocess.CompletedProcess) -> str:
@@ -223,18 +183,20 @@ def failure_line(result: subprocess.CompletedProcess) -> str:
     return cause.strip()
 
 
-def check_side(tree: Path, args: list[str], side: str) -> str | None:
+def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> str | None:
     """Collect (nothing runs) with the options each timed run will get: a bad option is an error now,
     not after minutes of the other side's runs. Returns the device the suite reports, when it does."""
-    result = run_suite(tree, ["--collect-only", *args])
+    result = run_suite(server, tree, ["--collect-only", *args])
     if result.returncode:
         raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
     found = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
     return found.group(1) if found else None
 
 
-def run_side(tree: Path, out: Path, args: list[str], side: str, gpu: str | None = None) -> None:
-    result = run_suite(tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], gpu)
+def run_side(
+    server: launch.ForkServer, tree: Path, out: Path, args: list[str], side: str, gpu: str | None = None
+) -> None:
+    result = run_suite(server, tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], gpu)
     if result.returncode or not out.exists():
         raise SideError(f"{side}: the suite failed (exit {result.returncode}): {failure_line(result)}")
 
@@ -350,8 +312,9 @@ def run_pairs(
     def files() -> dict[str, list[Path]]:
         return {side: [paths[pair] for pair in sorted(paths)] for side, paths in done.items()}
 
-    with worktrees(top, shas) as trees:
-        devices = {check_side(trees[side], extra, side) for side in ("base", "head")} - {None}
+    with worktrees(top, shas) as trees, ExitStack() as servers:
+        first = servers.enter_context(launch.ForkServer())  # its imports load while git works
+        devices = {check_side(first, trees[side], extra, side) for side in ("base", "head")} - {None}
         if metric != "steady" and devices and devices != {"cuda"}:
             raise UsageError(
                 f"--metric {metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
@@ -359,6 +322,8 @@ def run_pairs(
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
         lanes = choose_gpus(gpus, device, visible_gpus() if device == "cuda" else [])
+        # One server a GPU, each the parent of its lane's runs: both sides of a pair fork from the same one.
+        server = {gpu: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, gpu in enumerate(lanes)}
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         total = 2 * maximum
@@ -367,7 +332,7 @@ def run_pairs(
         def run_lane(gpu: str | None, jobs: list[tuple[str, int]]) -> None:
             for side, pair in jobs:
                 path = out / f"{side}-{pair:02d}.json"
-                run_side(trees[side], path, [*run_args(metric, pair), *extra], side, gpu)
+                run_side(server[gpu], trees[side], path, [*run_args(metric, pair), *extra], side, gpu)
                 done[side][pair] = path
                 count, elapsed = next(counter), time.monotonic() - started
                 where = f", GPU {gpu}" if len(lanes) > 1 else ""
@@ -395,21 +360,17 @@ def run_lanes(
     if len(lanes) == 1:
         run_lane(*lanes[0])
         return
-    _STOPPING.clear()
+    launch.allow_runs()
     pool = ThreadPoolExecutor(len(lanes))
     try:
         for future in [pool.submit(run_lane, gpu, jobs) for gpu, jobs in lanes]:
             future.result()
     except BaseException:
-        with _LIVE_LOCK:
-            _STOPPING.set()
-            running = list(_LIVE)
-        for child in running:
-            end_group(child)
+        launch.end_all()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _STOPPING.clear()
+        launch.allow_runs()
 
 
 def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:

@@ -1,0 +1,152 @@
+"""Starting the suite's pytest processes: each run a child of a fork server (perf_core/measure/forkserver.py,
+run by path) that has torch and pytest imported already, so a run pays no import time of its own.
+
+Every run is still a process of its own, in a session of its own: an interruption ends it and whatever
+it started (compile workers) with os.killpg. The runs now going are registered here, so that one
+failing lane or Ctrl-C can end the others' (`end_all`). This half never imports torch: the server is a
+separate process, started by its file's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from perf_core.errors import HistoryError
+
+SERVER = Path(__file__).resolve().parent.parent / "measure" / "forkserver.py"
+
+_LIVE: set[int] = set()  # process groups of the runs going now
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set while the runs are being ended: none may start
+
+
+class LaunchError(HistoryError):
+    """A run could not be started or its server ended under it (exit code 2)."""
+
+
+class ForkServer:
+    """One fork server: `run` one pytest process at a time (a lock keeps it so); `close` (or leaving
+    the `with` block) ends the server. Started at once; its imports load while the caller goes on."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, str(SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches this process only, which ends the runs itself
+        )
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def run(self, cwd: Path, args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess:
+        """`python -m pytest ARGS` in `cwd` with environment `env`, as a forked child: its exit code and
+        output. Raises LaunchError when the server has ended or the gate is stopping; an exception
+        here (KeyboardInterrupt, Interrupted) ends the run before it propagates."""
+        command = [sys.executable, "-m", "pytest", *args]
+        with self._lock, tempfile.TemporaryDirectory(prefix="perf-core-run-") as folder:
+            if not self._ready:
+                self._answer("ready")
+                self._ready = True
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"cwd": str(cwd), "args": args, "env": dict(env), "stdout": str(out), "stderr": str(err)}
+            with _LIVE_LOCK:  # started and registered at once, so an ending never misses a run
+                if stopping():
+                    raise LaunchError("stopped: another run failed or the gate was interrupted")
+                self._send(request)
+                pid = self._answer("pid")
+                _LIVE.add(pid)
+            try:
+                returncode = self._answer("returncode")
+            except BaseException:
+                end_group(pid)
+                raise
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.discard(pid)
+            read = {"encoding": "utf-8", "errors": "replace"}
+            return subprocess.CompletedProcess(command, returncode, out.read_text(**read), err.read_text(**read))
+
+    def _send(self, request: dict) -> None:
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._ended() from None
+
+    def _answer(self, key: str) -> object:
+        line = self._process.stdout.readline()
+        if not line:
+            raise self._ended()
+        return json.loads(line)[key]
+
+    def _ended(self) -> LaunchError:
+        code = self._process.poll()
+        return LaunchError(f"the suite's fork server ({SERVER.name}) ended" + (f" (exit {code})" if code is not None else ""))
+
+    def close(self) -> None:
+        """End the server (SIGTERM, then SIGKILL if it does not go): between runs it is idle, and a run
+        that an exception left is ended already (run)."""
+        for stop in (self._process.terminate, self._process.kill):
+            stop()
+            try:
+                self._process.wait(5.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        for pipe in (self._process.stdin, self._process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> ForkServer:
+        return self
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
+
+
+def end_group(pid: int) -> None:
+    """End a run's process group: SIGTERM, then SIGKILL if it is still there after 5 s."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def end_all() -> None:
+    """Stop new runs from starting and end every run going now (one lane failed, or an interruption)."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        running = list(_LIVE)
+    for pid in running:
+        end_group(pid)
+
+
+def stopping() -> bool:
+    """Whether end_all has stopped new runs (until allow_runs)."""
+    return _STOPPING.is_set()
+
+
+def allow_runs() -> None:
+    """After end_all: the next gate in this process may start runs again."""
+    _STOPPING.clear()

@@ -1,0 +1,99 @@
+"""A fork server for the suite's processes: torch, its compiler and pytest imported once, then each run
+a forked child of this process. Run by path (`python forkserver.py`), never imported.
+
+Why: every suite process used to pay ~8 s on the 2-core machine before its first benchmark (import
+torch 4.1 s, the plugin's imports of Dynamo and inductor 4.2 s), more than the timing itself, and the
+gate starts 10 of them. A forked child starts with those modules loaded, as the workers of torch's
+own DataLoader do. Each child is still a process of its own (own pid, session, heap, CUDA context,
+compiled code, inductor state): the runs stay the gate's independent samples. CUDA is never
+initialised here (nothing calls it), so a child may pick its GPU with CUDA_VISIBLE_DEVICES.
+
+Why not multiprocessing's forkserver: its children import the module of the function they run, which
+would be the launching checkout's perf_core; here nothing of perf_core is imported before the fork,
+so each child imports the perf_core of the tree it runs in (perf-core ab's base and head, each its own).
+
+Protocol, one JSON object a line: it says {"ready": true} once the modules are loaded; then for each
+request {"cwd", "args", "env", "stdout", "stderr"} on stdin (a pytest run: its working folder,
+arguments, whole environment, and the files its output goes to) it answers {"pid": N} when the
+child has started (a session of its own: os.killpg(N, ...) ends it and what it started) and
+{"returncode": R} when it ended (negative: the signal that ended it, as subprocess reports).
+One run at a time; end of input ends the server.
+"""
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import warnings
+
+# What a suite process imports before its first benchmark, heaviest first; none of perf_core.
+PRELOAD = (
+    "torch",
+    "torch._dynamo",
+    "torch._inductor.compile_fx",
+    "numpy",
+    "scipy.stats",
+    "pytest",
+    "pytest_benchmark.plugin",
+)
+
+
+def child(request: dict, inherited: list[str]) -> None:
+    """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
+    its folder with its environment would be, then exit with pytest's code."""
+    os.setsid()
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    # sys.path as that command would have it: its folder, then its PYTHONPATH, then the installation's.
+    extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [request["cwd"], *extra, *inherited]
+    for fd, key in ((1, "stdout"), (2, "stderr")):
+        target = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    import pytest
+
+    try:
+        code = pytest.main(request["args"])
+    except SystemExit as error:  # a plugin that exits: its code, as the interpreter would end with it
+        code = error.code if isinstance(error.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # As multiprocessing's forked children do: the parent's exit handlers are not the child's to run.
+    os._exit(int(code))
+
+
+def answer(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
+            importlib.import_module(name)
+    own = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
+    inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
+    answer({"ready": True})
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child(request, inherited)
+            except BaseException as error:  # noqa: BLE001 -- the child must never return into this loop
+                os.write(2, f"fork server: the run could not start: {type(error).__name__}: {error}\n".encode())
+                os._exit(70)
+        answer({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        answer({"returncode": os.waitstatus_to_exitcode(status)})
+
+
+if __name__ == "__main__":
+    main()
