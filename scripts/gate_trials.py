@@ -82,8 +82,16 @@ def main() -> int:
             verdicts = json.loads(result.stdout)
             flagged = [row["name"] for row in verdicts if row["verdict"] == "regression"]
             ratios = {row["name"]: row["ratio"] for row in verdicts}
+            said = [line[4:] for line in result.stderr.splitlines() if line.startswith("ab: ")][1:]  # stop, phases
             rows.append(
-                {"trial": trial, "exit": result.returncode, "seconds": seconds, "flagged": flagged, "ratios": ratios}
+                {
+                    "trial": trial,
+                    "exit": result.returncode,
+                    "seconds": seconds,
+                    "flagged": flagged,
+                    "ratios": ratios,
+                    "said": said,
+                }
             )
             print(json.dumps(rows[-1]), flush=True)
     flagged_runs = sum(bool(row["flagged"]) for row in rows)

@@ -39,6 +39,17 @@ PRELOAD = (
 )
 
 
+def warm() -> None:
+    """What a process's first compile pays once and keeps, done here so that no run pays it: inductor
+    probes which vector instructions the CPU has by building and loading ten small programs (2.0 of
+    the 2.9 s of the first SwiGLU compile on the 2-core machine, cProfile); the answer is cached
+    for the process (functools.lru_cache), and a forked child inherits the cache."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from torch._inductor import cpu_vec_isa
+
+        cpu_vec_isa.valid_vec_isa_list()
+
+
 def child(request: dict, inherited: list[str]) -> None:
     """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
     its folder with its environment would be, then exit with pytest's code."""
@@ -78,6 +89,7 @@ def main() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
             importlib.import_module(name)
+    warm()
     own = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
     answer({"ready": True})
