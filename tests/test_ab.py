@@ -92,6 +92,12 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
         ab.collect(files)
 
 
+def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project):
+    with launch.ForkServer() as server:
+        device, files = ab.check_side(server, project, [], "base")
+    assert (device, files) == ("cpu", ["tests/test_latency.py"])
+
+
 def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(project)
     report = tmp_path / "report.md"
@@ -313,7 +319,7 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
         write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ("cuda", [f"{side}/bench.py"]))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     looked = []
@@ -328,7 +334,8 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
     assert {(pair, gpu) for _, pair, gpu, _ in ran} == {(1, "0"), (2, "1"), (3, "0"), (4, "1")}
     for pair in range(1, 5):  # both sides of a pair on one GPU
         assert len({gpu for _, p, gpu, _ in ran if p == pair}) == 1
-    assert all(args[0] == "--figures=device" and args[-1] == "--x" for *_, args in ran)
+    assert all(args[0] == "--figures=device" and args[-2] == "--x" for *_, args in ran)
+    assert all(args[-1] == f"{side}/bench.py" for side, *_, args in ran)  # its side's benchmark files only
     assert [("--no-breakdown" in args) for _, pair, _, args in ran if pair == 1] == [False, False]
 
 
@@ -374,7 +381,7 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
         write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: "cuda")
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ("cuda", []))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):

@@ -26,6 +26,7 @@ import html
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -183,14 +184,17 @@ def failure_line(result: subprocess.CompletedProcess) -> str:
     return cause.strip()
 
 
-def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> str | None:
+def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> tuple[str | None, list[str]]:
     """Collect (nothing runs) with the options each timed run will get: a bad option is an error now,
-    not after minutes of the other side's runs. Returns the device the suite reports, when it does."""
+    not after minutes of the other side's runs. Returns the device the suite reports, when it does,
+    and the files holding its benchmarks, which each timed run then collects alone (none named: an
+    older suite that does not say, and the runs collect what pytest would)."""
     result = run_suite(server, tree, ["--collect-only", *args])
     if result.returncode:
         raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
-    found = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
-    return found.group(1) if found else None
+    device = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
+    files = re.search(r"^perf_core: benchmark files (.+)$", result.stdout, re.MULTILINE)
+    return (device.group(1) if device else None), (shlex.split(files.group(1)) if files else [])
 
 
 def run_side(
@@ -314,7 +318,8 @@ def run_pairs(
 
     with worktrees(top, shas) as trees, ExitStack() as servers:
         first = servers.enter_context(launch.ForkServer())  # its imports load while git works
-        devices = {check_side(first, trees[side], extra, side) for side in ("base", "head")} - {None}
+        checked = {side: check_side(first, trees[side], extra, side) for side in ("base", "head")}
+        devices = {device for device, _ in checked.values()} - {None}
         if metric != "steady" and devices and devices != {"cuda"}:
             raise UsageError(
                 f"--metric {metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
@@ -332,7 +337,8 @@ def run_pairs(
         def run_lane(gpu: str | None, jobs: list[tuple[str, int]]) -> None:
             for side, pair in jobs:
                 path = out / f"{side}-{pair:02d}.json"
-                run_side(server[gpu], trees[side], path, [*run_args(metric, pair), *extra], side, gpu)
+                files = checked[side][1]
+                run_side(server[gpu], trees[side], path, [*run_args(metric, pair), *extra, *files], side, gpu)
                 done[side][pair] = path
                 count, elapsed = next(counter), time.monotonic() - started
                 where = f", GPU {gpu}" if len(lanes) > 1 else ""
