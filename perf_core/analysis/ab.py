@@ -34,10 +34,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from perf_core import contract
 from perf_core.analysis import gate, launch, output, records, select, sequential, view
@@ -52,6 +54,9 @@ RUN_OPTIONS = [
     "-o",
     "perf_autosave=false",
 ]
+
+
+T = TypeVar("T")
 
 
 class SideError(HistoryError):
@@ -107,6 +112,20 @@ def worktrees(repo: Path, shas: dict[str, str]) -> Iterator[dict[str, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """Where one lane's runs go, one process at a time: a GPU (the run's CUDA_VISIBLE_DEVICES), or CPU
+    cores (the run's affinity, os.sched_setaffinity); neither: wherever the system puts it."""
+
+    gpu: str | None = None
+    cores: tuple[int, ...] = ()
+
+    def label(self) -> str:
+        if self.gpu is not None:
+            return f"GPU {self.gpu}"
+        return f"core{'s' if len(self.cores) > 1 else ''} {','.join(map(str, self.cores))}" if self.cores else ""
+
+
 def schedule(pairs: int, first: int = 1) -> list[tuple[str, int]]:
     """A B B A A B B A ...: each side goes first in half of the pairs (pairs first..first+pairs-1)."""
     order = []
@@ -116,14 +135,14 @@ def schedule(pairs: int, first: int = 1) -> list[tuple[str, int]]:
     return order
 
 
-def gpu_lanes(first: int, last: int, gpus: Sequence[str | None]) -> list[tuple[str | None, list[tuple[str, int]]]]:
-    """Pairs first..last spread over `gpus`: (gpu, [(side, pair), ...] in run order) per GPU that has any.
-    Pair i runs on gpus[(i - 1) % N], both of its runs on that GPU, in `schedule`'s order (A B or B A);
-    each GPU runs its list one process at a time, the GPUs side by side. [None]: one lane, no GPU named."""
-    lanes: dict[int, list[tuple[str, int]]] = {}
+def spread(first: int, last: int, lanes: Sequence[T]) -> list[tuple[T, list[tuple[str, int]]]]:
+    """Pairs first..last spread over `lanes` (GPUs or CPU core sets): (lane, [(side, pair), ...] in run
+    order) per lane that has any. Pair i runs on lanes[(i - 1) % N], both of its runs there, in
+    `schedule`'s order (A B or B A); each lane runs its list one process at a time, the lanes side by side."""
+    jobs: dict[int, list[tuple[str, int]]] = {}
     for side, pair in schedule(last - first + 1, first):
-        lanes.setdefault((pair - 1) % len(gpus), []).append((side, pair))
-    return [(gpus[lane], jobs) for lane, jobs in sorted(lanes.items())]
+        jobs.setdefault((pair - 1) % len(lanes), []).append((side, pair))
+    return [(lanes[lane], runs) for lane, runs in sorted(jobs.items())]
 
 
 def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str]) -> list[str | None]:
@@ -138,6 +157,20 @@ def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str
     if not visible:
         return [None]  # CUDA works but the GPUs cannot be listed: one lane, the suite's default GPU
     return list(visible[: requested or len(visible)])
+
+
+def cpu_lanes(requested: int | None, cores: Sequence[int], threads: int) -> list[Lane]:
+    """CPU lanes: `requested` sets (default: as many as fit) of `threads` cores each from `cores`, each
+    lane's runs pinned to its set; one lane unpinned when only one fits or one is asked for.
+    Raises UsageError when more are asked for than fit."""
+    fit = len(cores) // max(threads, 1)
+    if requested is not None and not 1 <= requested <= max(fit, 1):
+        raise UsageError(f"--cpus: {requested} asked for; {len(cores)} core(s) here hold {fit} of {threads} thread(s)")
+    count = requested or fit
+    if count <= 1:
+        return [Lane()]
+    ordered = sorted(cores)
+    return [Lane(cores=tuple(ordered[i * threads : (i + 1) * threads])) for i in range(count)]
 
 
 def visible_gpus() -> list[str]:
@@ -168,14 +201,14 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
 
 
 def run_suite(
-    server: launch.ForkServer, tree: Path, args: list[str], gpu: str | None = None
+    server: launch.ForkServer, tree: Path, args: list[str], lane: Lane = Lane()
 ) -> subprocess.CompletedProcess:
-    """One pytest process of a side's own suite, forked by `server`; `gpu`: its CUDA_VISIBLE_DEVICES."""
+    """One pytest process of a side's own suite, forked by `server`, on `lane`'s GPU or cores."""
     # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
-    return server.run(tree, ["-p", "no:cacheprovider", *args], env)
+    if lane.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = lane.gpu
+    return server.run(tree, ["-p", "no:cacheprovider", *args], env, lane.cores)
 
 
 def failure_line(result: subprocess.CompletedProcess) -> str:
@@ -184,23 +217,34 @@ def failure_line(result: subprocess.CompletedProcess) -> str:
     return cause.strip()
 
 
-def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> tuple[str | None, list[str]]:
+@dataclass(frozen=True)
+class Checked:
+    """What a side's collection pass said: its device and torch threads (None: not said), and the files
+    holding its benchmarks, which each timed run then collects alone (none: an older suite that does not
+    say, and its runs collect what pytest would)."""
+
+    device: str | None
+    threads: int | None
+    files: list[str]
+
+
+def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> Checked:
     """Collect (nothing runs) with the options each timed run will get: a bad option is an error now,
-    not after minutes of the other side's runs. Returns the device the suite reports, when it does,
-    and the files holding its benchmarks, which each timed run then collects alone (none named: an
-    older suite that does not say, and the runs collect what pytest would)."""
+    not after minutes of the other side's runs."""
     result = run_suite(server, tree, ["--collect-only", *args])
     if result.returncode:
         raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
-    device = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
+    header = re.search(r"^perf_core: device (\w+).*?, (\d+) thread", result.stdout, re.MULTILINE)
     files = re.search(r"^perf_core: benchmark files (.+)$", result.stdout, re.MULTILINE)
-    return (device.group(1) if device else None), (shlex.split(files.group(1)) if files else [])
+    return Checked(
+        header.group(1) if header else None,
+        int(header.group(2)) if header else None,
+        shlex.split(files.group(1)) if files else [],
+    )
 
 
-def run_side(
-    server: launch.ForkServer, tree: Path, out: Path, args: list[str], side: str, gpu: str | None = None
-) -> None:
-    result = run_suite(server, tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], gpu)
+def run_side(server: launch.ForkServer, tree: Path, out: Path, args: list[str], side: str, lane: Lane = Lane()) -> None:
+    result = run_suite(server, tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], lane)
     if result.returncode or not out.exists():
         raise SideError(f"{side}: the suite failed (exit {result.returncode}): {failure_line(result)}")
 
@@ -305,12 +349,13 @@ def run_pairs(
     out: Path,
     more: Callable[[dict[str, list[Path]]], bool] = lambda files: True,
     gpus: int | None = None,
+    cpus: int | None = None,
 ) -> dict[str, list[Path]]:
     """Both sides' suites in their own worktrees, A B B A ..., at most `maximum` runs a side, each run's
     JSON kept under `out` (base-NN.json, head-NN.json, in pair order); one progress line per run on
-    stderr. After each round (one pair per GPU) `more(files so far)` says whether to add pairs.
+    stderr. After each round (one pair per lane) `more(files so far)` says whether to add pairs.
     Everything checkable is checked before the first timed run: the options by a collection-only pass
-    of each side, `metric` and `gpus` against the device that pass reports (UsageError)."""
+    of each side, `metric`, `gpus` and `cpus` against the device that pass reports (UsageError)."""
     done: dict[str, dict[int, Path]] = {"base": {}, "head": {}}
 
     def files() -> dict[str, list[Path]]:
@@ -319,29 +364,29 @@ def run_pairs(
     with worktrees(top, shas) as trees, ExitStack() as servers:
         first = servers.enter_context(launch.ForkServer())  # its imports load while git works
         checked = {side: check_side(first, trees[side], extra, side) for side in ("base", "head")}
-        devices = {device for device, _ in checked.values()} - {None}
+        devices = {c.device for c in checked.values()} - {None}
         if metric != "steady" and devices and devices != {"cuda"}:
             raise UsageError(
                 f"--metric {metric}: the suite runs on {', '.join(sorted(devices))} here, and that figure"
                 " is recorded on CUDA runs only; use --metric steady"
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
-        lanes = choose_gpus(gpus, device, visible_gpus() if device == "cuda" else [])
-        # One server a GPU, each the parent of its lane's runs: both sides of a pair fork from the same one.
-        server = {gpu: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, gpu in enumerate(lanes)}
+        lanes = choose_lanes(gpus, cpus, device, checked.values(), maximum)
+        # One server a lane, the parent of its runs: both sides of a pair fork from the same one.
+        server = {lane: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, lane in enumerate(lanes)}
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         total = 2 * maximum
         counter = iter(range(1, total + 1))
 
-        def run_lane(gpu: str | None, jobs: list[tuple[str, int]]) -> None:
+        def run_lane(lane: Lane, jobs: list[tuple[str, int]]) -> None:
             for side, pair in jobs:
                 path = out / f"{side}-{pair:02d}.json"
-                files = checked[side][1]
-                run_side(server[gpu], trees[side], path, [*run_args(metric, pair), *extra, *files], side, gpu)
+                files = checked[side].files
+                run_side(server[lane], trees[side], path, [*run_args(metric, pair), *extra, *files], side, lane)
                 done[side][pair] = path
                 count, elapsed = next(counter), time.monotonic() - started
-                where = f", GPU {gpu}" if len(lanes) > 1 else ""
+                where = f", {lane.label()}" if len(lanes) > 1 else ""
                 print(
                     f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s elapsed,"
                     f" ~{elapsed / count * (total - count):.0f} s left at most{where}",
@@ -351,14 +396,30 @@ def run_pairs(
         pairs = 0
         while pairs < maximum and (pairs == 0 or more(files())):
             last = min(pairs + len(lanes), maximum)
-            run_lanes(run_lane, gpu_lanes(pairs + 1, last, lanes))
+            run_lanes(run_lane, spread(pairs + 1, last, lanes))
             pairs = last
     return files()
 
 
+def choose_lanes(
+    gpus: int | None, cpus: int | None, device: str | None, checked: Iterable[Checked], maximum: int
+) -> list[Lane]:
+    """Where the runs go: on CUDA one lane a GPU (choose_gpus); elsewhere one lane a set of the suite's
+    --threads cores (cpu_lanes, over the cores this process may use); never more lanes than pairs.
+    Raises UsageError for --cpus on CUDA and --gpus off it."""
+    if device == "cuda":
+        if cpus is not None:
+            raise UsageError("--cpus: the suite runs on cuda here; use --gpus")
+        lanes = [Lane(gpu=gpu) for gpu in choose_gpus(gpus, device, visible_gpus())]
+    else:
+        choose_gpus(gpus, device, [])
+        threads = max((c.threads or 1 for c in checked), default=1)
+        lanes = cpu_lanes(cpus, sorted(os.sched_getaffinity(0)), threads)
+    return lanes[:maximum]
+
+
 def run_lanes(
-    run_lane: Callable[[str | None, list[tuple[str, int]]], None],
-    lanes: list[tuple[str | None, list[tuple[str, int]]]],
+    run_lane: Callable[[Lane, list[tuple[str, int]]], None], lanes: list[tuple[Lane, list[tuple[str, int]]]]
 ) -> None:
     """Each lane's runs in order, the lanes side by side (one thread each; one lane: right here, so
     Ctrl-C and the signals reach the running suite directly). An interruption or a failing run ends
@@ -369,7 +430,7 @@ def run_lanes(
     launch.allow_runs()
     pool = ThreadPoolExecutor(len(lanes))
     try:
-        for future in [pool.submit(run_lane, gpu, jobs) for gpu, jobs in lanes]:
+        for future in [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]:
             future.result()
     except BaseException:
         launch.end_all()
@@ -421,7 +482,9 @@ def decide_folder(
     if (
         not isinstance(settings, dict)
         or settings.get("metric") not in contract.METRICS
-        or not all(isinstance(settings.get(key), int | float) and not isinstance(settings.get(key), bool) for key in numbers)
+        or not all(
+            isinstance(settings.get(key), int | float) and not isinstance(settings.get(key), bool) for key in numbers
+        )
         or not isinstance(settings["pairs"], int)
     ):
         raise HistoryError(f"{path}: not the settings `perf-core ab` writes (alpha, pairs, threshold, metric)")

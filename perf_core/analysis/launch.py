@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -49,9 +49,11 @@ class ForkServer:
         self._ready = False
         self._lock = threading.Lock()
 
-    def run(self, cwd: Path, args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess:
-        """`python -m pytest ARGS` in `cwd` with environment `env`, as a forked child: its exit code and
-        output. Raises LaunchError when the server has ended or the gate is stopping; an exception
+    def run(
+        self, cwd: Path, args: list[str], env: Mapping[str, str], cores: Sequence[int] = ()
+    ) -> subprocess.CompletedProcess:
+        """`python -m pytest ARGS` in `cwd` with environment `env`, as a forked child (pinned to `cores`
+        when given): its exit code and output. Raises LaunchError when the server has ended or the gate is stopping; an exception
         here (KeyboardInterrupt, Interrupted) ends the run before it propagates."""
         command = [sys.executable, "-m", "pytest", *args]
         with self._lock, tempfile.TemporaryDirectory(prefix="perf-core-run-") as folder:
@@ -59,7 +61,8 @@ class ForkServer:
                 self._answer("ready")
                 self._ready = True
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
-            request = {"cwd": str(cwd), "args": args, "env": dict(env), "stdout": str(out), "stderr": str(err)}
+            request = {"cwd": str(cwd), "args": args, "env": dict(env), "cores": list(cores)}
+            request |= {"stdout": str(out), "stderr": str(err)}
             with _LIVE_LOCK:  # started and registered at once, so an ending never misses a run
                 if stopping():
                     raise LaunchError("stopped: another run failed or the gate was interrupted")
@@ -92,7 +95,9 @@ class ForkServer:
 
     def _ended(self) -> LaunchError:
         code = self._process.poll()
-        return LaunchError(f"the suite's fork server ({SERVER.name}) ended" + (f" (exit {code})" if code is not None else ""))
+        return LaunchError(
+            f"the suite's fork server ({SERVER.name}) ended" + (f" (exit {code})" if code is not None else "")
+        )
 
     def close(self) -> None:
         """End the server (SIGTERM, then SIGKILL if it does not go): between runs it is idle, and a run

@@ -36,6 +36,13 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         help="spread the suite processes over this many visible GPUs, pair i on GPU i mod N"
         " (default: all visible; CUDA only)",
     )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        help="on the CPU, run this many suite processes at a time, each lane pinned to its own cores (the"
+        " suite's --threads of them), pair i on lane i mod N (default: as many as the usable cores hold; 1: one"
+        " at a time, unpinned)",
+    )
     options.add_filters(parser, variant="compiled", tokens_help="(default: the suite's)")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
     parser.add_argument("--markdown", type=Path, help="also write the report as Markdown (a PR comment) to this file")
@@ -54,6 +61,7 @@ def run(
     *,
     pairs: int,
     gpus: int | None,
+    cpus: int | None,
     kernel: str | None,
     variant: str | None,
     tokens: str | None,
@@ -95,7 +103,7 @@ def run(
             return not seen or sequential.should_continue(seen, rule)
 
         started = time.monotonic()
-        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out, more, gpus)
+        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out, more, gpus, cpus)
         wall_s = time.monotonic() - started
         ab.save_settings(out, alpha, pairs, threshold, metric)
         runs = ab.collect(files)

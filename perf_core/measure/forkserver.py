@@ -13,8 +13,9 @@ would be the launching checkout's perf_core; here nothing of perf_core is import
 so each child imports the perf_core of the tree it runs in (perf-core ab's base and head, each its own).
 
 Protocol, one JSON object a line: it says {"ready": true} once the modules are loaded; then for each
-request {"cwd", "args", "env", "stdout", "stderr"} on stdin (a pytest run: its working folder,
-arguments, whole environment, and the files its output goes to) it answers {"pid": N} when the
+request {"cwd", "args", "env", "cores", "stdout", "stderr"} on stdin (a pytest run: its working
+folder, arguments, whole environment, the CPU cores it may run on (empty: any), and the files its
+output goes to) it answers {"pid": N} when the
 child has started (a session of its own: os.killpg(N, ...) ends it and what it started) and
 {"returncode": R} when it ended (negative: the signal that ended it, as subprocess reports).
 One run at a time; end of input ends the server.
@@ -54,6 +55,8 @@ def child(request: dict, inherited: list[str]) -> None:
     """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
     its folder with its environment would be, then exit with pytest's code."""
     os.setsid()
+    if request.get("cores"):  # a lane of its own: the same cores for every run of the lane
+        os.sched_setaffinity(0, request["cores"])
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
