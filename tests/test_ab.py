@@ -326,7 +326,7 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
     def trees(top, shas):
         yield {side: tmp_path / side for side in shas}
 
-    def fake_run(server, tree, out, args, side, lane=ab.Lane()):
+    def fake_run(server, tree, out, args, side, lane):
         pair = int(out.stem.split("-")[1])
         ran.append((side, pair, lane.gpu, args))
         write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
@@ -388,7 +388,7 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
     def trees(top, shas):
         yield {side: tmp_path / side for side in shas}
 
-    def fake_run(server, tree, out, args, side, lane=ab.Lane()):
+    def fake_run(server, tree, out, args, side, lane):
         if lane.gpu == "1":
             raise ab.SideError(f"{side}: the suite failed (exit 1): boom")
         write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)

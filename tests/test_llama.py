@@ -9,6 +9,7 @@ import torch
 from helpers import raw_options
 
 from perf_core import contract
+from perf_core.analysis import ab
 from perf_core.errors import UsageError
 from perf_core.measure import clock, core, kernels, llama
 from perf_core.measure.plugin import rates
@@ -200,3 +201,14 @@ def test_decoder_and_model_run_by_default_on_cuda_and_on_the_cpu_when_asked():
     assert on_cuda.kernels == kernels.names() and {"decoder", "model"} <= set(on_cuda.kernels)
     assert not {"decoder", "model"} & set(on_cpu.kernels) and {"attention", "matmul", "mlp"} <= set(on_cpu.kernels)
     assert parse_selection(raw_options(kernels="decoder,model"), cuda_available=False).kernels == ("decoder", "model")
+
+
+def test_the_gates_selection_leaves_the_model_scale_kernels_out_unless_named():
+    gate = parse_selection(raw_options(gate="true"), cuda_available=True)
+    assert not {"decoder", "model"} & set(gate.kernels) and {"attention", "matmul", "mlp"} <= set(gate.kernels)
+    named = parse_selection(raw_options(gate="true", kernels="model"), cuda_available=True)
+    assert named.kernels == ("model",)
+    assert ab.selection_args(None, "compiled", None) == ["--variants=compiled", "--gate"]
+    assert "--gate" not in ab.selection_args("model", None, None)
+    with pytest.raises(UsageError, match="--gate"):
+        parse_selection(raw_options(gate="maybe"), cuda_available=True)

@@ -195,9 +195,10 @@ def run_args(metric: str, pair: int) -> list[str]:
 
 
 def selection_args(kernel: str | None, variant: str | None, tokens: str | None) -> list[str]:
-    """The suite's own options (--kernels, --variants, --tokens) for the chosen benchmarks."""
+    """The suite's own options (--kernels, --variants, --tokens) for the chosen benchmarks; without
+    --kernel, the suite's --gate selection (its default kernels less the model-scale ones)."""
     chosen = {"kernels": kernel, "variants": variant, "tokens": tokens}
-    return [f"--{name}={value}" for name, value in chosen.items() if value]
+    return [f"--{name}={value}" for name, value in chosen.items() if value] + ([] if kernel else ["--gate"])
 
 
 def run_suite(

@@ -45,6 +45,9 @@ class Kernel:
     # Where the suite runs it without --kernels; a kernel too slow for the CPU's default two minutes
     # leaves "cpu" out (and still runs with --kernels NAME there).
     default_devices: tuple[str, ...] = ("cpu", "cuda")
+    # In perf-core ab's default selection (the suite's --gate): a model-scale kernel, whose runs take
+    # minutes on a GPU, leaves it (and still runs in the gate with --kernel NAME).
+    in_gate: bool = True
 
 
 REGISTRY: dict[str, Kernel] = {}
@@ -103,9 +106,10 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def defaults(device: str) -> tuple[str, ...]:
-    """The kernels the suite runs on `device` when --kernels is not given."""
-    return tuple(name for name in names() if device in REGISTRY[name].default_devices)
+def defaults(device: str, gate: bool = False) -> tuple[str, ...]:
+    """The kernels the suite runs on `device` when --kernels is not given; `gate`: those of the gate."""
+    chosen = (name for name in names() if device in REGISTRY[name].default_devices)
+    return tuple(name for name in chosen if REGISTRY[name].in_gate or not gate)
 
 
 def streamed_bytes(w: Shape, weight_elements: int) -> int:

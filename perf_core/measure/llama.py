@@ -186,6 +186,7 @@ def register_kernels() -> None:
             flops=layer_flops,
             bytes=lambda w: kernels.streamed_bytes(w, layer_weight_elements(w)),
             default_devices=DEFAULT_DEVICES,
+            in_gate=False,
         )
     )
     kernels.register(
@@ -200,5 +201,6 @@ def register_kernels() -> None:
             bytes=lambda w: kernels.streamed_bytes(w, w.n_layers * layer_weight_elements(w)),
             compile=compile_model,
             default_devices=DEFAULT_DEVICES,
+            in_gate=False,
         )
     )

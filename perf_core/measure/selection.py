@@ -45,13 +45,18 @@ OPTIONS = {
         "true",
         "after the timed rounds, profile a few calls: per-kernel times and the compiled code's fingerprint (true/false)",
     ),
+    "gate": (
+        "false",
+        "the pull-request gate's selection: without --kernels, the device's default kernels less the"
+        " model-scale ones (decoder, model: minutes a run on a GPU); perf-core ab passes it (true/false)",
+    ),
     "figures": (
         "all",
         "comma-separated figures to measure: steady (pytest-benchmark's rounds), latency and device (CUDA"
         " only), or all; a figure left out costs nothing (steady: one round, recorded as not measured)",
     ),
 }
-FLAGS = ("breakdown",)  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
+FLAGS = ("breakdown", "gate")  # on/off options: --NAME and --no-NAME on the command line, true/false in the ini
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         cache = contract.COLD if device == "cuda" else contract.WARM
     one_of("value", cache, contract.CACHE_MODES, "--cache")
     figures = parse_figures(raw.get("figures", "all"), device)
+    gate = one_of("value", raw.get("gate", "false").strip().lower(), ("true", "false"), "--gate") == "true"
     rest_text = raw["rest"].strip() or AUTO
     # The rest falls between steady rounds; a run without them has nothing to rest from.
     auto_rest = DEFAULT_REST if device == "cuda" and "steady" in figures else 0.0
@@ -145,7 +151,7 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         raise UsageError(f"--rest: {rest_text!r} rests the GPU between steady rounds; --figures has none: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
-        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device)), kernels.names()),
+        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device, gate)), kernels.names()),
         variants=choices("--variants", raw["variants"], contract.VARIANTS),
         device=device,
         dtype=dtype,
