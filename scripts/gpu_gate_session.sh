@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One lease of a two-H200 host for issue 21's GPU gate figures (run by the device tool, from the
+# repository root; results under $OUT). Two one-GPU gates side by side, one a GPU: an A/A gate
+# (same commit both sides) on GPU 0, its runs kept (their breakdowns give issue 22's kernel sums),
+# and the widened-QKV fixture (+~5% attention device time) on GPU 1, then, with --two, an A/A gate
+# over both GPUs. Each gate under `timeout` so that what it printed comes back.
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+{ nvidia-smi --query-gpu=index,name,uuid,clocks.max.sm,clocks.sm,temperature.gpu --format=csv
+  python3 -c "import torch; print('torch', torch.__version__)"; git log --oneline -1; git status --short | head -3; } > "$OUT/host.txt" 2>&1
+one_gpu() {  # one_gpu GPU NAME ARGS...: a one-GPU gate, timed
+  local gpu=$1 name=$2; shift 2
+  CUDA_VISIBLE_DEVICES=$gpu timeout "${LIMIT:-520}" /usr/bin/time -f "wall %e s" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err"
+}
+if [ "${1:-}" != "--two" ]; then
+  one_gpu 0 aa_gpu0 python3 -m perf_core.cli ab HEAD HEAD --metric device --out /tmp/aa_gpu0 &
+  one_gpu 1 wide_gpu1 python3 scripts/gate_trials.py --trials 1 --widen 0.13 -- --metric device --markdown "$OUT/wide_gpu1.md" &
+  wait
+  tar czf "$OUT/aa_gpu0_runs.tgz" -C /tmp aa_gpu0 2>/dev/null
+else
+  CUDA_VISIBLE_DEVICES=0,1 timeout "${LIMIT:-300}" /usr/bin/time -f "wall %e s" python3 -m perf_core.cli ab HEAD HEAD \
+    --metric device --out /tmp/aa_two > "$OUT/aa_two.txt" 2> "$OUT/aa_two.err"
+  tar czf "$OUT/aa_two_runs.tgz" -C /tmp aa_two 2>/dev/null
+fi
+tail -n 4 "$OUT"/*.err
