@@ -14,6 +14,19 @@ git -c user.name=device -c user.email=device@localhost commit -qam "device snaps
 git add -A > /dev/null 2>&1 && git -c user.name=device -c user.email=device@localhost commit -qm "device snapshot (new files)" > /dev/null 2>&1
 { nvidia-smi --query-gpu=index,name,uuid,clocks.max.sm,clocks.sm,temperature.gpu --format=csv
   python3 -c "import torch; print('torch', torch.__version__)"; git log --oneline -1; git status --short | head -3; } > "$OUT/host.txt" 2>&1
+# Preflight: one forked CUDA run; where forking fails here, the gates spawn fresh processes instead.
+python3 - > "$OUT/preflight.txt" 2>&1 <<'PY'
+import os, sys
+from perf_core.analysis import launch
+args = ["-p", "no:cacheprovider", "tests/test_latency.py", "--benchmark-only", "-q", "-o", "perf_autosave=false",
+        "--kernels=matmul", "--tokens=16", "--variants=compiled", "--figures=device", "--no-breakdown"]
+with launch.ForkServer() as server:
+    result = server.run(os.getcwd(), args, dict(os.environ, CUDA_VISIBLE_DEVICES="0"))
+print("exit", result.returncode)
+print(result.stdout[-2500:], result.stderr[-2500:])
+sys.exit(result.returncode)
+PY
+[ $? -eq 0 ] || export PERF_CORE_NO_FORK=1
 one_gpu() {  # one_gpu GPU NAME ARGS...: a one-GPU gate, timed
   local gpu=$1 name=$2; shift 2
   CUDA_VISIBLE_DEVICES=$gpu timeout "${LIMIT:-520}" /usr/bin/time -f "wall %e s" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err"

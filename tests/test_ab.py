@@ -92,7 +92,10 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
         ab.collect(files)
 
 
-def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project):
+@pytest.mark.parametrize("no_fork", ["0", "1"])
+def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, monkeypatch, no_fork):
+    """Forked by the server, and (PERF_CORE_NO_FORK=1, as where CUDA was initialised in it) spawned fresh."""
+    monkeypatch.setenv("PERF_CORE_NO_FORK", no_fork)
     with launch.ForkServer() as server:
         checked = ab.check_side(server, project, [], "base")
     assert checked == ab.Checked("cpu", 1, ["tests/test_latency.py"])

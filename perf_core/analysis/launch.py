@@ -1,5 +1,7 @@
 """Starting the suite's pytest processes: each run a child of a fork server (perf_core/measure/forkserver.py,
-run by path) that has torch and pytest imported already, so a run pays no import time of its own.
+run by path) that has torch and pytest imported already, so a run pays no import time of its own; where
+the server will not fork (CUDA initialised in it, or PERF_CORE_NO_FORK=1), each run a fresh
+`python -m pytest` process, as before the server.
 
 Every run is still a process of its own, in a session of its own: an interruption ends it and whatever
 it started (compile workers) with os.killpg. The runs now going are registered here, so that one
@@ -46,7 +48,7 @@ class ForkServer:
             text=True,
             start_new_session=True,  # Ctrl-C reaches this process only, which ends the runs itself
         )
-        self._ready = False
+        self._forks: bool | None = None  # None: the server has not said yet
         self._lock = threading.Lock()
 
     def run(
@@ -57,20 +59,21 @@ class ForkServer:
         here (KeyboardInterrupt, Interrupted) ends the run before it propagates."""
         command = [sys.executable, "-m", "pytest", *args]
         with self._lock, tempfile.TemporaryDirectory(prefix="perf-core-run-") as folder:
-            if not self._ready:
-                self._answer("ready")
-                self._ready = True
+            if self._forks is None:
+                self._forks = bool(self._answer("ready"))
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
             request = {"cwd": str(cwd), "args": args, "env": dict(env), "cores": list(cores)}
             request |= {"stdout": str(out), "stderr": str(err)}
             with _LIVE_LOCK:  # started and registered at once, so an ending never misses a run
                 if stopping():
                     raise LaunchError("stopped: another run failed or the gate was interrupted")
-                self._send(request)
-                pid = self._answer("pid")
+                fresh = None if self._forks else spawn(command, request)
+                if fresh is None:
+                    self._send(request)
+                pid = fresh.pid if fresh else self._answer("pid")
                 _LIVE.add(pid)
             try:
-                returncode = self._answer("returncode")
+                returncode = fresh.wait() if fresh else self._answer("returncode")
             except BaseException:
                 end_group(pid)
                 raise
@@ -120,6 +123,17 @@ class ForkServer:
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.close()
+
+
+def spawn(command: list[str], request: dict) -> subprocess.Popen:
+    """A run as a fresh process, in a session of its own (for when the server does not fork)."""
+    with open(request["stdout"], "w") as out, open(request["stderr"], "w") as err:
+        child = subprocess.Popen(
+            command, cwd=request["cwd"], env=request["env"], stdout=out, stderr=err, start_new_session=True
+        )
+    if request["cores"]:
+        os.sched_setaffinity(child.pid, request["cores"])
+    return child
 
 
 def end_group(pid: int) -> None:

@@ -5,14 +5,21 @@ Why: every suite process used to pay ~8 s on the 2-core machine before its first
 torch 4.1 s, the plugin's imports of Dynamo and inductor 4.2 s), more than the timing itself, and the
 gate starts 10 of them. A forked child starts with those modules loaded, as the workers of torch's
 own DataLoader do. Each child is still a process of its own (own pid, session, heap, CUDA context,
-compiled code, inductor state): the runs stay the gate's independent samples. CUDA is never
-initialised here (nothing calls it), so a child may pick its GPU with CUDA_VISIBLE_DEVICES.
+compiled code, inductor state): the runs stay the gate's independent samples.
+
+CUDA must not be initialised here: a child of a process that called cuInit cannot use CUDA (on an
+H200 host the first version's children failed their first CUDA call, AcceleratorError, because an
+import asked torch.cuda.is_available(), which initialises the driver). So the server asks torch to
+answer that from NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1, torch's own switch for forking servers),
+and after its imports checks the driver itself (cuda_initialised); when CUDA was initialised all
+the same, or PERF_CORE_NO_FORK=1 is set, it says so and ends, and the runs start as fresh processes.
 
 Why not multiprocessing's forkserver: its children import the module of the function they run, which
 would be the launching checkout's perf_core; here nothing of perf_core is imported before the fork,
 so each child imports the perf_core of the tree it runs in (perf-core ab's base and head, each its own).
 
-Protocol, one JSON object a line: it says {"ready": true} once the modules are loaded; then for each
+Protocol, one JSON object a line: it says {"ready": true} once the modules are loaded ({"ready":
+false}: it will not fork, see above, and ends); then for each
 request {"cwd", "args", "env", "cores", "stdout", "stderr"} on stdin (a pytest run: its working
 folder, arguments, whole environment, the CPU cores it may run on (empty: any), and the files its
 output goes to) it answers {"pid": N} when the
@@ -22,6 +29,7 @@ One run at a time; end of input ends the server.
 """
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -49,6 +57,17 @@ def warm() -> None:
         from torch._inductor import cpu_vec_isa
 
         cpu_vec_isa.valid_vec_isa_list()
+
+
+def cuda_initialised() -> bool:
+    """Whether this process has initialised the CUDA driver: cuDeviceGetCount answers
+    CUDA_ERROR_NOT_INITIALIZED (3) before cuInit and 0 after. False where there is no driver."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int()
+    return driver.cuDeviceGetCount(ctypes.byref(count)) == 0
 
 
 def child(request: dict, inherited: list[str]) -> None:
@@ -89,13 +108,17 @@ def answer(message: dict) -> None:
 
 def main() -> None:
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # the server's own; each child gets its request's
     for name in PRELOAD:
         with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
             importlib.import_module(name)
     warm()
     own = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
-    answer({"ready": True})
+    forks = os.environ.get("PERF_CORE_NO_FORK") != "1" and not cuda_initialised()
+    answer({"ready": forks})
+    if not forks:
+        return
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

@@ -151,7 +151,9 @@ def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
         raise UsageError(f"--rest: {rest_text!r} rests the GPU between steady rounds; --figures has none: 0 or auto")
     return Selection(
         tokens=token_counts("--tokens", raw["tokens"]),
-        kernels=choices("--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device, gate)), kernels.names()),
+        kernels=choices(
+            "--kernels", raw["kernels"].strip() or ",".join(kernels.defaults(device, gate)), kernels.names()
+        ),
         variants=choices("--variants", raw["variants"], contract.VARIANTS),
         device=device,
         dtype=dtype,
