@@ -40,5 +40,18 @@ else
   CUDA_VISIBLE_DEVICES=0,1 timeout "${LIMIT:-300}" /usr/bin/time -f "wall %e s" python3 -m perf_core.cli ab HEAD HEAD \
     --metric device --out /tmp/aa_two > "$OUT/aa_two.txt" 2> "$OUT/aa_two.err"
   tar czf "$OUT/aa_two_runs.tgz" -C /tmp aa_two 2>/dev/null
+  # Then issue 23's model-scale runs, one preset a GPU: the model at 64 and 256 tokens, the decoder layer at
+  # every token count (PERF_CORE_COMMIT names the commit under test, not the device's snapshot).
+  pip install -q --no-deps --no-build-isolation -e . > /dev/null 2>&1  # the entry point registers decoder, model
+  for gpu in 0 1; do
+    preset=$([ $gpu = 0 ] && echo llama-7b || echo llama-3-8b)
+    ( for job in "model 64,256 ${MODEL_LIMIT:-200}" "decoder 16,32,64,128,256,512 ${DECODER_LIMIT:-90}"; do
+        set -- $job
+        CUDA_VISIBLE_DEVICES=$gpu timeout "$3" python3 -m pytest tests/test_latency.py --benchmark-only -q -p no:cacheprovider \
+          --kernels "$1" --variants compiled --tokens "$2" --preset "$preset" --benchmark-max-time 0.1 \
+          --benchmark-storage "$OUT/$preset" > "$OUT/${preset}_$1.log" 2>&1
+      done ) &
+  done
+  wait
 fi
 tail -n 4 "$OUT"/*.err
