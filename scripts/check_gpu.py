@@ -9,9 +9,13 @@ its weights (no rotation) and times it three ways, each the median of --repeats 
 - the suite's cold per-call median (steady state over rotated copies) against each reference:
   compiled = the CUDA-graph replay the suite times, eager = the eager module;
 - the suite's eager and compiled `device_s` against the same references;
-- every cold per-call median against its floor_s.
+- every cold per-call median against its floor_s;
+- each compiled call's profiled kernel sum against its `device_s` (issue 22's cross-check,
+  perf_core.analysis.explain.coverage; a call off by more than 5% is marked). `--coverage RUN.json`
+  prints that table alone from a saved run, without a GPU.
 
     python scripts/check_gpu.py --out results/h100/check_gpu
+    python scripts/check_gpu.py --coverage results/h200/gate21/one_gpu_aa_base-01.json
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 
 from perf_core import contract
+from perf_core.analysis import explain, records
 from perf_core.measure import clock, core
 from perf_core.measure.selection import OPTIONS, parse_selection
 
@@ -89,8 +94,33 @@ def run_suite(out: Path, extra: list[str]) -> dict:
     return json.loads(path.read_text())
 
 
+def coverage_table(path: Path) -> list[str]:
+    """Markdown rows: each compiled benchmark's profiled kernel sum against its device_s."""
+    run = records.load_runs([path])[0]
+    lines = [
+        f"{run.machine.label}; {path.name}. Per call: the profiled kernels' sum (breakdown) and device_s (CUDA events).",
+        "",
+        "| benchmark | kernels | kernel sum | device_s | sum / device_s | within 5% |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in run.results.values():
+        share = explain.coverage(result)
+        if result.variant != "compiled" or share is None:
+            continue
+        parts = len(result.breakdown.parts)
+        within = "yes" if abs(share - 1) <= explain.COVERAGE_TOLERANCE else "**no**"
+        lines.append(
+            f"| {result.name} | {parts} | {share * result.device_s * 1e6:.1f} us | {result.device_s * 1e6:.1f} us"
+            f" | {share:.3f} | {within} |"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if "--coverage" in sys.argv[1:2]:
+        print("\n".join(coverage_table(Path(sys.argv[2]))))
+        return 0
     parser.add_argument("--out", type=Path, required=True, help="folder for suite.json, check.json and check.md")
     parser.add_argument("--from", dest="source", type=Path, help="a suite run already saved (skip running it)")
     parser.add_argument("--repeats", type=int, default=3, help="timings of each reference, their median kept")
@@ -135,6 +165,7 @@ def main() -> int:
             "sm_clock_mhz": info.get(contract.SM_CLOCK_MHZ),
             "throttle_share": info.get(contract.THROTTLE_SHARE),
             "throttled": info.get(contract.THROTTLED),
+            "kernel_sum_over_device": explain.coverage(records.parse_result(args.source or args.out, bench)),
         }
         for reference, seconds in (("do_bench", flushed_s), ("clean", clean_s), ("read", read_s)):
             row[f"suite_over_{reference}"] = row["suite_cold_s"] / seconds

@@ -8,8 +8,8 @@ from helpers import perf_core
 
 from perf_core import contract
 from perf_core.analysis import ab, charts, gate, report
-from perf_core.analysis.explain import MIN_SHARE, explain, missing, why
-from perf_core.analysis.records import Breakdown, load_runs, parse_breakdown, parse_run
+from perf_core.analysis.explain import MIN_SHARE, coverage, coverage_line, explain, missing, why
+from perf_core.analysis.records import Breakdown, Result, load_runs, parse_breakdown, parse_run
 from perf_core.analysis.synthetic import commit_sha, write_history
 
 US = 1e-6
@@ -265,3 +265,37 @@ def test_the_report_draws_each_commits_kernel_time_as_stacked_bars(history):
     assert 'id="breakdown"' in page.body
     bare = report.machine_page(1, runs, [EXPLAINED], "steady", None, 0.05, breakdown_runs=runs[:2])
     assert 'id="breakdown"' not in bare.body and "no breakdown in these commits" in bare.body
+
+
+def gpu_result(device_s, parts):
+    return Result(
+        "matmul-compiled-16",
+        "matmul",
+        "compiled",
+        16,
+        2e-5,
+        1.9e-5,
+        2.1e-5,
+        device_s=device_s,
+        breakdown=Breakdown(tuple(parts)) if parts is not None else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("device_s", "parts", "share", "marked"),
+    [
+        # The H200's compiled matmul at 16 tokens (results/h200/gate21): two kernels, 12.2 of 16.4 us.
+        (16.448e-6, [("nvjet_splitK", 1.0, 10.16e-6), ("splitKreduce_kernel", 1.0, 2.006e-6)], 0.740, True),
+        (200.5e-6, [("gemm_a", 2.0, 121.2e-6), ("gemm_b", 1.0, 61.12e-6), ("silu", 1.0, 10.9e-6)], 0.963, False),
+        (10e-6, [("k", 1.0, 11e-6)], 1.1, True),  # parts past the call: marked too
+        (None, [("aten::mm", 1.0, 5e-5)], None, False),  # a CPU run has no device time
+        (16e-6, None, None, False),  # no breakdown
+    ],
+)
+def test_a_call_whose_parts_do_not_add_up_to_its_device_time_is_marked(device_s, parts, share, marked):
+    result = gpu_result(device_s, parts)
+    assert coverage(result) == (None if share is None else pytest.approx(share, abs=0.001))
+    line = coverage_line(result)
+    assert (line is not None) == marked
+    if marked:
+        assert f"add up to {share:.0%} of the call's device time" in line

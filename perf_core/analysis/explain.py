@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from perf_core.analysis.records import Breakdown, Run
+from perf_core.analysis.records import Breakdown, Result, Run
 from perf_core.units import format_seconds
 
 # A part in both sides is named slower or faster only when it changed by at least this share of the
@@ -230,9 +230,44 @@ def of(base: Sequence[Run], head: Sequence[Run], name: str) -> Explanation | str
 def why(
     changed: Sequence[str], base: Sequence[Run], head: Sequence[Run], top: int | None = TOP_LINES
 ) -> dict[str, list[str]]:
-    """benchmark -> describe()'s lines (the `top` largest parts), or one line saying why there are none."""
+    """benchmark -> describe()'s lines (the `top` largest parts) and, where head's parts do not add up
+    to its device time, coverage_line's mark; or one line saying why there are none."""
     found = {name: of(base, head, name) for name in changed}
-    return {name: [e] if isinstance(e, str) else describe(e, top) for name, e in found.items()}
+    lines = {}
+    for name, e in found.items():
+        if isinstance(e, str):
+            lines[name] = [e]
+            continue
+        marks = [coverage_line(run.results[name]) for run in head[:1] if name in run.results]
+        lines[name] = describe(e, top) + [mark for mark in marks if mark]
+    return lines
+
+
+# A CUDA graph's kernels leave the device idle between them, which no kernel's time counts: on an H200
+# the profiled kernels of the compiled calls summed to 74-97% of device_s (results/h200/gate21,
+# docs/gpu.md). A call whose parts cover less than 1 - COVERAGE_TOLERANCE of it is marked so.
+COVERAGE_TOLERANCE = 0.05
+
+
+def coverage(result: Result) -> float | None:
+    """The profiled parts' seconds per call over the call's device_s (CUDA-event device time): 1.0
+    when the parts add up to the call; below, the share the device spent in no profiled kernel
+    (launch gaps inside the CUDA graph). None without both (CPU runs, runs without a breakdown)."""
+    parts = result.breakdown.parts if result.breakdown else None
+    if not parts or not result.device_s:
+        return None
+    return sum(seconds for _, _, seconds in parts) / result.device_s
+
+
+def coverage_line(result: Result) -> str | None:
+    """A one-line mark for a call whose parts do not add up to its device time, else None."""
+    share = coverage(result)
+    if share is None or abs(share - 1) <= COVERAGE_TOLERANCE:
+        return None
+    return (
+        f"  note: the profiled parts add up to {share:.0%} of the call's device time"
+        f" ({format_seconds(result.device_s * (1 - share))} per call in no profiled kernel: gaps between kernels)"
+    )
 
 
 def describe(explanation: Explanation, top: int | None = None) -> list[str]:
