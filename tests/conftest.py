@@ -1,12 +1,16 @@
 import contextlib
 import importlib
+import itertools
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from helpers import SCRATCH_ADDOPTS
+
+from perf_core.analysis import launch
 
 # pytester restores sys.modules after each test that uses it; extension modules first imported
 # inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
@@ -34,6 +38,33 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     pytester.makeconftest('pytest_plugins = ["perf_core.measure.plugin"]\n')
     pytester.makepyfile(test_latency=SUITE_FILE.read_text())
     return pytester
+
+
+@pytest.fixture(scope="session")
+def fork_server():
+    """The session's fork server (perf_core.analysis.launch, as perf-core ab uses it): each suite run a
+    tests starts is a fresh process forked from one that has torch and pytest imported already."""
+    with launch.ForkServer() as server:
+        yield server
+
+
+@pytest.fixture
+def run_suite(suite: pytest.Pytester, fork_server: launch.ForkServer):
+    """Run the scratch suite in a fresh process, as pytester.runpytest_subprocess does (its folder, its
+    environment, a --basetemp of its own), forked by the session's server: a pytest.RunResult."""
+    count = itertools.count()
+
+    def run(*args: object) -> pytest.RunResult:
+        basetemp = suite.path / f"runpytest-{next(count)}"
+        path = os.pathsep.join(filter(None, [str(suite.path), os.environ.get("PYTHONPATH")]))
+        started = time.monotonic()
+        done = fork_server.run(
+            suite.path, [f"--basetemp={basetemp}", *map(str, args)], dict(os.environ, PYTHONPATH=path)
+        )
+        lines = (done.stdout.splitlines(), done.stderr.splitlines())
+        return pytest.RunResult(done.returncode, *lines, time.monotonic() - started)
+
+    return run
 
 
 @pytest.fixture

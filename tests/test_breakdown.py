@@ -124,24 +124,24 @@ RUN = ["--benchmark-only", "--kernels", "product", "--variants", "compiled", "--
 RUN += ["--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3"]
 
 
-def run_commit(suite: pytest.Pytester, scale: float | None, *options: str):
+def run_commit(suite: pytest.Pytester, run_suite, scale: float | None, *options: str):
     """`pytest --benchmark-only` of the suite at a "commit" whose product is scaled by `scale` (None: not)."""
     suite.makeconftest(CONFTEST.format(scale=scale))
     before = set((suite.path / ".benchmarks").glob("*/*.json"))
-    result = suite.runpytest_subprocess(*RUN, *options)
+    result = run_suite(*RUN, *options)
     result.assert_outcomes(passed=1)
     (saved,) = set((suite.path / ".benchmarks").glob("*/*.json")) - before
     return saved
 
 
-def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_nothing(suite, capsys):
+def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_nothing(suite, run_suite, capsys):
     # Interleaved, as ab runs base and head (A B A B A B), then three more runs of the unchanged
     # commit. On a shared machine a run, or two in a row, can be slowed throughout (every part
     # 1.1-1.8x), so each side is three runs: each part's least over them (explain.least), its noise
     # the spread between them (explain's threshold). A against A compares runs alternating in time
     # too: A1 A3 A5 (runs 1, 5, 8) against A2 A4 A6 (runs 3, 7, 9).
     order = (None, 0.5, None, 0.5, None, 0.5, None, None, None)
-    paths = [run_commit(suite, scale) for scale in order]
+    paths = [run_commit(suite, run_suite, scale) for scale in order]
     runs = {run.path: run for run in load_runs(paths)}
     (name,) = runs[paths[0]].results
     taken = [runs[path].results[name].breakdown for path in paths]
@@ -174,8 +174,8 @@ def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_not
     assert saved["machine_info"][contract.BREAKDOWN] is True and saved[contract.FORMAT_KEY] == 3
 
 
-def test_no_breakdown_saves_none_and_says_so_in_the_run(suite):
-    saved = run_commit(suite, None, "--no-breakdown")
+def test_no_breakdown_saves_none_and_says_so_in_the_run(suite, run_suite):
+    saved = run_commit(suite, run_suite, None, "--no-breakdown")
     document = json.loads(saved.read_text())
     assert document["machine_info"][contract.BREAKDOWN] is False
     (bench,) = document["benchmarks"]

@@ -171,8 +171,8 @@ def test_rates_are_tokens_and_bytes_over_the_median_call():
     assert set(rates(w, None, peaks).values()) == {None}
 
 
-def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract_fields(suite):
-    result = suite.runpytest_subprocess(
+def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract_fields(suite, run_suite):
+    result = run_suite(
         "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16,32",
         "--benchmark-max-time", "0.001", "--benchmark-min-rounds", "1", "-p", "no:cacheprovider",
     )  # fmt: skip

@@ -76,8 +76,8 @@ def test_figures_all_is_every_figure_of_the_device_and_device_time_alone_rests_n
 @pytest.mark.parametrize(
     ("option", "value", "message"), [BAD_OPTIONS[0], BAD_OPTIONS[4], BAD_OPTIONS[8]], ids=["count", "name", "machine"]
 )
-def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, value, message):
-    result = suite.runpytest_subprocess(f"--{option}={value}", "--benchmark-disable")
+def test_bad_option_is_a_one_line_usage_error_before_any_work(suite, option, value, message, run_suite):
+    result = run_suite(f"--{option}={value}", "--benchmark-disable")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     error_lines = [line for line in result.stderr.lines if line.strip()]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr.str()
@@ -91,11 +91,13 @@ def test_ini_file_sets_defaults_and_the_command_line_wins(suite):
     assert "perf_core: benchmark files test_latency.py" in result.stdout.lines  # what perf-core ab collects
     assert "matmul" not in result.stdout.str()
     result = suite.runpytest_inprocess("--collect-only", "-q", "--kernels", "matmul", "--variants", "compiled")
-    assert [line for line in result.stdout.lines if "::" in line] == ["test_latency.py::test_latency[matmul-compiled-16]"]
+    assert [line for line in result.stdout.lines if "::" in line] == [
+        "test_latency.py::test_latency[matmul-compiled-16]"
+    ]
 
 
-def test_timed_run_is_saved_with_the_contract_fields(suite):
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+def test_timed_run_is_saved_with_the_contract_fields(suite, run_suite):
+    result = run_suite("--benchmark-only", *FAST)
     result.assert_outcomes(passed=4)
     assert "per-token latency" in result.stdout.str()
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
@@ -152,13 +154,13 @@ def test_timed_run_is_saved_with_the_contract_fields(suite):
     assert grouped.returncode == 0 and "benchmark 'kernel=matmul': 4 tests" in grouped.stdout, grouped.stderr
 
 
-def test_disabled_run_checks_every_case_once_and_saves_nothing(suite):
-    result = suite.runpytest_subprocess("--benchmark-disable", *FAST)
+def test_disabled_run_checks_every_case_once_and_saves_nothing(suite, run_suite):
+    result = run_suite("--benchmark-disable", *FAST)
     result.assert_outcomes(passed=4)
     assert not list(suite.path.glob(".benchmarks/**/*.json"))
 
 
-def test_compile_failure_fails_only_that_benchmark_and_the_run_is_still_saved(suite):
+def test_compile_failure_fails_only_that_benchmark_and_the_run_is_still_saved(suite, run_suite):
     suite.makeconftest(
         """
 import pytest, torch
@@ -178,7 +180,7 @@ def compile_that_breaks_at_32_tokens(module, **flags):
 torch.compile = compile_that_breaks_at_32_tokens
 """
     )
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+    result = run_suite("--benchmark-only", *FAST)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         ["*_ test_latency?matmul-compiled-32? _*", "torch.compile failed for matmul-32 *inductor exploded"]
@@ -189,7 +191,7 @@ torch.compile = compile_that_breaks_at_32_tokens
     assert names == {"matmul-eager-16", "matmul-eager-32", "matmul-compiled-16"}
 
 
-def test_out_of_memory_fails_only_that_size_naming_it(suite):
+def test_out_of_memory_fails_only_that_size_naming_it(suite, run_suite):
     suite.makeconftest(
         """
 import torch
@@ -207,7 +209,7 @@ import perf_core.measure.kernels
 perf_core.measure.kernels.build = build_that_runs_out_at_32_tokens
 """
     )
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST)
+    result = run_suite("--benchmark-only", *FAST)
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["out of memory in matmul-eager-32: 32 tokens, batch 1, d_model 256, float32"])
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
@@ -251,9 +253,9 @@ def test_a_name_no_file_system_keeps_is_named_as_the_problem(name, problem):
     assert found is None if problem is None else problem in found
 
 
-def test_a_commit_with_a_slash_and_spaces_is_saved_under_a_safe_name_and_kept_whole(suite, monkeypatch):
+def test_a_commit_with_a_slash_and_spaces_is_saved_under_a_safe_name_and_kept_whole(suite, monkeypatch, run_suite):
     monkeypatch.setenv("PERF_CORE_COMMIT", "feature/fast attn")
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
+    result = run_suite("--benchmark-only", *FAST, "--tokens=16", "--variants=eager")
     result.assert_outcomes(passed=1)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
@@ -271,15 +273,15 @@ def test_a_commit_with_a_slash_and_spaces_is_saved_under_a_safe_name_and_kept_wh
         ),
     ],
 )
-def test_a_run_that_could_not_be_saved_is_refused_before_any_work(suite, option, message):
+def test_a_run_that_could_not_be_saved_is_refused_before_any_work(suite, option, message, run_suite):
     (suite.path / "a_file").write_text("")
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST, option)
+    result = run_suite("--benchmark-only", *FAST, option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "passed" not in result.stdout.str() and "Traceback" not in result.stderr.str()
 
 
-def test_a_run_whose_storage_breaks_after_timing_is_written_aside_and_the_line_says_where(suite):
+def test_a_run_whose_storage_breaks_after_timing_is_written_aside_and_the_line_says_where(suite, run_suite):
     suite.makeconftest(
         """
 import shutil
@@ -293,7 +295,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     folder.write_text("")
 """
     )
-    result = suite.runpytest_subprocess("--benchmark-only", *FAST, "--tokens=16")
+    result = run_suite("--benchmark-only", *FAST, "--tokens=16")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.OK and "Traceback" not in result.stdout.str() + result.stderr.str()
     (line,) = [line for line in result.stdout.lines if "could not be saved" in line]
@@ -306,11 +308,11 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     assert "per-token latency" in result.stdout.str()
 
 
-def test_a_fresh_cpu_run_is_at_or_above_its_floor_where_the_suite_does_the_most_work(suite):
+def test_a_fresh_cpu_run_is_at_or_above_its_floor_where_the_suite_does_the_most_work(suite, run_suite):
     # 512 tokens: where the compute rate sets the floor, and where a peak measured on one large matmul
     # was beaten (mlp-eager-512 at 0.96x its floor on a 2-core machine).
     fast = ["--benchmark-max-time", "0.01", "--benchmark-min-rounds", "3"]
-    result = suite.runpytest_subprocess("--benchmark-only", "--kernels", "matmul,mlp", "--tokens", "512", *fast)
+    result = run_suite("--benchmark-only", "--kernels", "matmul,mlp", "--tokens", "512", *fast)
     result.assert_outcomes(passed=4)
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     run = json.loads(saved.read_text())
@@ -328,8 +330,8 @@ def test_a_fresh_cpu_run_is_at_or_above_its_floor_where_the_suite_does_the_most_
 ONE_COMPILED = ["--kernels", "matmul", "--variants", "compiled", "--tokens", "16", "--benchmark-max-time", "0.01"]
 
 
-def test_a_steady_only_run_loads_and_says_it_holds_steady_only(suite, tmp_path):
-    result = suite.runpytest_subprocess("--benchmark-only", "--figures", "steady", *ONE_COMPILED)
+def test_a_steady_only_run_loads_and_says_it_holds_steady_only(suite, tmp_path, run_suite):
+    result = run_suite("--benchmark-only", "--figures", "steady", *ONE_COMPILED)
     result.assert_outcomes(passed=1)
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     assert json.loads(saved.read_text())["machine_info"]["figures"] == ["steady"]
@@ -351,9 +353,9 @@ def test_a_steady_only_run_loads_and_says_it_holds_steady_only(suite, tmp_path):
         records.load_runs([device_only])
 
 
-def test_a_run_records_its_phases_non_negative_and_within_its_wall_time(suite):
+def test_a_run_records_its_phases_non_negative_and_within_its_wall_time(suite, run_suite):
     started = time.perf_counter()
-    result = suite.runpytest_subprocess("--benchmark-only", *ONE_COMPILED)
+    result = run_suite("--benchmark-only", *ONE_COMPILED)
     wall_s = time.perf_counter() - started
     result.assert_outcomes(passed=1)
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")

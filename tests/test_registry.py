@@ -71,7 +71,7 @@ def test_a_kernel_name_every_output_carries_is_accepted(name):
 
 
 def test_a_kernel_registered_in_a_test_runs_through_the_suite_plot_and_compare(
-    toy_kernel, suite, tmp_path, capsys, monkeypatch
+    toy_kernel, suite, tmp_path, capsys, monkeypatch, run_suite
 ):
     # The scratch suite's conftest registers TOY from this file: nothing in the package names it.
     suite.makeconftest(
@@ -80,13 +80,13 @@ def test_a_kernel_registered_in_a_test_runs_through_the_suite_plot_and_compare(
         'pytest_plugins = ["perf_core.measure.plugin"]\n'
     )
     tiny = ["--kernels", "toy", "--tokens", "16,32", "-p", "no:cacheprovider"]
-    untimed = suite.runpytest_subprocess("--benchmark-disable", *tiny)
+    untimed = run_suite("--benchmark-disable", *tiny)
     untimed.assert_outcomes(passed=4)  # eager and compiled, checked against eager, at 2 token counts
     timing = ["--benchmark-only", "--benchmark-max-time=0.001", "--benchmark-min-rounds=3", *tiny]
     for commit, hour in (("aaaaaaa", 10), ("bbbbbbb", 11)):
         monkeypatch.setenv("PERF_CORE_COMMIT", commit)
         monkeypatch.setenv("PERF_CORE_COMMIT_TIME", f"2026-11-26T{hour}:00:00+00:00")
-        suite.runpytest_subprocess(*timing).assert_outcomes(passed=4)
+        run_suite(*timing).assert_outcomes(passed=4)
     capsys.readouterr()
     storage = suite.path / ".benchmarks"
     code = main(["plot", "--storage", str(storage), "--json", "-o", str(tmp_path / "toy.png")])
