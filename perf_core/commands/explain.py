@@ -69,10 +69,11 @@ def run(
         return EXIT_OK
     print(f"machine: {chosen.machine}")
     print(f"base {base_runs[0].short} ({len(base_runs)} run(s)) vs head {head_runs[0].short} ({len(head_runs)} run(s))")
-    for name, e in found.items():
+    described = explain.why(names, base_runs, head_runs, top=None)  # every part, and the coverage mark
+    for name in found:
         row = verdicts.get(name)
         print(f"{name}" + (f" ({row.verdict}, {row.change}):" if row else ":"))
-        for line in [e] if isinstance(e, str) else explain.describe(e):
+        for line in described[name]:
             print(f"  {line}")
     return EXIT_OK
 
