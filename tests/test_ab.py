@@ -98,7 +98,7 @@ def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_c
     monkeypatch.setenv("PERF_CORE_NO_FORK", no_fork)
     with launch.ForkServer() as server:
         checked = ab.check_side(server, project, [], "base")
-    assert checked == ab.Checked("cpu", 1, ["tests/test_latency.py"])
+    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
 
 
 def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, tmp_path, capsys, monkeypatch):
@@ -294,16 +294,18 @@ def test_each_pair_runs_on_one_gpu_pair_i_on_gpu_i_mod_n_in_the_interleaved_orde
 
 
 def test_cpu_lanes_pin_each_lane_to_its_own_cores_as_many_as_fit_and_refuse_more():
-    assert ab.cpu_lanes(None, [0, 1], 1) == [ab.Lane(cores=(0,)), ab.Lane(cores=(1,))]
-    assert ab.cpu_lanes(None, [3, 2, 1, 0], 2) == [ab.Lane(cores=(0, 1)), ab.Lane(cores=(2, 3))]
-    assert ab.cpu_lanes(None, [0, 1, 2], 2) == [ab.Lane()]  # one fits: unpinned, as before lanes
-    assert ab.cpu_lanes(1, [0, 1], 1) == [ab.Lane()]
+    assert ab.cpu_lanes(None, [0, 1], 1) == [ab.Lane()]  # one by default, unpinned
+    assert ab.cpu_lanes(2, [0, 1], 1) == [ab.Lane(cores=(0,)), ab.Lane(cores=(1,))]
+    assert ab.cpu_lanes(2, [3, 2, 1, 0], 2) == [ab.Lane(cores=(0, 1)), ab.Lane(cores=(2, 3))]
+    assert ab.cpu_lanes(1, [0, 1, 2], 2) == [ab.Lane()]
     with pytest.raises(UsageError, match=r"^--cpus: 3 asked for; 2 core\(s\) here hold 2 of 1 thread"):
         ab.cpu_lanes(3, [0, 1], 1)
-    cpu = [ab.Checked("cpu", 1, [])]
-    assert len(ab.choose_lanes(None, None, "cpu", cpu, 1)) == 1  # never more lanes than pairs
+    with pytest.raises(UsageError, match=r"^--cpus: 2 asked for; 3 core\(s\) here hold 1 of 2 thread"):
+        ab.cpu_lanes(2, [0, 1, 2], 2)
+    cpu = [ab.Checked("cpu", 1, ())]
+    assert len(ab.choose_lanes(None, 2, "cpu", cpu, 1)) == 1  # never more lanes than pairs
     with pytest.raises(UsageError, match=r"^--cpus: the suite runs on cuda here"):
-        ab.choose_lanes(None, 2, "cuda", [ab.Checked("cuda", 1, [])], 5)
+        ab.choose_lanes(None, 2, "cuda", [ab.Checked("cuda", 1, ())], 5)
 
 
 def test_gpus_default_to_all_visible_and_are_refused_only_when_asked_for_off_cuda():
@@ -335,7 +337,7 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
         write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, [f"{side}/bench.py"]))
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, (f"{side}/bench.py",)))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     looked = []
@@ -397,7 +399,7 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
         write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
-    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, []))
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, ()))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
     with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):

@@ -299,3 +299,4 @@ def test_a_call_whose_parts_do_not_add_up_to_its_device_time_is_marked(device_s,
     assert (line is not None) == marked
     if marked:
         assert f"add up to {share:.0%} of the call's device time" in line
+        assert ("gaps between kernels" if share < 1 else "overlapping parts") in line and "-" not in line.split("(")[1]

@@ -208,7 +208,7 @@ def test_the_gates_selection_leaves_the_model_scale_kernels_out_unless_named():
     assert not {"decoder", "model"} & set(gate.kernels) and {"attention", "matmul", "mlp"} <= set(gate.kernels)
     named = parse_selection(raw_options(gate="true", kernels="model"), cuda_available=True)
     assert named.kernels == ("model",)
-    assert ab.selection_args(None, "compiled", None) == ["--variants=compiled", "--gate"]
-    assert "--gate" not in ab.selection_args("model", None, None)
+    assert ab.selection_args(None, "compiled", None) == ["--variants=compiled", "-o", "perf_gate=true"]
+    assert "perf_gate=true" not in ab.selection_args("model", None, None)
     with pytest.raises(UsageError, match="--gate"):
         parse_selection(raw_options(gate="maybe"), cuda_available=True)

@@ -160,13 +160,14 @@ def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str
 
 
 def cpu_lanes(requested: int | None, cores: Sequence[int], threads: int) -> list[Lane]:
-    """CPU lanes: `requested` sets (default: as many as fit) of `threads` cores each from `cores`, each
-    lane's runs pinned to its set; one lane unpinned when only one fits or one is asked for.
-    Raises UsageError when more are asked for than fit."""
+    """CPU lanes: `requested` sets (default 1) of `threads` cores each from `cores`, each lane's runs
+    pinned to its set; one lane, unpinned, when one is asked for or fits. Raises UsageError when more
+    are asked for than fit. One by default: on the 2-core machine two lanes side by side made the A/A
+    ratios 3-14x wider (docs/gate.md), each run's neighbour being the other lane's compile or timing."""
     fit = len(cores) // max(threads, 1)
     if requested is not None and not 1 <= requested <= max(fit, 1):
         raise UsageError(f"--cpus: {requested} asked for; {len(cores)} core(s) here hold {fit} of {threads} thread(s)")
-    count = requested or fit
+    count = requested or 1
     if count <= 1:
         return [Lane()]
     ordered = sorted(cores)
@@ -198,7 +199,10 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
     """The suite's own options (--kernels, --variants, --tokens) for the chosen benchmarks; without
     --kernel, the suite's --gate selection (its default kernels less the model-scale ones)."""
     chosen = {"kernels": kernel, "variants": variant, "tokens": tokens}
-    return [f"--{name}={value}" for name, value in chosen.items() if value] + ([] if kernel else ["--gate"])
+    # As an ini override, which a suite from before --gate reads as an unknown key (a warning), not an error.
+    return [f"--{name}={value}" for name, value in chosen.items() if value] + (
+        [] if kernel else ["-o", "perf_gate=true"]
+    )
 
 
 def run_suite(
@@ -226,7 +230,7 @@ class Checked:
 
     device: str | None
     threads: int | None
-    files: list[str]
+    files: tuple[str, ...]
 
 
 def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> Checked:
@@ -235,12 +239,13 @@ def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str
     result = run_suite(server, tree, ["--collect-only", *args])
     if result.returncode:
         raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
-    header = re.search(r"^perf_core: device (\w+).*?, (\d+) thread", result.stdout, re.MULTILINE)
+    device = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
+    threads = re.search(r"^perf_core: device .*?, (\d+) thread", result.stdout, re.MULTILINE)
     files = re.search(r"^perf_core: benchmark files (.+)$", result.stdout, re.MULTILINE)
     return Checked(
-        header.group(1) if header else None,
-        int(header.group(2)) if header else None,
-        shlex.split(files.group(1)) if files else [],
+        device.group(1) if device else None,
+        int(threads.group(1)) if threads else None,
+        tuple(shlex.split(files.group(1))) if files else (),
     )
 
 
@@ -375,6 +380,8 @@ def run_pairs(
         lanes = choose_lanes(gpus, cpus, device, checked.values(), maximum)
         # One server a lane, the parent of its runs: both sides of a pair fork from the same one.
         server = {lane: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, lane in enumerate(lanes)}
+        for each in server.values():
+            each.wait_ready()
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         total = 2 * maximum

@@ -264,10 +264,13 @@ def coverage_line(result: Result) -> str | None:
     share = coverage(result)
     if share is None or abs(share - 1) <= COVERAGE_TOLERANCE:
         return None
-    return (
-        f"  note: the profiled parts add up to {share:.0%} of the call's device time"
-        f" ({format_seconds(result.device_s * (1 - share))} per call in no profiled kernel: gaps between kernels)"
+    gap = format_seconds(abs(result.device_s * (1 - share)))
+    why = (
+        f"{gap} per call in no profiled kernel: gaps between kernels"
+        if share < 1
+        else f"{gap} per call more: overlapping parts"
     )
+    return f"  note: the profiled parts add up to {share:.0%} of the call's device time ({why})"
 
 
 def describe(explanation: Explanation, top: int | None = None) -> list[str]:

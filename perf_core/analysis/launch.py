@@ -27,7 +27,7 @@ from perf_core.errors import HistoryError
 
 SERVER = Path(__file__).resolve().parent.parent / "measure" / "forkserver.py"
 
-_LIVE: set[int] = set()  # process groups of the runs going now
+_LIVE: dict[int, subprocess.Popen | None] = {}  # process groups of the runs going now (their Popen if spawned)
 _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set while the runs are being ended: none may start
 
@@ -59,8 +59,7 @@ class ForkServer:
         here (KeyboardInterrupt, Interrupted) ends the run before it propagates."""
         command = [sys.executable, "-m", "pytest", *args]
         with self._lock, tempfile.TemporaryDirectory(prefix="perf-core-run-") as folder:
-            if self._forks is None:
-                self._forks = bool(self._answer("ready"))
+            self.wait_ready()
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
             request = {"cwd": str(cwd), "args": args, "env": dict(env), "cores": list(cores)}
             request |= {"stdout": str(out), "stderr": str(err)}
@@ -71,17 +70,23 @@ class ForkServer:
                 if fresh is None:
                     self._send(request)
                 pid = fresh.pid if fresh else self._answer("pid")
-                _LIVE.add(pid)
+                _LIVE[pid] = fresh
             try:
                 returncode = fresh.wait() if fresh else self._answer("returncode")
             except BaseException:
-                end_group(pid)
+                end_group(pid, fresh)
                 raise
             finally:
                 with _LIVE_LOCK:
-                    _LIVE.discard(pid)
+                    _LIVE.pop(pid, None)
             read = {"encoding": "utf-8", "errors": "replace"}
             return subprocess.CompletedProcess(command, returncode, out.read_text(**read), err.read_text(**read))
+
+    def wait_ready(self) -> None:
+        """Until the server has its imports loaded (and said whether it forks): runs timed while another
+        server still loads would share the CPU with it."""
+        if self._forks is None:
+            self._forks = bool(self._answer("ready"))
 
     def _send(self, request: dict) -> None:
         try:
@@ -136,13 +141,20 @@ def spawn(command: list[str], request: dict) -> subprocess.Popen:
     return child
 
 
-def end_group(pid: int) -> None:
-    """End a run's process group: SIGTERM, then SIGKILL if it is still there after 5 s."""
+def end_group(pid: int, spawned: subprocess.Popen | None = None) -> None:
+    """End a run's process group: SIGTERM, then SIGKILL if it is still there after 5 s. A spawned run
+    is reaped here (`spawned`); a forked one by its server."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, signum)
         except ProcessLookupError:
             return
+        if spawned is not None:
+            try:
+                spawned.wait(5.0)
+                return
+            except subprocess.TimeoutExpired:
+                continue
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             try:
@@ -156,9 +168,9 @@ def end_all() -> None:
     """Stop new runs from starting and end every run going now (one lane failed, or an interruption)."""
     with _LIVE_LOCK:
         _STOPPING.set()
-        running = list(_LIVE)
-    for pid in running:
-        end_group(pid)
+        running = list(_LIVE.items())
+    for pid, spawned in running:
+        end_group(pid, spawned)
 
 
 def stopping() -> bool:

@@ -40,8 +40,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         "--cpus",
         type=int,
         help="on the CPU, run this many suite processes at a time, each lane pinned to its own cores (the"
-        " suite's --threads of them), pair i on lane i mod N (default: as many as the usable cores hold; 1: one"
-        " at a time, unpinned)",
+        " suite's --threads of them), pair i on lane i mod N (default 1: one at a time, unpinned; side by side"
+        " lanes share caches and memory, and widened the A/A spread on a 2-core machine)",
     )
     options.add_filters(parser, variant="compiled", tokens_help="(default: the suite's)")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")

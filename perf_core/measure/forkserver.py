@@ -23,7 +23,7 @@ false}: it will not fork, see above, and ends); then for each
 request {"cwd", "args", "env", "cores", "stdout", "stderr"} on stdin (a pytest run: its working
 folder, arguments, whole environment, the CPU cores it may run on (empty: any), and the files its
 output goes to) it answers {"pid": N} when the
-child has started (a session of its own: os.killpg(N, ...) ends it and what it started) and
+child has started (a process group of its own: os.killpg(N, ...) ends it and what it started) and
 {"returncode": R} when it ended (negative: the signal that ended it, as subprocess reports).
 One run at a time; end of input ends the server.
 """
@@ -33,6 +33,7 @@ import ctypes
 import importlib
 import json
 import os
+import signal
 import sys
 import warnings
 
@@ -73,7 +74,7 @@ def cuda_initialised() -> bool:
 def child(request: dict, inherited: list[str]) -> None:
     """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
     its folder with its environment would be, then exit with pytest's code."""
-    os.setsid()
+    os.setpgid(0, 0)  # a group of its own (the server sets it too, so a killpg never finds it missing)
     if request.get("cores"):  # a lane of its own: the same cores for every run of the lane
         os.sched_setaffinity(0, request["cores"])
     os.chdir(request["cwd"])
@@ -94,7 +95,7 @@ def child(request: dict, inherited: list[str]) -> None:
     try:
         code = pytest.main(request["args"])
     except SystemExit as error:  # a plugin that exits: its code, as the interpreter would end with it
-        code = error.code if isinstance(error.code, int) else 1
+        code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
     sys.stdout.flush()
     sys.stderr.flush()
     # As multiprocessing's forked children do: the parent's exit handlers are not the child's to run.
@@ -128,8 +129,12 @@ def main() -> None:
             except BaseException as error:  # noqa: BLE001 -- the child must never return into this loop
                 os.write(2, f"fork server: the run could not start: {type(error).__name__}: {error}\n".encode())
                 os._exit(70)
+        with contextlib.suppress(OSError):  # the child may have set it already
+            os.setpgid(pid, pid)
         answer({"pid": pid})
         _, status = os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):  # what the run left behind (compile workers) ends with it
+            os.killpg(pid, signal.SIGTERM)
         answer({"returncode": os.waitstatus_to_exitcode(status)})
 
 

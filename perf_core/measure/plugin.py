@@ -14,7 +14,8 @@ import shlex
 import time
 
 # Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
-# before torch._inductor reads its config.
+# before torch._inductor reads its config (and is applied to that config below, for a process that
+# imported it already: the fork server's runs).
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch._inductor.config
 from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
@@ -30,6 +32,9 @@ from perf_core.measure import breakdown, clock, core, storage, summary
 from perf_core.measure.phases import Phases, process_start
 from perf_core.measure.selection import FLAGS, OPTIONS, Case, Selection, parse_selection
 from perf_core.measure.workload import Workload
+
+# The same for a process that imported inductor's config before this module (the fork server's runs).
+torch._inductor.config.compile_threads = int(os.environ["TORCHINDUCTOR_COMPILE_THREADS"])
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
