@@ -74,6 +74,7 @@ def cuda_initialised() -> bool:
 def child(request: dict, inherited: list[str]) -> None:
     """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
     its folder with its environment would be, then exit with pytest's code."""
+    PROTOCOL.close()  # the server's line to its client is not the run's
     os.setpgid(0, 0)  # a group of its own (the server sets it too, so a killpg never finds it missing)
     if request.get("cores"):  # a lane of its own: the same cores for every run of the lane
         os.sched_setaffinity(0, request["cores"])
@@ -102,12 +103,20 @@ def child(request: dict, inherited: list[str]) -> None:
     os._exit(int(code))
 
 
+PROTOCOL = sys.stdout  # main() moves the answers to a copy of fd 1, and fd 1 to stderr
+
+
 def answer(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    PROTOCOL.write(json.dumps(message) + "\n")
+    PROTOCOL.flush()
 
 
 def main() -> None:
+    global PROTOCOL
+    # The answers go out on a copy of the server's standard output; its fd 1 is then its stderr, so
+    # that whatever an import prints cannot be read as an answer.
+    PROTOCOL = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # the server's own; each child gets its request's
     for name in PRELOAD:
