@@ -323,6 +323,22 @@ def test_each_run_measures_the_metric_only_and_only_the_first_pair_profiles_kern
     assert ab.run_args("steady", 2) == ["--figures=steady", "--no-breakdown"]
 
 
+class IdleServer:
+    """Stands in for launch.ForkServer where the runs themselves are stood in for: nothing to fork."""
+
+    def wait_ready(self):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
 def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, monkeypatch):
     """A fake executor: the worktrees, the collection pass and the suite runs are stood in for."""
     ran = []
@@ -337,6 +353,7 @@ def test_the_runner_stops_when_told_and_keeps_each_pair_on_its_gpu(tmp_path, mon
         write_run(out.parent, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
+    monkeypatch.setattr(ab.launch, "ForkServer", IdleServer)
     monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, (f"{side}/bench.py",)))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
@@ -399,6 +416,7 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
         write_run(out.parent, 1, run_document("a" * 40, datetime(2026, 1, 1))).rename(out)
 
     monkeypatch.setattr(ab, "worktrees", trees)
+    monkeypatch.setattr(ab.launch, "ForkServer", IdleServer)
     monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked("cuda", 1, ()))
     monkeypatch.setattr(ab, "visible_gpus", lambda: ["0", "1"])
     monkeypatch.setattr(ab, "run_side", fake_run)
