@@ -34,15 +34,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from perf_core import contract
 from perf_core.analysis import gate, launch, output, records, select, sequential, view
+from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, spread
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
@@ -54,9 +53,6 @@ RUN_OPTIONS = [
     "-o",
     "perf_autosave=false",
 ]
-
-
-T = TypeVar("T")
 
 
 class SideError(HistoryError):
@@ -112,83 +108,6 @@ def worktrees(repo: Path, shas: dict[str, str]) -> Iterator[dict[str, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class Lane:
-    """Where one lane's runs go, one process at a time: a GPU (the run's CUDA_VISIBLE_DEVICES), or CPU
-    cores (the run's affinity, os.sched_setaffinity); neither: wherever the system puts it."""
-
-    gpu: str | None = None
-    cores: tuple[int, ...] = ()
-
-    def label(self) -> str:
-        if self.gpu is not None:
-            return f"GPU {self.gpu}"
-        return f"core{'s' if len(self.cores) > 1 else ''} {','.join(map(str, self.cores))}" if self.cores else ""
-
-
-def schedule(pairs: int, first: int = 1) -> list[tuple[str, int]]:
-    """A B B A A B B A ...: each side goes first in half of the pairs (pairs first..first+pairs-1)."""
-    order = []
-    for pair in range(first, first + pairs):
-        sides = ("base", "head") if pair % 2 == 1 else ("head", "base")
-        order += [(side, pair) for side in sides]
-    return order
-
-
-def spread(first: int, last: int, lanes: Sequence[T]) -> list[tuple[T, list[tuple[str, int]]]]:
-    """Pairs first..last spread over `lanes` (GPUs or CPU core sets): (lane, [(side, pair), ...] in run
-    order) per lane that has any. Pair i runs on lanes[(i - 1) % N], both of its runs there, in
-    `schedule`'s order (A B or B A); each lane runs its list one process at a time, the lanes side by side."""
-    jobs: dict[int, list[tuple[str, int]]] = {}
-    for side, pair in schedule(last - first + 1, first):
-        jobs.setdefault((pair - 1) % len(lanes), []).append((side, pair))
-    return [(lanes[lane], runs) for lane, runs in sorted(jobs.items())]
-
-
-def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str]) -> list[str | None]:
-    """The GPUs the suite processes go to: the first `requested` of `visible` (all when None). On a
-    device that is not CUDA, one lane with none named; an explicit --gpus there is a UsageError."""
-    if device != "cuda":
-        if requested is not None:
-            raise UsageError(f"--gpus: the suite runs on {device or 'an unknown device'} here; leave --gpus out")
-        return [None]
-    if requested is not None and not 1 <= requested <= max(len(visible), 1):
-        raise UsageError(f"--gpus: {requested} asked for, {len(visible)} visible (CUDA_VISIBLE_DEVICES or nvidia-smi)")
-    if not visible:
-        return [None]  # CUDA works but the GPUs cannot be listed: one lane, the suite's default GPU
-    return list(visible[: requested or len(visible)])
-
-
-def cpu_lanes(requested: int | None, cores: Sequence[int], threads: int) -> list[Lane]:
-    """CPU lanes: `requested` sets (default 1) of `threads` cores each from `cores`, each lane's runs
-    pinned to its set; one lane, unpinned, when one is asked for or fits. Raises UsageError when more
-    are asked for than fit. One by default: on the 2-core machine two lanes side by side made the A/A
-    ratios 3-14x wider (docs/gate.md), each run's neighbour being the other lane's compile or timing."""
-    fit = len(cores) // max(threads, 1)
-    if requested is not None and not 1 <= requested <= max(fit, 1):
-        raise UsageError(f"--cpus: {requested} asked for; {len(cores)} core(s) here hold {fit} of {threads} thread(s)")
-    count = requested or 1
-    if count <= 1:
-        return [Lane()]
-    ordered = sorted(cores)
-    return [Lane(cores=tuple(ordered[i * threads : (i + 1) * threads])) for i in range(count)]
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES' entries when set, else nvidia-smi's
-    indices; [] when neither says (no torch here: the analysis half does not import it)."""
-    named = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if named is not None:
-        return [entry.strip() for entry in named.split(",") if entry.strip()]
-    try:
-        listed = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
-
-
 def run_args(metric: str, pair: int) -> list[str]:
     """What one timed run measures: only the metric's figure; the kernel breakdown in each side's first
     run only (explain's lines read it there), not in the others (a profile per benchmark per run)."""
@@ -206,7 +125,7 @@ def selection_args(kernel: str | None, variant: str | None, tokens: str | None) 
 
 
 def run_suite(
-    server: launch.ForkServer, tree: Path, args: list[str], lane: Lane = Lane()
+    server: launch.ForkServer, tree: Path, args: list[str], lane: Lane = NO_LANE
 ) -> subprocess.CompletedProcess:
     """One pytest process of a side's own suite, forked by `server`, on `lane`'s GPU or cores."""
     # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
@@ -249,7 +168,9 @@ def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str
     )
 
 
-def run_side(server: launch.ForkServer, tree: Path, out: Path, args: list[str], side: str, lane: Lane = Lane()) -> None:
+def run_side(
+    server: launch.ForkServer, tree: Path, out: Path, args: list[str], side: str, lane: Lane = NO_LANE
+) -> None:
     result = run_suite(server, tree, [*RUN_OPTIONS, f"--benchmark-json={out}", *args], lane)
     if result.returncode or not out.exists():
         raise SideError(f"{side}: the suite failed (exit {result.returncode}): {failure_line(result)}")
@@ -377,7 +298,8 @@ def run_pairs(
                 " is recorded on CUDA runs only; use --metric steady"
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
-        lanes = choose_lanes(gpus, cpus, device, checked.values(), maximum)
+        threads = max((c.threads or 1 for c in checked.values()), default=1)
+        lanes = choose_lanes(gpus, cpus, device, threads, maximum)
         # One server a lane, the parent of its runs: both sides of a pair fork from the same one.
         server = {lane: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, lane in enumerate(lanes)}
         for each in server.values():
@@ -407,45 +329,6 @@ def run_pairs(
             run_lanes(run_lane, spread(pairs + 1, last, lanes))
             pairs = last
     return files()
-
-
-def choose_lanes(
-    gpus: int | None, cpus: int | None, device: str | None, checked: Iterable[Checked], maximum: int
-) -> list[Lane]:
-    """Where the runs go: on CUDA one lane a GPU (choose_gpus); elsewhere one lane a set of the suite's
-    --threads cores (cpu_lanes, over the cores this process may use); never more lanes than pairs.
-    Raises UsageError for --cpus on CUDA and --gpus off it."""
-    if device == "cuda":
-        if cpus is not None:
-            raise UsageError("--cpus: the suite runs on cuda here; use --gpus")
-        lanes = [Lane(gpu=gpu) for gpu in choose_gpus(gpus, device, visible_gpus())]
-    else:
-        choose_gpus(gpus, device, [])
-        threads = max((c.threads or 1 for c in checked), default=1)
-        lanes = cpu_lanes(cpus, sorted(os.sched_getaffinity(0)), threads)
-    return lanes[:maximum]
-
-
-def run_lanes(
-    run_lane: Callable[[Lane, list[tuple[str, int]]], None], lanes: list[tuple[Lane, list[tuple[str, int]]]]
-) -> None:
-    """Each lane's runs in order, the lanes side by side (one thread each; one lane: right here, so
-    Ctrl-C and the signals reach the running suite directly). An interruption or a failing run ends
-    every suite still running before it propagates."""
-    if len(lanes) == 1:
-        run_lane(*lanes[0])
-        return
-    launch.allow_runs()
-    pool = ThreadPoolExecutor(len(lanes))
-    try:
-        for future in [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]:
-            future.result()
-    except BaseException:
-        launch.end_all()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        launch.allow_runs()
 
 
 def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
