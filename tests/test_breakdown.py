@@ -140,17 +140,23 @@ def test_explain_names_the_added_scale_and_nothing_for_a_commit_that_changes_not
     # 1.1-1.8x), so each side is three runs: each part's least over them (explain.least), its noise
     # the spread between them (explain's threshold). A against A compares runs alternating in time
     # too: A1 A3 A5 (runs 1, 5, 8) against A2 A4 A6 (runs 3, 7, 9).
+    # A core of the 2-core machine can run 1.4-1.5x slower for 10-20 s (docs/gate.md, "Second pass"):
+    # longer than a whole side of this sequence of forked runs, so once in a while every run of one side
+    # is slowed and no least-of-three can help. The sequence is then taken once more; a wrong
+    # explanation fails both times.
     order = (None, 0.5, None, 0.5, None, 0.5, None, None, None)
-    paths = [run_commit(suite, run_suite, scale) for scale in order]
-    runs = {run.path: run for run in load_runs(paths)}
-    (name,) = runs[paths[0]].results
-    taken = [runs[path].results[name].breakdown for path in paths]
+    for _attempt in range(2):
+        paths = [run_commit(suite, run_suite, scale) for scale in order]
+        runs = {run.path: run for run in load_runs(paths)}
+        (name,) = runs[paths[0]].results
+        taken = [runs[path].results[name].breakdown for path in paths]
+        a = [b for b, scale in zip(taken, order) if scale is None]
+        b = [b for b, scale in zip(taken, order) if scale is not None]
+        unchanged, changed = explain(a[0::2], a[1::2]), explain(a[:3], b)
+        if not unchanged.named and len(changed.added) == 1 and changed.added[0].attributed >= 0.8:
+            break
     assert all(b.parts and b.fingerprint for b in taken)
-    a = [b for b, scale in zip(taken, order) if scale is None]
-    b = [b for b, scale in zip(taken, order) if scale is not None]
-    unchanged = explain(a[0::2], a[1::2])
     assert unchanged.named == () and unchanged.code_changed is False and unchanged.kernels_added == ()
-    changed = explain(a[:3], b)
     assert changed.code_changed is True
     (new_kernel,) = changed.kernels_added
     assert new_kernel.startswith("cpp_fused") and "mul" in new_kernel
