@@ -185,3 +185,17 @@ def test_perf_core_index_says_what_it_added_and_dropped(storage, tmp_path, capsy
     assert err.count("\n") == 1 and err.startswith(f"perf-core: warning: skipped {broken}: not valid JSON")
     code, _, err = perf_core(capsys, "index", "--storage", tmp_path / "nothing", "--index", where)
     assert code == 2 and "no history yet" in err
+
+
+@pytest.mark.parametrize("kind", ["run json", "text", "folder"])
+def test_an_index_the_user_names_that_is_no_index_is_refused_and_left_as_it_is(storage, tmp_path, capsys, kind):
+    """A file named by --index is the user's: never set aside and rebuilt as a damaged cache would be."""
+    named = tmp_path / "mine"
+    if kind == "folder":
+        named.mkdir()
+    else:
+        named.write_bytes(records.find_files(storage)[0].read_bytes() if kind == "run json" else b"my notes\n")
+    before = snapshot(tmp_path)
+    code, _, err = perf_core(capsys, "plot", "--storage", storage, "--index", named, "--out", tmp_path / "p.png")
+    assert code == 2 and err.count("\n") == 1 and f"--index {named}" in err, err
+    assert snapshot(tmp_path) == before and not list(tmp_path.glob("*.corrupt"))

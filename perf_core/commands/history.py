@@ -17,12 +17,36 @@ from perf_core import contract
 from perf_core.analysis import index, records, select
 from perf_core.analysis.records import Machine, Result, Run, Skipped
 from perf_core.commands.options import Selection
-from perf_core.errors import HistoryError, split_csv, token_counts
+from perf_core.errors import HistoryError, UsageError, split_csv, token_counts
 
 
 def index_path(storage: Path, index_file: Path | None, no_index: bool = False) -> Path | None:
-    """The index to read through: --index, else the default one of `storage`; None with --no-index."""
+    """The index to read through: --index, else the default one of `storage`; None with --no-index.
+    Raises UsageError when --index names something that is not an index (refuse_foreign)."""
+    if index_file is not None and not no_index:
+        refuse_foreign(index_file)
     return None if no_index else (index_file or index.default_path(storage))
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def refuse_foreign(path: Path) -> None:
+    """A file the user named with --index that is no SQLite database (a run's JSON, a note, a folder) is
+    not perf-core's to set aside and rebuild, as a damaged index of its own is: UsageError, one line,
+    and the file stays as it is. Absent or empty: the index is made there; one that cannot be opened
+    is read around, as an unusable index is (index.read)."""
+    if path.is_dir():
+        raise UsageError(f"--index {path}: is a folder, not an index; name a file, or leave --index out")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError:  # absent, or cannot be opened: made there, or read around as an unusable index is
+        return
+    if head and head != SQLITE_HEADER:
+        raise UsageError(
+            f"--index {path}: not an index (not an SQLite database); name a new file, or leave --index out"
+        )
 
 
 def index_of(selection: Selection) -> Path | None:
