@@ -18,7 +18,7 @@ of the machine's load, not of the commit. `share` is kept, and printed, for a qu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from perf_core.analysis.records import Breakdown, Result, Run
@@ -232,15 +232,19 @@ def why(
 ) -> dict[str, list[str]]:
     """benchmark -> describe()'s lines (the `top` largest parts) and, where head's parts do not add up
     to its device time, coverage_line's mark; or one line saying why there are none."""
-    found = {name: of(base, head, name) for name in changed}
-    lines = {}
+    return lines({name: of(base, head, name) for name in changed}, head, top)
+
+
+def lines(found: Mapping[str, Explanation | str], head: Sequence[Run], top: int | None) -> dict[str, list[str]]:
+    """why()'s lines for explanations already made (`of`'s answers by benchmark)."""
+    described = {}
     for name, e in found.items():
         if isinstance(e, str):
-            lines[name] = [e]
+            described[name] = [e]
             continue
         marks = [coverage_line(run.results[name]) for run in head[:1] if name in run.results]
-        lines[name] = describe(e, top) + [mark for mark in marks if mark]
-    return lines
+        described[name] = describe(e, top) + [mark for mark in marks if mark]
+    return described
 
 
 # A CUDA graph's kernels leave the device idle between them, which no kernel's time counts: on an H200

@@ -69,7 +69,7 @@ def run(
         return EXIT_OK
     print(f"machine: {chosen.machine}")
     print(f"base {base_runs[0].short} ({len(base_runs)} run(s)) vs head {head_runs[0].short} ({len(head_runs)} run(s))")
-    described = explain.why(names, base_runs, head_runs, top=None)  # every part, and the coverage mark
+    described = explain.lines(found, head_runs, top=None)  # every part, and the coverage mark
     for name in found:
         row = verdicts.get(name)
         print(f"{name}" + (f" ({row.verdict}, {row.change}):" if row else ":"))
