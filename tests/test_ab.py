@@ -426,3 +426,15 @@ def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, 
     with pytest.raises(ab.SideError, match=r"^head: the suite failed \(exit 1\): boom"):
         ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 4, [], "device", tmp_path / "out")
     assert not launch.stopping()  # the next gate in this process may start suites again
+
+
+def test_the_first_lane_to_fail_is_the_error_raised_not_the_first_in_order():
+    def run_lane(lane, jobs):
+        if lane == "slow":
+            time.sleep(0.5)
+            raise ab.SideError("slow lane failed")
+        raise ab.SideError("fast lane failed")
+
+    with pytest.raises(ab.SideError, match=r"^fast lane failed$"):
+        lanes.run_lanes(run_lane, [("slow", []), ("fast", [])])
+    assert not launch.stopping()

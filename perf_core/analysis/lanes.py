@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -118,14 +118,16 @@ def run_lanes(
 ) -> None:
     """Each lane's runs in order, the lanes side by side (one thread each; one lane: right here, so
     Ctrl-C and the signals reach the running suite directly). An interruption or a failing run ends
-    every suite still running before it propagates."""
+    every suite still running before it propagates: the first lane to fail, not the first in order."""
     if len(lanes) == 1:
         run_lane(*lanes[0])
         return
     launch.allow_runs()
     pool = ThreadPoolExecutor(len(lanes))
     try:
-        for future in [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]:
+        futures = [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in [f for f in futures if f in done and f.exception() is not None][:1]:
             future.result()
     except BaseException:
         launch.end_all()

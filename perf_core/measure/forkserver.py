@@ -82,7 +82,8 @@ def child(request: dict, inherited: list[str]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     # sys.path as that command would have it: its folder, then its PYTHONPATH, then the installation's.
-    extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
+    # Relative entries made absolute against the run's folder, as the interpreter does at its start.
+    extra = [os.path.abspath(e) for e in request["env"].get("PYTHONPATH", "").split(os.pathsep) if e]
     sys.path[:] = [request["cwd"], *extra, *inherited]
     for fd, key in ((1, "stdout"), (2, "stderr")):
         target = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
