@@ -56,11 +56,8 @@ def run_suite(suite: pytest.Pytester, fork_server: launch.ForkServer):
 
     def run(*args: object) -> pytest.RunResult:
         basetemp = suite.path / f"runpytest-{next(count)}"
-        path = os.pathsep.join(filter(None, [str(suite.path), os.environ.get("PYTHONPATH")]))
         started = time.monotonic()
-        done = fork_server.run(
-            suite.path, [f"--basetemp={basetemp}", *map(str, args)], dict(os.environ, PYTHONPATH=path)
-        )
+        done = fork_server.run(suite.path, [f"--basetemp={basetemp}", *map(str, args)], launch.env_for(suite.path))
         lines = (done.stdout.splitlines(), done.stderr.splitlines())
         return pytest.RunResult(done.returncode, *lines, time.monotonic() - started)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shlex
 import shutil
@@ -129,7 +128,7 @@ def run_suite(
 ) -> subprocess.CompletedProcess:
     """One pytest process of a side's own suite, forked by `server`, on `lane`'s GPU or cores."""
     # The side's own tree first, so its perf_core is the one imported; the caller's path after it.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
+    env = launch.env_for(tree)
     if lane.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = lane.gpu
     return server.run(tree, ["-p", "no:cacheprovider", *args], env, lane.cores)

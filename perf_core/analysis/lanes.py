@@ -127,8 +127,9 @@ def run_lanes(
     try:
         futures = [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in [f for f in futures if f in done and f.exception() is not None][:1]:
-            future.result()
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed:
+            failed.result()
     except BaseException:
         launch.end_all()
         raise

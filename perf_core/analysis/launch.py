@@ -66,10 +66,12 @@ class ForkServer:
             with _LIVE_LOCK:  # started and registered at once, so an ending never misses a run
                 if stopping():
                     raise LaunchError("stopped: another run failed or the gate was interrupted")
-                fresh = None if self._forks else spawn(command, request)
-                if fresh is None:
+                if self._forks:
                     self._send(request)
-                pid = fresh.pid if fresh else self._answer("pid")
+                    fresh, pid = None, self._answer("pid")
+                else:
+                    fresh = spawn(command, request)
+                    pid = fresh.pid
                 _LIVE[pid] = fresh
             try:
                 returncode = fresh.wait() if fresh else self._answer("returncode")
@@ -128,6 +130,12 @@ class ForkServer:
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.close()
+
+
+def env_for(folder: Path) -> dict[str, str]:
+    """This process's environment with `folder` first on PYTHONPATH: a run started there imports the
+    packages of that folder (a side's worktree, a scratch project) before any installed one."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
 
 
 def spawn(command: list[str], request: dict) -> subprocess.Popen:

@@ -71,6 +71,11 @@ def cuda_initialised() -> bool:
     return driver.cuDeviceGetCount(ctypes.byref(count)) == 0
 
 
+def path_entries(env) -> list[str]:
+    """The entries of PYTHONPATH in `env`, empty ones left out (as the interpreter leaves them)."""
+    return [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+
+
 def child(request: dict, inherited: list[str]) -> None:
     """In the forked child: become the run `request` asks for, as `python -m pytest ARGS` started in
     its folder with its environment would be, then exit with pytest's code."""
@@ -83,7 +88,7 @@ def child(request: dict, inherited: list[str]) -> None:
     os.environ.update(request["env"])
     # sys.path as that command would have it: its folder, then its PYTHONPATH, then the installation's.
     # Relative entries made absolute against the run's folder, as the interpreter does at its start.
-    extra = [os.path.abspath(e) for e in request["env"].get("PYTHONPATH", "").split(os.pathsep) if e]
+    extra = [os.path.abspath(entry) for entry in path_entries(request["env"])]
     sys.path[:] = [request["cwd"], *extra, *inherited]
     for fd, key in ((1, "stdout"), (2, "stderr")):
         target = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -124,7 +129,7 @@ def main() -> None:
         with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
             importlib.import_module(name)
     warm()
-    own = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
+    own = set(path_entries(os.environ))
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
     forks = os.environ.get("PERF_CORE_NO_FORK") != "1" and not cuda_initialised()
     answer({"ready": forks})
