@@ -23,6 +23,11 @@ for _module in ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.gra
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 
+# Under pytest-xdist (the README's test command), every pytest these tests start, in process or not,
+# is a session of its own: a worker's variables would make pytest-benchmark disable its timed runs.
+for _name in launch.XDIST_VARIABLES:
+    os.environ.pop(_name, None)
+
 pytest_plugins = ["pytester"]
 
 SUITE_FILE = Path(__file__).with_name("test_latency.py")
@@ -46,6 +51,28 @@ def fork_server():
     tests starts is a fresh process forked from one that has torch and pytest imported already."""
     with launch.ForkServer() as server:
         yield server
+
+
+class _Lent:
+    """The session's server where code under test makes its own (`with launch.ForkServer() as s`):
+    entered, it is the session's server; left, that server keeps running for the next test."""
+
+    def __init__(self, server: launch.ForkServer) -> None:
+        self._server = server
+
+    def __enter__(self) -> launch.ForkServer:
+        return self._server
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lent_fork_server(fork_server: launch.ForkServer, monkeypatch: pytest.MonkeyPatch) -> launch.ForkServer:
+    """perf-core ab made in process forks its runs from the session's server instead of starting (and
+    loading torch in) one of its own: what ab does with its runs is the same either way."""
+    monkeypatch.setattr(launch, "ForkServer", lambda: _Lent(fork_server))
+    return fork_server
 
 
 @pytest.fixture
@@ -83,3 +110,4 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("XDG_CACHE_HOME", cache)
             yield
+

@@ -92,16 +92,22 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
         ab.collect(files)
 
 
-@pytest.mark.parametrize("no_fork", ["0", "1"])
-def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, monkeypatch, no_fork):
-    """Forked by the server, and (PERF_CORE_NO_FORK=1, as where CUDA was initialised in it) spawned fresh."""
-    monkeypatch.setenv("PERF_CORE_NO_FORK", no_fork)
-    with launch.ForkServer() as server:
-        checked = ab.check_side(server, project, [], "base")
+def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, fork_server):
+    checked = ab.check_side(fork_server, project, [], "base")
+    assert fork_server.forks  # CUDA never initialised in it: runs are forked children
     assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
 
 
-def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, tmp_path, capsys, monkeypatch):
+def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch):
+    """PERF_CORE_NO_FORK=1, as where CUDA was initialised in the server: the same answer, from a fresh process."""
+    monkeypatch.setenv("PERF_CORE_NO_FORK", "1")
+    with launch.ForkServer() as server:
+        checked = ab.check_side(server, project, [], "base")
+        assert not server.forks
+    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
+
+
+def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, lent_fork_server, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(project)
     report = tmp_path / "report.md"
     summary = tmp_path / "summary.md"
@@ -150,7 +156,7 @@ def test_dirty_tree_with_head_named_is_refused(project, capsys, monkeypatch):
     assert code == 2 and "head: the working tree has uncommitted changes" in err
 
 
-def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, tmp_path, capsys, monkeypatch):
+def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, lent_fork_server, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(project)
     base = git(project, "rev-parse", "HEAD")
     kernels = project / "perf_core" / "measure" / "kernels.py"
@@ -182,7 +188,7 @@ def test_slow_attention_fixture_applies_by_name_and_still_matches_eager(project)
         ),
     ],
 )
-def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(project, capsys, monkeypatch, argv, message):
+def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(project, lent_fork_server, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(project)
     code, _, err = perf_core(capsys, "ab", "HEAD", *argv)
     assert code == 2 and message in err.strip().splitlines()[-1], err

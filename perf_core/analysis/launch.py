@@ -90,6 +90,12 @@ class ForkServer:
         if self._forks is None:
             self._forks = bool(self._answer("ready"))
 
+    @property
+    def forks(self) -> bool:
+        """Whether runs are forked from the loaded server (False: each a fresh process); waits until it has said."""
+        self.wait_ready()
+        return bool(self._forks)
+
     def _send(self, request: dict) -> None:
         try:
             self._process.stdin.write(json.dumps(request) + "\n")
@@ -132,10 +138,18 @@ class ForkServer:
         self.close()
 
 
+# Set by pytest-xdist in its workers; a run that inherits them is taken by pytest-benchmark for an
+# xdist worker and refuses --benchmark-only ("Can't have both --benchmark-only and --benchmark-disable").
+XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
 def env_for(folder: Path) -> dict[str, str]:
     """This process's environment with `folder` first on PYTHONPATH: a run started there imports the
-    packages of that folder (a side's worktree, a scratch project) before any installed one."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
+    packages of that folder (a side's worktree, a scratch project) before any installed one. Each run is
+    a pytest session of its own: an xdist worker's variables (XDIST_VARIABLES) are not passed on."""
+    env = {name: value for name, value in os.environ.items() if name not in XDIST_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return env
 
 
 def spawn(command: list[str], request: dict) -> subprocess.Popen:

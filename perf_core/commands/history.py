@@ -6,6 +6,7 @@ Plain values in (the options' values), records out; the history is only ever rea
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ def names_in(runs: Sequence[Run], keep: Callable[[Result], bool]) -> list[str]:
     return [name for name in select.names_of(runs) if any(keep(r.results[name]) for r in runs if name in r.results)]
 
 
+@functools.cache  # the host does not change within a process; the package lookup scans sys.path (3.6 ms)
 def current_machine() -> Machine | None:
     """This host's CPU and torch build, to pick its history among several (no torch import: slow)."""
     try:

@@ -12,7 +12,8 @@ H200 host the first version's children failed their first CUDA call, Accelerator
 import asked torch.cuda.is_available(), which initialises the driver). So the server asks torch to
 answer that from NVML (PYTORCH_NVML_BASED_CUDA_CHECK=1, torch's own switch for forking servers),
 and after its imports checks the driver itself (cuda_initialised); when CUDA was initialised all
-the same, or PERF_CORE_NO_FORK=1 is set, it says so and ends, and the runs start as fresh processes.
+the same, it says so and ends, and the runs start as fresh processes; with PERF_CORE_NO_FORK=1 it says
+so at once, before loading anything.
 
 Why not multiprocessing's forkserver: its children import the module of the function they run, which
 would be the launching checkout's perf_core; here nothing of perf_core is imported before the fork,
@@ -123,6 +124,9 @@ def main() -> None:
     # that whatever an import prints cannot be read as an answer.
     PROTOCOL = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
+    if os.environ.get("PERF_CORE_NO_FORK") == "1":  # fresh processes asked for: nothing to load first
+        answer({"ready": False})
+        return
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # the server's own; each child gets its request's
     for name in PRELOAD:
@@ -131,7 +135,7 @@ def main() -> None:
     warm()
     own = set(path_entries(os.environ))
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
-    forks = os.environ.get("PERF_CORE_NO_FORK") != "1" and not cuda_initialised()
+    forks = not cuda_initialised()
     answer({"ready": forks})
     if not forks:
         return
