@@ -46,13 +46,17 @@ else
   echo "from perf_core.measure import llama; llama.register_kernels()" > /tmp/llama_kernels.py
   for gpu in 0 1; do
     preset=$([ $gpu = 0 ] && echo llama-7b || echo llama-3-8b)
-    ( for job in "model 64,256 ${MODEL_LIMIT:-200}" "decoder 16,32,64,128,256,512 ${DECODER_LIMIT:-90}"; do
+    # MODEL_TOKENS / DECODER_TOKENS: the token counts of each (an empty DECODER_TOKENS: no decoder run).
+    ( for job in "model ${MODEL_TOKENS:-64,256} ${MODEL_LIMIT:-200}" "decoder ${DECODER_TOKENS-16,32,64,128,256,512} ${DECODER_LIMIT:-90}"; do
         set -- $job
+        [ $# -eq 3 ] || continue
         CUDA_VISIBLE_DEVICES=$gpu PYTHONPATH=/tmp timeout "$3" python3 -m pytest -p llama_kernels tests/test_latency.py --benchmark-only -q -p no:cacheprovider \
           --kernels "$1" --variants compiled --tokens "$2" --preset "$preset" --benchmark-max-time 0.1 \
           --benchmark-storage "$OUT/$preset" > "$OUT/${preset}_$1.log" 2>&1
       done ) &
   done
   wait
+  # One archive for the runs and logs: the device tool brings back few files a call.
+  tar czf "$OUT/models.tgz" -C "$OUT" $(cd "$OUT" && ls -d llama-* 2>/dev/null) && rm -rf "$OUT"/llama-*
 fi
-tail -n 4 "$OUT"/*.err
+tail -n 4 "$OUT"/*.err 2>/dev/null
