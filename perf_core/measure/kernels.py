@@ -124,17 +124,23 @@ def projection_flops(w: Shape, d_in: int, d_out: int) -> int:
 
 
 def build(workload: Shape, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """The eager module and its input, both drawn from `seed` (never zeros), on the workload's device."""
-    generator = torch.Generator().manual_seed(seed)
-    module = get(workload.kernel).build(workload)
+    """The eager module and its input, both drawn from `seed` (never zeros) by the workload's device's
+    own generator, made on that device. Made on the CPU and moved, the GPU preset's weights cost most of
+    a gate run's compile phase on an H200: under cProfile, 31 s of a 71 s run of 36 benchmarks went to
+    randn, nn.Linear's own initialisation, .to and copy_ on one CPU thread (scripts/gpu_compile_profile.sh,
+    docs/gate.md). On the CPU the values are the same as when they were drawn there and moved."""
+    device = torch.device(workload.device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    with device:  # the module's own initialisation (overwritten below) runs where its weights live
+        module = get(workload.kernel).build(workload)
     scale = 1.0 / math.sqrt(workload.d_model)  # keeps outputs O(1) so tolerances mean something
     with torch.no_grad():
         for parameter in module.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, device=device) * scale)
     module.requires_grad_(False).eval()
     dtype = getattr(torch, workload.dtype)
-    x = torch.randn(workload.batch, workload.n_tokens, workload.d_model, generator=generator)
-    return module.to(workload.device, dtype), x.to(workload.device, dtype)
+    x = torch.randn(workload.batch, workload.n_tokens, workload.d_model, generator=generator, device=device)
+    return module.to(workload.device, dtype), x.to(dtype)
 
 
 # ---------------------------------------------------------------------------------------------
