@@ -127,6 +127,31 @@ def test_trend_title_sits_above_the_first_panels_title_however_tall_the_figure()
     matplotlib.pyplot.close(fig)
 
 
+@pytest.mark.parametrize(
+    "label",
+    [
+        "CPU",
+        "NVIDIA H200 | torch 2.11.0+cu130 | Python 3.12 | 1 thread | cold cache, rest 1 | preset llama-3-8b",
+        "NVIDIA H100 80GB HBM3 " * 8,  # one part longer than a line
+        " | ".join(f"part {i}" for i in range(40)),
+    ],
+)
+def test_figure_titles_lie_within_the_figure_and_above_the_panels_whatever_the_label(label):
+    curve = figures.Curve("c0", (16, 32), (2e-6, 1e-6))
+    line = figures.TrendLine("16 tokens", column_of([1e-6, 1.1e-6, 1.2e-6], high=1.1))
+    drawn = [
+        figures.per_token_figure([figures.Panel("k / v", (curve,))], label, "Latency per Token"),
+        figures.trend_figure(["c0", "c1", "c2"], {"k / v": [line]}, label),
+    ]
+    for fig in drawn:
+        renderer = fig.canvas.get_renderer()
+        (suptitle,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
+        title, whole = suptitle.get_window_extent(renderer), fig.bbox
+        assert whole.x0 <= title.x0 and title.x1 <= whole.x1 and title.y1 <= whole.y1, (label, title, whole)
+        assert title.y0 >= fig.axes[0].title.get_window_extent(renderer).y1
+        matplotlib.pyplot.close(fig)
+
+
 def test_default_figure_names_are_ignored_by_git():
     ignored = subprocess.run(
         ["git", "-C", str(ROOT), "check-ignore", "per_token.png", "trend.png", "per_token.svg", "trend.svg"],

@@ -5,6 +5,7 @@ Both take plain data (figures per token count; the trend's as select.Column arra
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,30 @@ class Panel:
     floor_per_token_s: tuple[tuple[int, float], ...] = ()  # (tokens, floor seconds per token)
 
 
+# Characters of a "medium" (10 pt) DejaVu Sans title an inch holds, with room to spare: the per-token
+# figure's one-panel title "NVIDIA H200 | torch 2.11.0+cu130 | ... | preset llama-7b" (97 characters)
+# ran past both edges of its 6.4 in figure.
+TITLE_CHARS_PER_IN = 12
+
+
+def fit_title(title: str, width_in: float) -> str:
+    """`title` with each line broken at its " | " separators (at spaces where one part is too long)
+    so that no line is longer than a figure `width_in` inches wide holds."""
+    budget = max(20, int(width_in * TITLE_CHARS_PER_IN))
+    lines: list[str] = []
+    for line in title.splitlines():
+        current = ""
+        for part in line.split(" | "):
+            for piece in textwrap.wrap(part, budget) or [""]:
+                joined = f"{current} | {piece}" if current else piece
+                if current and len(joined) > budget:
+                    lines.append(current)
+                    joined = piece
+                current = joined
+        lines.append(current)
+    return "\n".join(lines)
+
+
 def _grid(count: int) -> tuple[int, int]:
     columns = 1 if count == 1 else 2
     return (count + columns - 1) // columns, columns
@@ -57,7 +82,7 @@ def per_token_figure(panels: Sequence[Panel], title: str, metric_label: str) -> 
         _token_axes(ax, panel, unit)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{title}\n{metric_label}", fontsize="medium")
+    fig.suptitle(fit_title(f"{title}\n{metric_label}", fig.get_size_inches()[0]), fontsize="medium")
     fig.tight_layout()
     return fig
 
@@ -187,7 +212,10 @@ def _trend_layout(fig: Figure, rows: int, title: str) -> None:
     """Fixed margins in inches, not tight_layout: that drew the whole figure once more just to measure
     its text (0.45 s of a 3 s trend on 3,000 commits); the labels here have known sizes."""
     width, height = fig.get_size_inches()
-    gap, top, bottom = 0.45, 0.8, 1.25  # between panels: a title; below the last, the commit labels
+    title = fit_title(title, width)
+    # Between panels: a title; above the first, the figure's title (0.2 in a line past its first);
+    # below the last, the commit labels.
+    gap, top, bottom = 0.45, 0.8 + 0.2 * title.count("\n"), 1.25
     tall = (height - top - bottom - gap * (rows - 1)) / rows
     # In inches from the top too: at a fraction of a tall figure's height it sat on the first panel's title.
     fig.suptitle(title, fontsize="medium", y=1 - 0.15 / height, va="top")
