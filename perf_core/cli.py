@@ -31,6 +31,8 @@ class Parser(argparse.ArgumentParser):
 # here, 400 times what a parse costs; test_fuzz's 2000 commands in one process spent 8 s of 28 on it.
 @functools.cache
 def build_parser() -> argparse.ArgumentParser:
+    """The `perf-core` parser, every command's options declared; built once a process and shared, so
+    callers must not change it (each parse returns a fresh Namespace)."""
     parser = Parser(prog="perf-core", description="Per-token latency history, trends and the PR performance gate.")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:

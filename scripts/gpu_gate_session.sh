@@ -46,8 +46,8 @@ else
   echo "from perf_core.measure import llama; llama.register_kernels()" > /tmp/llama_kernels.py
   for gpu in 0 1; do
     preset=$([ $gpu = 0 ] && echo llama-7b || echo llama-3-8b)
-    # MODEL_TOKENS / DECODER_TOKENS: the token counts of each (an empty DECODER_TOKENS: no decoder run).
-    ( for job in "model ${MODEL_TOKENS:-64,256} ${MODEL_LIMIT:-200}" "decoder ${DECODER_TOKENS-16,32,64,128,256,512} ${DECODER_LIMIT:-90}"; do
+    # MODEL_TOKENS / DECODER_TOKENS: the token counts of each (set and empty: no such run).
+    ( for job in "model ${MODEL_TOKENS-64,256} ${MODEL_LIMIT:-200}" "decoder ${DECODER_TOKENS-16,32,64,128,256,512} ${DECODER_LIMIT:-90}"; do
         set -- $job
         [ $# -eq 3 ] || continue
         CUDA_VISIBLE_DEVICES=$gpu PYTHONPATH=/tmp timeout "$3" python3 -m pytest -p llama_kernels tests/test_latency.py --benchmark-only -q -p no:cacheprovider \

@@ -30,6 +30,15 @@ for _name in launch.XDIST_VARIABLES:
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` on a machine with a CUDA GPU: one worker. The suite's untimed runs build the GPU preset's
+    model (13 GB of weights a case) and the floor tests time the card: workers side by side would share
+    one GPU's memory and clock. Elsewhere xdist's own choice, one worker a core."""
+    import torch  # here, not at the top: where xdist asks
+
+    return 1 if torch.cuda.is_available() else None
+
 SUITE_FILE = Path(__file__).with_name("test_latency.py")
 
 

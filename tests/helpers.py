@@ -5,10 +5,13 @@ compile in seconds, and git with a throwaway identity."""
 import hashlib
 import json
 import subprocess
+import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from pytest import RunResult
 
 from perf_core.analysis import select
 from perf_core.cli import main
@@ -64,15 +67,17 @@ def under_floor(document: dict) -> dict[str, float]:
     return {name: ratio for name, ratio in ratios.items() if ratio < 1}
 
 
-def floor_held(run_suite, storage: Path, first: dict, *args: str) -> dict[str, float]:
+def floor_held(run_suite: Callable[..., RunResult], storage: Path, first: dict, *args: str) -> dict[str, float]:
     """under_floor of `first`, a run of the suite; where some median is under its floor, that of one
-    more run (`run_suite(*args)`, saved under `storage`). Why: the floor comes from the peak rates the
-    run measures when it starts; beside other work (the test command's other worker), a peak measured in
-    a busy moment and a benchmark timed in a quiet one put matmul-eager-16 at 0.96x its floor, once. A
-    wrong floor (a cost model or a peak that is off) is under twice."""
+    more run (`run_suite(*args)`, saved under `storage`), the first's ratios kept as a warning in the
+    test's report. Why: the floor comes from the peak rates the run measures when it starts; beside
+    other work (the test command's other worker), a peak measured in a busy moment and a benchmark timed
+    in a quiet one put matmul-eager-16 at 0.96x its floor, once. A floor that is off by more than that
+    noise (a wrong cost model, a peak measured on the wrong product) is under in both runs."""
     under = under_floor(first)
     if not under:
         return under
+    warnings.warn(f"under the floor in a first run, taken once more: {under}", stacklevel=2)
     before = set(storage.glob("*/*.json"))
     run_suite(*args).assert_outcomes(passed=len(first["benchmarks"]))
     (again,) = set(storage.glob("*/*.json")) - before

@@ -94,7 +94,7 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
 
 def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, fork_server):
     checked = ab.check_side(fork_server, project, [], "base")
-    assert fork_server.forks  # CUDA never initialised in it: runs are forked children
+    assert fork_server.forks == (os.environ.get("PERF_CORE_NO_FORK") != "1")  # CUDA never initialised in it
     assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
 
 
@@ -107,7 +107,9 @@ def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch)
     assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
 
 
-def test_same_commit_both_sides_runs_interleaved_and_cleans_up(project, lent_fork_server, tmp_path, capsys, monkeypatch):
+def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
+    project, lent_fork_server, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(project)
     report = tmp_path / "report.md"
     summary = tmp_path / "summary.md"
@@ -156,7 +158,9 @@ def test_dirty_tree_with_head_named_is_refused(project, capsys, monkeypatch):
     assert code == 2 and "head: the working tree has uncommitted changes" in err
 
 
-def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(project, lent_fork_server, tmp_path, capsys, monkeypatch):
+def test_a_side_whose_suite_fails_is_named_and_worktrees_are_removed(
+    project, lent_fork_server, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(project)
     base = git(project, "rev-parse", "HEAD")
     kernels = project / "perf_core" / "measure" / "kernels.py"
@@ -188,7 +192,9 @@ def test_slow_attention_fixture_applies_by_name_and_still_matches_eager(project)
         ),
     ],
 )
-def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(project, lent_fork_server, capsys, monkeypatch, argv, message):
+def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(
+    project, lent_fork_server, capsys, monkeypatch, argv, message
+):
     monkeypatch.chdir(project)
     code, _, err = perf_core(capsys, "ab", "HEAD", *argv)
     assert code == 2 and message in err.strip().splitlines()[-1], err
@@ -444,3 +450,11 @@ def test_the_first_lane_to_fail_is_the_error_raised_not_the_first_in_order():
     with pytest.raises(ab.SideError, match=r"^fast lane failed$"):
         lanes.run_lanes(run_lane, [("slow", []), ("fast", [])])
     assert not launch.stopping()
+
+
+def test_a_run_started_from_an_xdist_worker_is_a_session_of_its_own(monkeypatch, tmp_path):
+    for name in launch.XDIST_VARIABLES:
+        monkeypatch.setenv(name, "gw1")
+    env = launch.env_for(tmp_path)
+    assert not set(launch.XDIST_VARIABLES) & env.keys()  # else pytest-benchmark refuses --benchmark-only
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)

@@ -63,3 +63,22 @@ def test_a_gpu_breakdown_holds_the_calls_kernels_not_its_profiler_range():
     a = torch.randn(512, 512, device="cuda")
     names = [row[0] for row in breakdown.profile(lambda: a @ a, "cuda")]
     assert names and not any("perf_core" in name for name in names)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_a_kernel_is_built_on_the_gpu_only_when_it_says_it_may(monkeypatch, on_device):
+    seen = []
+
+    def build(w):
+        seen.append(torch.get_default_device().type)  # where a tensor made without a device would land
+        return kernels.Matmul(w.d_model)
+
+    base = kernels.get("matmul")
+    monkeypatch.setitem(
+        kernels.REGISTRY,
+        "matmul",
+        kernels.Kernel("matmul", base.description, build, base.flops, base.bytes, build_on_device=on_device),
+    )
+    module, x = kernels.build(small("matmul", 16, **ON_GPU))
+    assert seen == ["cuda" if on_device else "cpu"]
+    assert next(module.parameters()).device.type == "cuda" and x.device.type == "cuda"

@@ -143,13 +143,27 @@ def test_figure_titles_lie_within_the_figure_and_above_the_panels_whatever_the_l
         figures.per_token_figure([figures.Panel("k / v", (curve,))], label, "Latency per Token"),
         figures.trend_figure(["c0", "c1", "c2"], {"k / v": [line]}, label),
     ]
-    for fig in drawn:
-        renderer = fig.canvas.get_renderer()
-        (suptitle,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
-        title, whole = suptitle.get_window_extent(renderer), fig.bbox
-        assert whole.x0 <= title.x0 and title.x1 <= whole.x1 and title.y1 <= whole.y1, (label, title, whole)
-        assert title.y0 >= fig.axes[0].title.get_window_extent(renderer).y1
-        matplotlib.pyplot.close(fig)
+    try:
+        for fig in drawn:
+            renderer = fig.canvas.get_renderer()
+            (suptitle,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
+            title, whole = suptitle.get_window_extent(renderer), fig.bbox
+            assert whole.x0 <= title.x0 and title.x1 <= whole.x1 and title.y1 <= whole.y1, (label, title, whole)
+            assert title.y0 >= fig.axes[0].title.get_window_extent(renderer).y1
+    finally:
+        for fig in drawn:
+            matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("width_in", [4.0, 6.4, 12.8])
+def test_a_fitted_title_keeps_its_parts_and_names_whole_within_its_lines(width_in):
+    label = "NVIDIA H200 | torch 2.11.0+cu130 | Python 3.12 | 1 thread | cold cache, rest 1 | preset llama-3-8b"
+    lines = figures.fit_title(f"{label}\nLatency per Token", width_in).splitlines()
+    budget = int(width_in * figures.TITLE_CHARS_PER_IN)
+    assert all(len(line) <= budget for line in lines) and lines[-1] == "Latency per Token"
+    assert " | ".join(lines[:-1]).split(" | ") == label.split(" | ")  # broken only between parts here
+    many = figures.fit_title(" | ".join(f"part {i}" for i in range(200)), width_in).splitlines()
+    assert len(many) == figures.TITLE_LINES and many[-1].endswith("...")
 
 
 def test_default_figure_names_are_ignored_by_git():

@@ -42,24 +42,28 @@ class Panel:
 # Characters of a "medium" (10 pt) DejaVu Sans title an inch holds, with room to spare: the per-token
 # figure's one-panel title "NVIDIA H200 | torch 2.11.0+cu130 | ... | preset llama-7b" (97 characters)
 # ran past both edges of its 6.4 in figure.
-TITLE_CHARS_PER_IN = 12
+TITLE_CHARS_PER_IN = 11
+TITLE_LINES = 4  # past this the title ends in "...": the trend's panels keep their room, whatever a label holds
 
 
 def fit_title(title: str, width_in: float) -> str:
-    """`title` with each line broken at its " | " separators (at spaces where one part is too long)
-    so that no line is longer than a figure `width_in` inches wide holds."""
+    """`title` with each line broken at its " | " separators (at spaces where one part is too long;
+    never inside a hyphenated name such as llama-3-8b) so that no line is longer than a figure
+    `width_in` inches wide holds; at most TITLE_LINES lines, the last cut with "..." when more."""
     budget = max(20, int(width_in * TITLE_CHARS_PER_IN))
     lines: list[str] = []
     for line in title.splitlines():
         current = ""
         for part in line.split(" | "):
-            for piece in textwrap.wrap(part, budget) or [""]:
+            for piece in textwrap.wrap(part, budget, break_on_hyphens=False) or [""]:
                 joined = f"{current} | {piece}" if current else piece
                 if current and len(joined) > budget:
                     lines.append(current)
                     joined = piece
                 current = joined
         lines.append(current)
+    if len(lines) > TITLE_LINES:
+        lines = [*lines[: TITLE_LINES - 1], lines[TITLE_LINES - 1][: budget - 3] + "..."]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ kernels (llama.py) come in that way, as an outside project's do. An unknown name
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
 import warnings
@@ -48,6 +49,11 @@ class Kernel:
     # In perf-core ab's default selection (the suite's --gate): a model-scale kernel, whose runs take
     # minutes on a GPU, leaves it (and still runs in the gate with --kernel NAME).
     in_gate: bool = True
+    # Whether `build` may run with the workload's device as torch's default device (its own initialisation
+    # and any tensor it makes without a device land there): for builders that only make modules and
+    # parameters, as this package's; weights made on one CPU thread and moved took most of a GPU run's
+    # set-up (build). False: built on the CPU and moved, as an outside builder may expect.
+    build_on_device: bool = False
 
 
 REGISTRY: dict[str, Kernel] = {}
@@ -125,14 +131,20 @@ def projection_flops(w: Shape, d_in: int, d_out: int) -> int:
 
 def build(workload: Shape, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     """The eager module and its input, both drawn from `seed` (never zeros) by the workload's device's
-    own generator, made on that device. Made on the CPU and moved, the GPU preset's weights cost most of
-    a gate run's compile phase on an H200: under cProfile, 31 s of a 71 s run of 36 benchmarks went to
-    randn, nn.Linear's own initialisation, .to and copy_ on one CPU thread (scripts/gpu_compile_profile.sh,
-    docs/gate.md). On the CPU the values are the same as when they were drawn there and moved."""
+    own generator: reproducible per device type (the CPU's values are those of every earlier version;
+    a GPU's differ from runs before this rule, and may between GPU models). A kernel with
+    `build_on_device` is made on the device, in float32, then cast (the device holds its float32 weights
+    while it is built: 27 GB for llama-7b's model); others are made on the CPU and moved.
+
+    Why on the device: made on one CPU thread and moved, the GPU preset's weights cost most of a gate
+    run's set-up on an H200: under cProfile, 31 s of a 71 s run of 36 benchmarks went to randn,
+    nn.Linear's own initialisation, .to and copy_ (scripts/gpu_compile_profile.sh, docs/gate.md).
+    """
+    kernel = get(workload.kernel)  # outside the device context: entry points import at the first get
     device = torch.device(workload.device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    with device:  # the module's own initialisation (overwritten below) runs where its weights live
-        module = get(workload.kernel).build(workload)
+    with device if kernel.build_on_device else contextlib.nullcontext():
+        module = kernel.build(workload)
     scale = 1.0 / math.sqrt(workload.d_model)  # keeps outputs O(1) so tolerances mean something
     with torch.no_grad():
         for parameter in module.parameters():
@@ -183,6 +195,7 @@ register(
             (w.batch * w.n_tokens, w.d_model, 3 * w.d_model),
             (w.batch * w.n_tokens, w.d_model, w.d_model),
         ),
+        build_on_device=True,
     )
 )
 
@@ -210,6 +223,7 @@ register(
         flops=lambda w: projection_flops(w, w.d_model, w.d_model),
         bytes=lambda w: streamed_bytes(w, w.d_model * w.d_model),
         gemms=lambda w: ((w.batch * w.n_tokens, w.d_model, w.d_model),),
+        build_on_device=True,
     )
 )
 
@@ -249,5 +263,6 @@ register(
         gemms=lambda w: (
             ((w.batch * w.n_tokens, w.d_model, d_ff(w)),) * 2 + ((w.batch * w.n_tokens, d_ff(w), w.d_model),)
         ),
+        build_on_device=True,
     )
 )

@@ -187,6 +187,7 @@ def register_kernels() -> None:
             bytes=lambda w: kernels.streamed_bytes(w, layer_weight_elements(w)),
             default_devices=DEFAULT_DEVICES,
             in_gate=False,
+            build_on_device=True,
         )
     )
     kernels.register(
@@ -202,5 +203,6 @@ def register_kernels() -> None:
             compile=compile_model,
             default_devices=DEFAULT_DEVICES,
             in_gate=False,
+            build_on_device=True,
         )
     )
