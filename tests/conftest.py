@@ -39,6 +39,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
     return 1 if torch.cuda.is_available() else None
 
+
 SUITE_FILE = Path(__file__).with_name("test_latency.py")
 
 
@@ -119,4 +120,3 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("XDG_CACHE_HOME", cache)
             yield
-

@@ -59,14 +59,14 @@ class ForkServer:
         here (KeyboardInterrupt, Interrupted) ends the run before it propagates."""
         command = [sys.executable, "-m", "pytest", *args]
         with self._lock, tempfile.TemporaryDirectory(prefix="perf-core-run-") as folder:
-            self.wait_ready()
+            forks = self.forks  # waits for the server's imports: outside _LIVE_LOCK, which end_all takes
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
             request = {"cwd": str(cwd), "args": args, "env": dict(env), "cores": list(cores)}
             request |= {"stdout": str(out), "stderr": str(err)}
             with _LIVE_LOCK:  # started and registered at once, so an ending never misses a run
                 if stopping():
                     raise LaunchError("stopped: another run failed or the gate was interrupted")
-                if self._forks:
+                if forks:
                     self._send(request)
                     fresh, pid = None, self._answer("pid")
                 else:

@@ -14,8 +14,7 @@ import shlex
 import time
 
 # Compile workers otherwise keep stealing the CPU for seconds after compiling; must be set
-# before torch._inductor reads its config (and is applied to that config below, for a process that
-# imported it already: the fork server's runs).
+# before torch._inductor reads its config.
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 from collections.abc import Iterator
