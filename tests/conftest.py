@@ -4,6 +4,7 @@ import itertools
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from helpers import SCRATCH_ADDOPTS
 
 from perf_core.analysis import launch
+from perf_core.measure import forkserver
 
 # pytester restores sys.modules after each test that uses it; extension modules first imported
 # inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
@@ -19,6 +21,9 @@ from perf_core.analysis import launch
 # and test_trust). Load them here, where installed: a
 # GPU box may carry only what the suite itself needs. Runs that compile stay in subprocesses: a
 # compile imports more of torch's compiler than can be listed here.
+# One compile thread in every process the tests start, as the suite's plugin sets for its own: with
+# one worker a core, inductor's default (a pool of compile processes a core) only adds start-up.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 for _module in ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
@@ -29,6 +34,15 @@ for _name in launch.XDIST_VARIABLES:
     os.environ.pop(_name, None)
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a cold machine (a fresh clone's CI runner) inductor's first C++ compile in a process builds
+    ten probe programs, 15 s, unless another process has left them in the cache: started here, once,
+    beside the workers' start-up, instead of in every worker and fork server at once (those wait on
+    forkserver.warm's lock for it). The xdist controller, or the one process without -n."""
+    if not hasattr(config, "workerinput"):
+        threading.Thread(target=forkserver.warm, name="warm inductor", daemon=True).start()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:

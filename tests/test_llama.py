@@ -172,18 +172,18 @@ def test_rates_are_tokens_and_bytes_over_the_median_call():
 
 
 def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract_fields(suite, run_suite):
+    # One token count: each compiled case is a cold C++ build of a whole layer on a fresh machine
+    # (~10 s on the 2-core machine); what is checked here is the same at every count.
     result = run_suite(
-        "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16,32",
+        "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16",
         "--benchmark-max-time", "0.001", "--benchmark-min-rounds", "1", "-p", "no:cacheprovider",
     )  # fmt: skip
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=4)
     assert "tokens/s" in result.stdout.str()
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     run = json.loads(saved.read_text())
     by_name = {bench["param"]: bench for bench in run["benchmarks"]}
-    assert set(by_name) == {
-        contract.bench_name(k, v, n) for k in ("decoder", "model") for v in contract.VARIANTS for n in (16, 32)
-    }
+    assert set(by_name) == {contract.bench_name(k, v, 16) for k in ("decoder", "model") for v in contract.VARIANTS}
     copy_rate = run["machine_info"]["copy_bytes_per_s"]
     for name, bench in by_name.items():
         info, median = bench["extra_info"], bench["stats"]["median"]

@@ -3,7 +3,8 @@
 The project's files are the README's blocks, its commands the README's lines. Two departures, both
 to keep the test's own environment as it is: the install builds the same project with the same pip
 into a folder of its own (`--target`, offline, no editable link left in this venv), and each
-`pytest --benchmark-only` gets options that keep it short (one token count, tiny rounds).
+`pytest --benchmark-only` gets options that keep it short (the project's own kernel, one token
+count, tiny rounds, and no Hypothesis plugin, as every scratch run the tests start).
 """
 
 import itertools
@@ -13,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import SCRATCH_ADDOPTS
+
 README = Path(__file__).parents[1] / "README.md"
 SECTION = "## Using perf-core for your own core"
-TINY = " --tokens 16 --benchmark-max-time 0.001 --benchmark-min-rounds 1 -p no:cacheprovider"
+TINY = " --kernels scale --tokens 16 --benchmark-max-time 0.001 --benchmark-min-rounds 1 -p no:cacheprovider"
 
 
 def readme_section() -> tuple[dict[str, str], list[str], list[str]]:
@@ -74,6 +77,7 @@ def test_the_readme_section_builds_a_project_whose_kernel_runs_through_the_suite
         "GIT_COMMITTER_EMAIL": "t@example.com",
     }
     env.pop("PERF_CORE_COMMIT", None)
+    env["PYTEST_ADDOPTS"] = SCRATCH_ADDOPTS  # as every scratch run the tests start
     run("git init -q && git add -A && git commit -qm base", project, env)
 
     install, suite, plot, compare = commands

@@ -31,6 +31,7 @@ One run at a time; end of input ends the server.
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -54,11 +55,25 @@ def warm() -> None:
     """What a process's first compile pays once and keeps, done here so that no run pays it: inductor
     probes which vector instructions the CPU has by building and loading ten small programs (2.0 of
     the 2.9 s of the first SwiGLU compile on the 2-core machine, cProfile); the answer is cached
-    for the process (functools.lru_cache), and a forked child inherits the cache."""
-    with contextlib.suppress(ImportError, AttributeError):
-        from torch._inductor import cpu_vec_isa
+    for the process (functools.lru_cache), and a forked child inherits the cache.
 
-        cpu_vec_isa.valid_vec_isa_list()
+    The programs are kept in inductor's cache folder, so only a cold machine builds them: 15 s of the
+    first C++ compile there (cProfile, 2-core machine). Processes that start together (perf-core ab's
+    two servers, the test workers) would each build all ten, side by side on the same cores; under one
+    lock (in that folder) the first builds them and the others wait, then load what it built."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from filelock import FileLock
+        from torch._inductor import cpu_vec_isa
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        with FileLock(os.path.join(cache_dir(), "perf_core_vec_isa.lock")):
+            cpu_vec_isa.valid_vec_isa_list()
+    # The hash of torch's own source that every compile's cache key includes: 0.25 s a process the
+    # first time (functools cache), the largest part of a warm compile's 0.7 s (cProfile).
+    with contextlib.suppress(ImportError, AttributeError):
+        from torch._inductor.codecache import torch_key
+
+        torch_key()
 
 
 def cuda_initialised() -> bool:
@@ -133,6 +148,10 @@ def main() -> None:
         with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
             importlib.import_module(name)
     warm()
+    # Out of the collector's sight: a child's collections (pytest's at its end took 0.5 s) then skip
+    # the server's million objects, and leave their pages shared (as Instagram's gc.freeze advice).
+    gc.collect()
+    gc.freeze()
     own = set(path_entries(os.environ))
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
     forks = not cuda_initialised()
