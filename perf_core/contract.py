@@ -108,7 +108,10 @@ COMPILE_CACHE = "compile_cache"
 # when the profiler failed, BREAKDOWN_NOTE then says why); for compiled variants CODE_FINGERPRINT (sha256
 # prefix of inductor's normalised output code) and CODE_KERNELS (its generated kernels' names). In
 # machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
+# On a GPU one more part, BREAKDOWN_IDLE: the device's time per call in no kernel (launches, the gaps
+# between a CUDA graph's kernels), read off the profiler's timeline, so the parts add up to the call.
 BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
+BREAKDOWN_IDLE = "(device idle between kernels)"
 CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
 
 

@@ -10,9 +10,10 @@ its weights (no rotation) and times it three ways, each the median of --repeats 
   compiled = the CUDA-graph replay the suite times, eager = the eager module;
 - the suite's eager and compiled `device_s` against the same references;
 - every cold per-call median against its floor_s;
-- each compiled call's profiled kernel sum against its `device_s` (issue 22's cross-check,
-  perf_core.analysis.explain.coverage; a call off by more than 5% is marked). `--coverage RUN.json`
-  prints that table alone from a saved run, without a GPU.
+- each compiled call's profiled parts (its kernels, and the device's idle time between them where
+  the run has it) against its `device_s` (issue 22's cross-check, perf_core.analysis.explain.coverage;
+  a call off by more than 5% is marked). `--coverage RUN.json` prints that table alone from a saved
+  run, without a GPU.
 
     python scripts/check_gpu.py --out results/h100/check_gpu
     python scripts/check_gpu.py --coverage results/h200/gate21/one_gpu_aa_base-01.json
@@ -95,23 +96,29 @@ def run_suite(out: Path, extra: list[str]) -> dict:
 
 
 def coverage_table(path: Path) -> list[str]:
-    """Markdown rows: each compiled benchmark's profiled kernel sum against its device_s."""
+    """Markdown rows: each compiled benchmark's profiled parts (kernels, and the device's idle time
+    between them where the run has it) against its device_s."""
     run = records.load_runs([path])[0]
     lines = [
-        f"{run.machine.label}; {path.name}. Per call: the profiled kernels' sum (breakdown) and device_s (CUDA events).",
+        f"{run.machine.label}; {path.name}. Per call: the profiled kernels' sum and the device's idle time"
+        " between them (breakdown, torch.profiler's timeline) against device_s (CUDA events).",
         "",
-        "| benchmark | kernels | kernel sum | device_s | sum / device_s | within 5% |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | kernels | kernel sum | idle | device_s | kernels / device_s | (kernels + idle) / device_s"
+        " | within 5% |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in run.results.values():
         share = explain.coverage(result)
         if result.variant != "compiled" or share is None:
             continue
-        parts = len(result.breakdown.parts)
+        kernels = explain.coverage(result, kernels_only=True)
+        idle = [seconds for name, _, seconds in result.breakdown.parts if name == contract.BREAKDOWN_IDLE]
+        count = len(result.breakdown.parts) - len(idle)
         within = "yes" if abs(share - 1) <= explain.COVERAGE_TOLERANCE else "**no**"
         lines.append(
-            f"| {result.name} | {parts} | {share * result.device_s * 1e6:.1f} us | {result.device_s * 1e6:.1f} us"
-            f" | {share:.3f} | {within} |"
+            f"| {result.name} | {count} | {kernels * result.device_s * 1e6:.1f} us"
+            f" | {f'{idle[0] * 1e6:.1f} us' if idle else '-'} | {result.device_s * 1e6:.1f} us"
+            f" | {kernels:.3f} | {share:.3f} | {within} |"
         )
     return lines
 
@@ -152,6 +159,7 @@ def main() -> int:
             timings["clean"].append(clean_flush_s(call.fn, flush))
             timings["read"].append(do_bench_read_flush_s(call.fn, flush))
         flushed_s, clean_s, read_s = (statistics.median(timings[k]) for k in ("flushed", "clean", "read"))
+        parsed = records.parse_result(args.source or args.out, bench)
         row = {
             "benchmark": bench["param"],
             "suite_cold_s": bench["stats"]["median"],
@@ -165,7 +173,8 @@ def main() -> int:
             "sm_clock_mhz": info.get(contract.SM_CLOCK_MHZ),
             "throttle_share": info.get(contract.THROTTLE_SHARE),
             "throttled": info.get(contract.THROTTLED),
-            "kernel_sum_over_device": explain.coverage(records.parse_result(args.source or args.out, bench)),
+            "kernel_sum_over_device": explain.coverage(parsed, kernels_only=True),
+            "parts_over_device": explain.coverage(parsed),
         }
         for reference, seconds in (("do_bench", flushed_s), ("clean", clean_s), ("read", read_s)):
             row[f"suite_over_{reference}"] = row["suite_cold_s"] / seconds

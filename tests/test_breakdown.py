@@ -94,6 +94,37 @@ def test_a_cpu_breakdown_has_one_call_of_each_part_and_adds_up_to_about_the_call
     assert breakdown.OUTSIDE_OPS in by_name
 
 
+US = 1e-6
+
+
+@pytest.mark.parametrize(
+    ("spans", "calls", "idle"),
+    [
+        # Two kernels a call, 1 us apart, 3 us from one call's last kernel to the next call's first.
+        ([(0, 10), (11, 13), (16, 26), (27, 29), (32, 42), (43, 45)], 3, 4),
+        # Back to back, no gap at all.
+        ([(0, 5), (5, 10), (10, 15)], 3, 0),
+        # Overlapping kernels (two streams) count once: busy 0-12, next call at 14.
+        ([(0, 10), (2, 12), (14, 24), (16, 26)], 2, 2),
+        # The median over the calls: one call held up by the host (40 us) does not move it.
+        ([(0, 10), (12, 22), (62, 72), (74, 84), (86, 96)], 5, 2),
+        ([(0, 10), (12, 22), (24, 30)], 2, None),  # kernels that do not split evenly into the calls
+        ([(0, 10), (12, 22)], 1, None),  # one call: no next call, no period
+        ([], 3, None),
+    ],
+)
+def test_the_devices_idle_time_per_call_is_its_period_less_its_busy_time(spans, calls, idle):
+    got = breakdown.device_idle_s([(start * US, end * US) for start, end in spans], calls)
+    assert got == (None if idle is None else pytest.approx(idle * US))
+
+
+def test_the_idle_part_is_kept_by_name_however_small():
+    parts = [breakdown.Part(f"k{i}", 1.0, (i + 2) * US) for i in range(20)] + [breakdown.Part(breakdown.IDLE, 1.0, US)]
+    rows = breakdown.summarize(parts, top=5)
+    assert [row[0] for row in rows] == ["k19", "k18", "k17", "k16", "k15", breakdown.IDLE, breakdown.OTHER]
+    assert sum(row[2] for row in rows) == pytest.approx(sum(part.seconds for part in parts))
+
+
 CONFTEST = """
 import torch
 from perf_core.measure import kernels

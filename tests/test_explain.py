@@ -11,6 +11,7 @@ from perf_core.analysis import ab, charts, gate, report
 from perf_core.analysis.explain import MIN_SHARE, coverage, coverage_line, explain, missing, why
 from perf_core.analysis.records import Breakdown, Result, load_runs, parse_breakdown, parse_run
 from perf_core.analysis.synthetic import commit_sha, write_history
+from perf_core.contract import BREAKDOWN_IDLE as IDLE
 
 US = 1e-6
 BASE = Breakdown(
@@ -288,6 +289,14 @@ def gpu_result(device_s, parts):
         (16.448e-6, [("nvjet_splitK", 1.0, 10.16e-6), ("splitKreduce_kernel", 1.0, 2.006e-6)], 0.740, True),
         (200.5e-6, [("gemm_a", 2.0, 121.2e-6), ("gemm_b", 1.0, 61.12e-6), ("silu", 1.0, 10.9e-6)], 0.963, False),
         (10e-6, [("k", 1.0, 11e-6)], 1.1, True),  # parts past the call: marked too
+        # The same matmul since the idle part: the kernels and the device's 4.1 us between them.
+        (
+            16.448e-6,
+            [("nvjet_splitK", 1.0, 10.16e-6), ("splitKreduce_kernel", 1.0, 2.006e-6), (IDLE, 1.0, 4.1e-6)],
+            0.989,
+            False,
+        ),
+        (16.448e-6, [("nvjet_splitK", 1.0, 10.16e-6), (IDLE, 1.0, 2.0e-6)], 0.739, True),  # the timeline saw less
         (None, [("aten::mm", 1.0, 5e-5)], None, False),  # a CPU run has no device time
         (16e-6, None, None, False),  # no breakdown
     ],
@@ -299,4 +308,9 @@ def test_a_call_whose_parts_do_not_add_up_to_its_device_time_is_marked(device_s,
     assert (line is not None) == marked
     if marked:
         assert f"add up to {share:.0%} of the call's device time" in line
-        assert ("gaps between kernels" if share < 1 else "overlapping parts") in line and "-" not in line.split("(")[1]
+        has_idle = any(name == IDLE for name, _, _ in parts)
+        short = "the profiler's timeline did not see" if has_idle else "gaps between kernels"
+        assert (short if share < 1 else "overlapping parts") in line and "-" not in line.split("(")[1]
+    if share is not None:  # the kernels alone: the idle part left out
+        kernels = sum(seconds for name, _, seconds in parts if name != IDLE) / device_s
+        assert coverage(result, kernels_only=True) == pytest.approx(kernels)

@@ -61,8 +61,13 @@ def test_a_gpu_breakdown_holds_the_calls_kernels_not_its_profiler_range():
     from perf_core.measure import breakdown
 
     a = torch.randn(512, 512, device="cuda")
-    names = [row[0] for row in breakdown.profile(lambda: a @ a, "cuda")]
+    rows = breakdown.profile(lambda: a @ a, "cuda")
+    names = [row[0] for row in rows]
     assert names and not any("perf_core" in name for name in names)
+    # The head start's spin kernel is not the call's; the device's idle time between calls is a part.
+    assert not any("spin_kernel" in name for name in names)
+    (idle,) = [row for row in rows if row[0] == breakdown.IDLE]
+    assert idle[1] == 1.0 and idle[2] >= 0
 
 
 @pytest.mark.parametrize("on_device", [False, True])

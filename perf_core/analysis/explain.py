@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
+from perf_core import contract
 from perf_core.analysis.records import Breakdown, Result, Run
 from perf_core.units import format_seconds
 
@@ -249,18 +250,22 @@ def lines(found: Mapping[str, Explanation | str], head: Sequence[Run], top: int 
 
 # A CUDA graph's kernels leave the device idle between them, which no kernel's time counts: on an H200
 # the profiled kernels of the compiled calls summed to 74-97% of device_s (results/h200/gate21,
-# docs/gpu.md). A call whose parts cover less than 1 - COVERAGE_TOLERANCE of it is marked so.
+# docs/gpu.md). Runs since then carry that idle time as a part of its own (contract.BREAKDOWN_IDLE,
+# read off the profiler's timeline), so their parts should add up to device_s, a check of the two
+# clocks against each other. A call whose parts are off by more than COVERAGE_TOLERANCE is marked.
 COVERAGE_TOLERANCE = 0.05
 
 
-def coverage(result: Result) -> float | None:
+def coverage(result: Result, kernels_only: bool = False) -> float | None:
     """The profiled parts' seconds per call over the call's device_s (CUDA-event device time): 1.0
-    when the parts add up to the call; below, the share the device spent in no profiled kernel
-    (launch gaps inside the CUDA graph). None without both (CPU runs, runs without a breakdown)."""
+    when the parts add up to the call. kernels_only: the kernels' (and copies') share alone, the
+    device's idle part left out (the share of the call the device was busy). None without both
+    (CPU runs, runs without a breakdown)."""
     parts = result.breakdown.parts if result.breakdown else None
     if not parts or not result.device_s:
         return None
-    return sum(seconds for _, _, seconds in parts) / result.device_s
+    counted = [seconds for name, _, seconds in parts if not (kernels_only and name == contract.BREAKDOWN_IDLE)]
+    return sum(counted) / result.device_s
 
 
 def coverage_line(result: Result) -> str | None:
@@ -269,11 +274,13 @@ def coverage_line(result: Result) -> str | None:
     if share is None or abs(share - 1) <= COVERAGE_TOLERANCE:
         return None
     gap = format_seconds(abs(result.device_s * (1 - share)))
-    why = (
-        f"{gap} per call in no profiled kernel: gaps between kernels"
-        if share < 1
-        else f"{gap} per call more: overlapping parts"
-    )
+    has_idle = any(name == contract.BREAKDOWN_IDLE for name, _, _ in result.breakdown.parts)
+    if share > 1:
+        why = f"{gap} per call more: overlapping parts"
+    elif has_idle:
+        why = f"{gap} per call the profiler's timeline did not see"
+    else:  # a run from before the idle part: the gaps between kernels are what is missing
+        why = f"{gap} per call in no profiled kernel: gaps between kernels"
     return f"  note: the profiled parts add up to {share:.0%} of the call's device time ({why})"
 
 

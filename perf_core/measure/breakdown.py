@@ -1,9 +1,11 @@
 """Where a benchmark's call spends its time, and what the compiler generated for it.
 
 After the timed rounds and outside them, torch.profiler watches a few calls of the same prepared
-call. On a GPU each device kernel (and copy) is a part, timed by the device; on the CPU each
-operator and each inductor-generated kernel is a part, timed by its self CPU time (its time minus
-its children's), so the parts add up to the call without counting anything twice. Names are made
+call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
+time between them one more (the calls run back to back after a head start; device_idle_s), so the
+parts add up to the call's device time; on the CPU each operator and each inductor-generated kernel
+is a part, timed by its self CPU time (its time minus its children's), so the parts add up to the
+call without counting anything twice. Names are made
 stable (numbering, hashes and addresses stripped), so the same kernel has the same name in two runs.
 
 Stored per benchmark as `breakdown`: [[name, calls per call, seconds per call], ...], largest first,
@@ -19,7 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import re
+import statistics
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from perf_core import contract
+from perf_core.measure import clock
 
 # Profiled calls per benchmark. On the CPU each part's time is its least over these calls: on a
 # loaded machine a call is now and then preempted, and a mean or even a median of few calls is then
@@ -35,6 +41,9 @@ CALLS = 10
 TOP = 15  # parts kept by name; the rest are summed into OTHER
 OTHER = contract.BREAKDOWN_OTHER
 OUTSIDE_OPS = "(python, outside ops)"  # CPU: time of the call spent in no profiled operator
+IDLE = contract.BREAKDOWN_IDLE  # GPU: time of the call the device spent in no kernel
+MAX_HEAD_START_S = 1.0  # GPU: the longest head start before the profiled calls (see profile)
+_SPIN = "spin_kernel"  # torch.cuda._sleep's kernel, at::cuda::(anonymous namespace)::spin_kernel (ATen's cuda/Sleep.cu)
 _MARK = "perf_core.breakdown.call"
 _MAX_NAME = 160  # templated CUDA kernel names run to thousands of characters
 
@@ -99,24 +108,62 @@ def _cpu_parts(events, calls: int) -> list[Part]:
 
 
 def _device_parts(events, calls: int) -> list[Part]:
-    """Each device kernel's (and copy's) mean device time per call: device times hardly drift."""
+    """Each device kernel's (and copy's) mean device time per call (device times hardly drift), and
+    the device's idle time per call (device_idle_s) as one more part, IDLE."""
+    kernels = sorted(
+        (
+            event
+            for event in events
+            # Kineto mirrors the call's record_function range on the GPU's timeline (a user annotation
+            # spanning every kernel): counted as a part, it doubled the sum (H200, 2026-11-30). The
+            # head start's spin kernel runs before the first call.
+            if event.device_type != torch.autograd.DeviceType.CPU and event.name != _MARK
+            and _SPIN not in event.name
+        ),
+        key=lambda event: event.time_range.start,
+    )  # fmt: skip
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for event in events:
-        # Kineto mirrors the call's record_function range on the GPU's timeline (a user annotation
-        # spanning every kernel): counted as a part, it doubled the sum (H200, 2026-11-30).
-        if event.device_type == torch.autograd.DeviceType.CPU or event.name == _MARK:
-            continue
+    for event in kernels:
         name = stable_name(event.name)
         totals[name] += event.time_range.elapsed_us() * 1e-6
         counts[name] += 1
-    return [Part(name, counts[name] / calls, totals[name] / calls) for name in totals]
+    parts = [Part(name, counts[name] / calls, totals[name] / calls) for name in totals]
+    idle_s = device_idle_s([(e.time_range.start * 1e-6, e.time_range.end * 1e-6) for e in kernels], calls)
+    return parts + ([Part(IDLE, 1.0, idle_s)] if idle_s is not None else [])
+
+
+def device_idle_s(spans: list[tuple[float, float]], calls: int) -> float | None:
+    """The device's time per call in no kernel, from `calls` back-to-back calls' kernel spans
+    ((start, end) seconds, in start order, the same number of kernels each call).
+
+    A call's period is from its first kernel's start to the next call's: what the call holds the
+    device for, as CUDA events around it measure (device_s), launch and gaps included. Its idle time
+    is its period less its kernels' busy time (overlapping kernels counted once); the median over
+    the calls but the last (which has no next). None when the kernels do not split evenly into
+    calls or there are fewer than two calls.
+    """
+    if calls < 2 or not spans or len(spans) % calls:
+        return None
+    per_call = len(spans) // calls
+    calls_spans = [spans[i * per_call : (i + 1) * per_call] for i in range(calls)]
+    idle = []
+    for this, following in itertools.pairwise(calls_spans):
+        busy, reached = 0.0, this[0][0]
+        for start, end in this:  # the union of the call's kernel intervals
+            busy += max(0.0, end - max(start, reached))
+            reached = max(reached, end)
+        idle.append(max(0.0, following[0][0] - this[0][0] - busy))
+    return statistics.median(idle)
 
 
 def summarize(parts: list[Part], top: int = TOP) -> list[list]:
-    """The `top` largest parts as JSON rows, largest first, the rest summed into one OTHER row."""
+    """The `top` largest parts as JSON rows, largest first, the rest summed into one OTHER row (IDLE
+    is kept by name wherever it ranks)."""
     ranked = sorted(parts, key=lambda part: (-part.seconds, part.name))
     kept, rest = ranked[:top], ranked[top:]
+    kept += [part for part in rest if part.name == IDLE]  # always by name: the GPU's parts add up with it
+    rest = [part for part in rest if part.name != IDLE]
     if rest:
         kept.append(Part(OTHER, sum(p.calls for p in rest), sum(p.seconds for p in rest)))
     return [part.as_row() for part in kept]
@@ -134,7 +181,18 @@ def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[l
         # The CPU-only profiler without Kineto: the same operator events, and it starts in 0.1 s
         # where Kineto's first start in a process took 3 s on the 2-core machine.
         profiler = torch.autograd.profiler.profile(use_kineto=False)
+    if device == "cuda":
+        # The device busy while the host queues every call, so that they run back to back and each
+        # call's period is the device's own, no host in it (as device_time_s's head start): twice
+        # what queueing them takes the host unprofiled, 1 ms more.
+        started = time.perf_counter()
+        fn()
+        host_s = time.perf_counter() - started
+        torch.cuda.synchronize()
+        spin = clock.head_start(min(MAX_HEAD_START_S, 1e-3 + 2 * calls * host_s))
     with profiler:
+        if device == "cuda":
+            spin()
         for _ in range(calls):
             with torch.profiler.record_function(_MARK):
                 fn()
