@@ -97,24 +97,39 @@ def test_a_cpu_breakdown_has_one_call_of_each_part_and_adds_up_to_about_the_call
 US = 1e-6
 
 
+def timeline(*items):
+    """A device timeline, in us: "H" a 100 us head start 1 us after the last thing ended; (a, b) a
+    kernel from a to b us after the last head start ended."""
+    out, opened, reached = [], 0.0, 0.0
+    for item in items:
+        if item == "H":
+            out.append(((reached + 1) * US, (reached + 101) * US, True))
+            opened = reached = reached + 101
+        else:
+            out.append(((opened + item[0]) * US, (opened + item[1]) * US, False))
+            reached = max(reached, opened + item[1])
+    return out
+
+
 @pytest.mark.parametrize(
-    ("spans", "calls", "idle"),
+    ("items", "calls", "idle"),
     [
-        # Two kernels a call, 1 us apart, 3 us from one call's last kernel to the next call's first.
-        ([(0, 10), (11, 13), (16, 26), (27, 29), (32, 42), (43, 45)], 3, 4),
-        # Back to back, no gap at all.
-        ([(0, 5), (5, 10), (10, 15)], 3, 0),
-        # Overlapping kernels (two streams) count once: busy 0-12, next call at 14.
-        ([(0, 10), (2, 12), (14, 24), (16, 26)], 2, 2),
-        # The median over the calls: one call held up by the host (40 us) does not move it.
-        ([(0, 10), (12, 22), (62, 72), (74, 84), (86, 96)], 5, 2),
-        ([(0, 10), (12, 22), (24, 30)], 2, None),  # kernels that do not split evenly into the calls
-        ([(0, 10), (12, 22)], 1, None),  # one call: no next call, no period
-        ([], 3, None),
+        # Two kernels a call, launched 3 us after the head start, 1 us apart, 1 us to the next head start.
+        (["H", (3, 13), (14, 16), "H", (3, 13), (14, 16), "H"], 2, 3 + 1 + 1),
+        # One kernel, launched at once: only the 1 us to the next head start.
+        (["H", (0, 10), "H", (0, 10), "H", (0, 10), "H"], 3, 1),
+        # Overlapping kernels (two streams) count once: busy 2-14 of a window of 15.
+        (["H", (2, 12), (4, 14), "H"], 1, 15 - 12),
+        # The median over the calls: one call held up by the host (starting 40 us late) does not move it.
+        (["H", (2, 12), "H", (2, 12), "H", (40, 50), "H"], 3, 2 + 1),
+        (["H", (2, 12), "H", "H", (2, 12), "H"], 3, None),  # a window without a kernel: no call in it
+        (["H", (2, 12), "H", (2, 12), "H"], 3, None),  # fewer windows than calls
+        (["H", (2, 12), (14, 16)], 1, None),  # no head start after the call
+        ([(2, 12), (14, 16)], 1, None),
     ],
 )
-def test_the_devices_idle_time_per_call_is_its_period_less_its_busy_time(spans, calls, idle):
-    got = breakdown.device_idle_s([(start * US, end * US) for start, end in spans], calls)
+def test_the_devices_idle_time_per_call_is_its_window_between_head_starts_less_its_busy_time(items, calls, idle):
+    got = breakdown.device_idle_s(timeline(*items), calls)
     assert got == (None if idle is None else pytest.approx(idle * US))
 
 

@@ -2,8 +2,8 @@
 
 After the timed rounds and outside them, torch.profiler watches a few calls of the same prepared
 call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
-time between them one more (the calls run back to back after a head start; device_idle_s), so the
-parts add up to the call's device time; on the CPU each operator and each inductor-generated kernel
+time between them one more (each call after a head start, as device_s is timed; device_idle_s), so
+the parts add up to the call's device time; on the CPU each operator and each inductor-generated kernel
 is a part, timed by its self CPU time (its time minus its children's), so the parts add up to the
 call without counting anything twice. Names are made
 stable (numbering, hashes and addresses stripped), so the same kernel has the same name in two runs.
@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import re
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ TOP = 15  # parts kept by name; the rest are summed into OTHER
 OTHER = contract.BREAKDOWN_OTHER
 OUTSIDE_OPS = "(python, outside ops)"  # CPU: time of the call spent in no profiled operator
 IDLE = contract.BREAKDOWN_IDLE  # GPU: time of the call the device spent in no kernel
-MAX_HEAD_START_S = 1.0  # GPU: the longest head start before the profiled calls (see profile)
 _SPIN = "spin_kernel"  # torch.cuda._sleep's kernel, at::cuda::(anonymous namespace)::spin_kernel (ATen's cuda/Sleep.cu)
 _MARK = "perf_core.breakdown.call"
 _MAX_NAME = 160  # templated CUDA kernel names run to thousands of characters
@@ -110,51 +108,52 @@ def _cpu_parts(events, calls: int) -> list[Part]:
 def _device_parts(events, calls: int) -> list[Part]:
     """Each device kernel's (and copy's) mean device time per call (device times hardly drift), and
     the device's idle time per call (device_idle_s) as one more part, IDLE."""
-    kernels = sorted(
+    timeline = sorted(
         (
             event
             for event in events
             # Kineto mirrors the call's record_function range on the GPU's timeline (a user annotation
-            # spanning every kernel): counted as a part, it doubled the sum (H200, 2026-11-30). The
-            # head start's spin kernel runs before the first call.
+            # spanning every kernel): counted as a part, it doubled the sum (H200, 2026-11-30).
             if event.device_type != torch.autograd.DeviceType.CPU and event.name != _MARK
-            and _SPIN not in event.name
         ),
         key=lambda event: event.time_range.start,
     )  # fmt: skip
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for event in kernels:
-        name = stable_name(event.name)
-        totals[name] += event.time_range.elapsed_us() * 1e-6
-        counts[name] += 1
+    for event in timeline:
+        if _SPIN not in event.name:  # the head starts bracket the calls; they are no part of one
+            name = stable_name(event.name)
+            totals[name] += event.time_range.elapsed_us() * 1e-6
+            counts[name] += 1
     parts = [Part(name, counts[name] / calls, totals[name] / calls) for name in totals]
-    idle_s = device_idle_s([(e.time_range.start * 1e-6, e.time_range.end * 1e-6) for e in kernels], calls)
+    spans = [(e.time_range.start * 1e-6, e.time_range.end * 1e-6, _SPIN in e.name) for e in timeline]
+    idle_s = device_idle_s(spans, calls)
     return parts + ([Part(IDLE, 1.0, idle_s)] if idle_s is not None else [])
 
 
-def device_idle_s(spans: list[tuple[float, float]], calls: int) -> float | None:
-    """The device's time per call in no kernel, from `calls` back-to-back calls' kernel spans
-    ((start, end) seconds, in start order, the same number of kernels each call).
+def device_idle_s(timeline: list[tuple[float, float, bool]], calls: int) -> float | None:
+    """The device's time per call in no kernel, from a timeline of `calls` calls each after a head
+    start: (start, end, is_head_start) seconds, in start order, a head start before each call and
+    one after the last.
 
-    A call's period is from its first kernel's start to the next call's: what the call holds the
-    device for, as CUDA events around it measure (device_s), launch and gaps included. Its idle time
-    is its period less its kernels' busy time (overlapping kernels counted once); the median over
-    the calls but the last (which has no next). None when the kernels do not split evenly into
-    calls or there are fewer than two calls.
+    A call's window runs from the end of the head start before it to the start of the one after:
+    what CUDA events recorded around it would span (device_time_s records its events right after
+    the same head start), launch and gaps included. Its idle time is its window less its kernels'
+    busy time (overlapping kernels counted once); the median over the calls. None unless the
+    timeline holds exactly `calls` windows with kernels in each.
     """
-    if calls < 2 or not spans or len(spans) % calls:
-        return None
-    per_call = len(spans) // calls
-    calls_spans = [spans[i * per_call : (i + 1) * per_call] for i in range(calls)]
+    marks = [(start, end) for start, end, is_mark in timeline if is_mark]
     idle = []
-    for this, following in itertools.pairwise(calls_spans):
-        busy, reached = 0.0, this[0][0]
-        for start, end in this:  # the union of the call's kernel intervals
-            busy += max(0.0, end - max(start, reached))
-            reached = max(reached, end)
-        idle.append(max(0.0, following[0][0] - this[0][0] - busy))
-    return statistics.median(idle)
+    for (_, opened), (closed, _) in itertools.pairwise(marks):
+        busy, reached = 0.0, opened
+        for start, end, is_mark in timeline:  # the union of the window's kernel intervals
+            if not is_mark and opened <= start < closed:
+                busy += max(0.0, end - max(start, reached))
+                reached = max(reached, end)
+        if reached == opened:  # a window without kernels: not a call
+            return None
+        idle.append(max(0.0, closed - opened - busy))
+    return statistics.median(idle) if idle and len(idle) == calls else None
 
 
 def summarize(parts: list[Part], top: int = TOP) -> list[list]:
@@ -181,22 +180,16 @@ def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[l
         # The CPU-only profiler without Kineto: the same operator events, and it starts in 0.1 s
         # where Kineto's first start in a process took 3 s on the 2-core machine.
         profiler = torch.autograd.profiler.profile(use_kineto=False)
-    if device == "cuda":
-        # The device busy while the host queues every call, so that they run back to back and each
-        # call's period is the device's own, no host in it (as device_time_s's head start): twice
-        # what queueing them takes the host unprofiled, 1 ms more.
-        started = time.perf_counter()
-        fn()
-        host_s = time.perf_counter() - started
-        torch.cuda.synchronize()
-        spin = clock.head_start(min(MAX_HEAD_START_S, 1e-3 + 2 * calls * host_s))
+    spin = clock.head_start(clock.HEAD_START_S) if device == "cuda" else (lambda: None)
     with profiler:
-        if device == "cuda":
-            spin()
         for _ in range(calls):
+            # On a GPU each call after a head start, as device_time_s times it: the device waits
+            # for no host inside the call, and the head starts mark where each call begins and ends.
+            spin()
             with torch.profiler.record_function(_MARK):
                 fn()
         if device == "cuda":
+            spin()
             torch.cuda.synchronize()
     events = profiler.events() if device == "cuda" else profiler.function_events
     parts = _device_parts(events, calls) if device == "cuda" else _cpu_parts(events, calls)
