@@ -114,21 +114,22 @@ def timeline(*items):
 @pytest.mark.parametrize(
     ("items", "calls", "idle"),
     [
-        # Two kernels a call, launched 3 us after the head start, 1 us apart, 1 us to the next head start.
-        (["H", (3, 13), (14, 16), "H", (3, 13), (14, 16), "H"], 2, 3 + 1 + 1),
-        # One kernel, launched at once: only the 1 us to the next head start.
-        (["H", (0, 10), "H", (0, 10), "H", (0, 10), "H"], 3, 1),
-        # Overlapping kernels (two streams) count once: busy 2-14 of a window of 15.
-        (["H", (2, 12), (4, 14), "H"], 1, 15 - 12),
+        # Two kernels a call, launched 3 us after the head start, 1 us apart; the next head start's
+        # launch (1 us after the call) is not the call's.
+        (["H", (3, 13), (14, 16), "H", (3, 13), (14, 16), "H"], 2, 3 + 1),
+        # One kernel, launched at once: no idle time at all.
+        (["H", (0, 10), "H", (0, 10), "H", (0, 10), "H"], 3, 0),
+        # Overlapping kernels (two streams) count once: busy 2-14 of a window 0-14.
+        (["H", (2, 12), (4, 14), "H"], 1, 14 - 12),
         # The median over the calls: one call held up by the host (starting 40 us late) does not move it.
-        (["H", (2, 12), "H", (2, 12), "H", (40, 50), "H"], 3, 2 + 1),
+        (["H", (2, 12), "H", (2, 12), "H", (40, 50), "H"], 3, 2),
         (["H", (2, 12), "H", "H", (2, 12), "H"], 3, None),  # a window without a kernel: no call in it
         (["H", (2, 12), "H", (2, 12), "H"], 3, None),  # fewer windows than calls
         (["H", (2, 12), (14, 16)], 1, None),  # no head start after the call
         ([(2, 12), (14, 16)], 1, None),
     ],
 )
-def test_the_devices_idle_time_per_call_is_its_window_between_head_starts_less_its_busy_time(items, calls, idle):
+def test_the_devices_idle_time_per_call_is_its_window_after_the_head_start_less_its_busy_time(items, calls, idle):
     got = breakdown.device_idle_s(timeline(*items), calls)
     assert got == (None if idle is None else pytest.approx(idle * US))
 

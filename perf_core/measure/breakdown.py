@@ -136,11 +136,12 @@ def device_idle_s(timeline: list[tuple[float, float, bool]], calls: int) -> floa
     start: (start, end, is_head_start) seconds, in start order, a head start before each call and
     one after the last.
 
-    A call's window runs from the end of the head start before it to the start of the one after:
-    what CUDA events recorded around it would span (device_time_s records its events right after
-    the same head start), launch and gaps included. Its idle time is its window less its kernels'
-    busy time (overlapping kernels counted once); the median over the calls. None unless the
-    timeline holds exactly `calls` windows with kernels in each.
+    A call's window runs from the end of the head start before it to the end of its last kernel:
+    what CUDA events recorded around it span (device_time_s records its start event right after the
+    same head start, its end event right after the call), the graph's launch and the gaps between
+    its kernels included; the next head start's own launch is not the call's. Its idle time is its
+    window less its kernels' busy time (overlapping kernels counted once); the median over the
+    calls. None unless the timeline holds exactly `calls` windows with kernels in each.
     """
     marks = [(start, end) for start, end, is_mark in timeline if is_mark]
     idle = []
@@ -152,7 +153,7 @@ def device_idle_s(timeline: list[tuple[float, float, bool]], calls: int) -> floa
                 reached = max(reached, end)
         if reached == opened:  # a window without kernels: not a call
             return None
-        idle.append(max(0.0, closed - opened - busy))
+        idle.append(max(0.0, reached - opened - busy))
     return statistics.median(idle) if idle and len(idle) == calls else None
 
 
