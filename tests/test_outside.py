@@ -1,15 +1,17 @@
 """The README's "Using perf-core for your own core", followed word for word in a scratch project.
 
-The project's files are the README's blocks, its commands the README's lines. Two departures, both
-to keep the test's own environment as it is: the install builds the same project with the same pip
+The project's files are the README's blocks, its commands the README's lines. Two departures, to
+keep the test's own environment as it is and the test short: the install builds the same project with the same pip
 into a folder of its own (`--target`, offline, no editable link left in this venv), and each
 `pytest --benchmark-only` gets options that keep it short (the project's own kernel, one token
-count, tiny rounds, and no Hypothesis plugin, as every scratch run the tests start).
+count, tiny rounds, and no Hypothesis plugin, as every scratch run the tests start) and runs as a
+child of the session's fork server, which has torch imported already (as `perf-core ab` runs it).
 """
 
 import itertools
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +59,20 @@ def run(command: list[str] | str, cwd: Path, env: dict) -> subprocess.CompletedP
     return result
 
 
-def test_the_readme_section_builds_a_project_whose_kernel_runs_through_the_suite_plot_and_compare(tmp_path):
+def forked(fork_server, command: str, cwd: Path, env: dict) -> str:
+    """A `pytest ...` line run as the shell would run it in `cwd` with `env`, but as a child of the
+    session's fork server (torch and its compiler imported already; the same process otherwise):
+    its standard output."""
+    words = shlex.split(command)
+    assert words[0] == "pytest"
+    done = fork_server.run(cwd, words[1:], env)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_the_readme_section_builds_a_project_whose_kernel_runs_through_the_suite_plot_and_compare(
+    tmp_path, fork_server
+):
     files, empty, commands = readme_section()
     assert set(files) == {"conftest.py", "tests/test_latency.py", "my_core/perf.py", "pyproject.toml"}
     assert empty == ["my_core/__init__.py"]
@@ -88,10 +103,10 @@ def test_the_readme_section_builds_a_project_whose_kernel_runs_through_the_suite
     assert "my_core = my_core.perf:register_kernels" in entry_points.read_text()
 
     assert suite == "pytest --benchmark-only"
-    first = run(suite + TINY, project, env)
-    assert "scale-compiled-16" in first.stdout and "tokens/s" in first.stdout  # the per-token table
+    first = forked(fork_server, suite + TINY, project, env)
+    assert "scale-compiled-16" in first and "tokens/s" in first  # the per-token table
     run("echo '# a change' >> my_core/perf.py && git commit -qam head", project, env)
-    run(suite + TINY, project, env)
+    forked(fork_server, suite + TINY, project, env)
     saved = sorted((project / ".benchmarks").glob("*/*.json"))
     assert len(saved) == 2
 
