@@ -14,16 +14,17 @@ from helpers import SCRATCH_ADDOPTS
 from perf_core.analysis import launch
 from perf_core.measure import forkserver
 
+# One compile thread in every process the tests start, as the suite's plugin sets for its own: with
+# one worker a core, inductor's default (a pool of compile processes a core) only adds start-up.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 # pytester restores sys.modules after each test that uses it; extension modules first imported
 # inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
 # compiler, which registers operators once per process (the suite's eager runs import it through
 # core.no_recompiles, and its inductor graph through breakdown.compiled_code, in process in test_plugin
-# and test_trust). Load them here, where installed: a
-# GPU box may carry only what the suite itself needs. Runs that compile stay in subprocesses: a
-# compile imports more of torch's compiler than can be listed here.
-# One compile thread in every process the tests start, as the suite's plugin sets for its own: with
-# one worker a core, inductor's default (a pool of compile processes a core) only adds start-up.
-os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+# and test_trust). Load them here, where installed: a GPU box may carry only what the suite itself
+# needs. Suite runs that compile stay in subprocesses: a compile imports more of torch's compiler than
+# can be listed here (tests that compile one call, not a suite run, do it in process).
 for _module in ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
@@ -38,13 +39,13 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config: pytest.Config) -> None:
     """On a cold machine (a fresh clone's CI runner) inductor's first C++ compile in a process builds
-    ten probe programs, 15 s, unless another process has left them in the cache. Built once: the
-    xdist controller (or the one process without -n) starts it beside the workers' start-up; a worker
-    waits for it on forkserver.warm's lock before its first test, since its tests compile in process
-    (a worker left to build them itself, beside the controller, took its first compile 6 s longer)."""
+    ten probe programs (15 s) unless another process has left them in the cache. Under xdist the
+    controller starts them at once, beside the workers' start-up, and each worker loads them before
+    its first test (forkserver.warm), since its tests compile in process. Never in a run without
+    -n: that may be a timed suite run (tests/test_latency.py), which no thread may share a core with."""
     if hasattr(config, "workerinput"):
         forkserver.warm()
-    else:
+    elif getattr(config.option, "numprocesses", None):
         threading.Thread(target=forkserver.warm, name="warm inductor", daemon=True).start()
 
 

@@ -123,7 +123,10 @@ def timeline(*items):
         (["H", (2, 12), (4, 14), "H"], 1, 14 - 12),
         # The median over the calls: one call held up by the host (starting 40 us late) does not move it.
         (["H", (2, 12), "H", (2, 12), "H", (40, 50), "H"], 3, 2),
+        # Work before the first head start (the warm-up's tail) is in no call's window.
+        ([(0, 50), "H", (2, 12), "H", (2, 12), "H"], 2, 2),
         (["H", (2, 12), "H", "H", (2, 12), "H"], 3, None),  # a window without a kernel: no call in it
+        (["H", (2, 12), "H", (2, 12), "H", (2, 12), "H"], 2, None),  # more windows than calls
         (["H", (2, 12), "H", (2, 12), "H"], 3, None),  # fewer windows than calls
         (["H", (2, 12), (14, 16)], 1, None),  # no head start after the call
         ([(2, 12), (14, 16)], 1, None),

@@ -8,7 +8,7 @@ from helpers import perf_core
 
 from perf_core import contract
 from perf_core.analysis import ab, charts, gate, report
-from perf_core.analysis.explain import MIN_SHARE, coverage, coverage_line, explain, missing, why
+from perf_core.analysis.explain import MIN_SHARE, coverage, coverage_line, describe, explain, missing, why
 from perf_core.analysis.records import Breakdown, Result, load_runs, parse_breakdown, parse_run
 from perf_core.analysis.synthetic import commit_sha, write_history
 from perf_core.contract import BREAKDOWN_IDLE as IDLE
@@ -311,6 +311,23 @@ def test_a_call_whose_parts_do_not_add_up_to_its_device_time_is_marked(device_s,
         has_idle = any(name == IDLE for name, _, _ in parts)
         short = "the profiler's timeline did not see" if has_idle else "gaps between kernels"
         assert (short if share < 1 else "overlapping parts") in line and "-" not in line.split("(")[1]
-    if share is not None:  # the kernels alone: the idle part left out
-        kernels = sum(seconds for name, _, seconds in parts if name != IDLE) / device_s
-        assert coverage(result, kernels_only=True) == pytest.approx(kernels)
+
+
+def test_the_kernels_share_leaves_the_idle_part_out():
+    parts = [("nvjet_splitK", 1.0, 10.16e-6), ("splitKreduce_kernel", 1.0, 2.006e-6), (IDLE, 1.0, 4.1e-6)]
+    result = gpu_result(16.448e-6, parts)
+    assert coverage(result, kernels_only=True) == pytest.approx(0.740, abs=0.001)
+    assert coverage(result) == pytest.approx(0.989, abs=0.001)
+
+
+@pytest.mark.parametrize("older", ["base", "head"])
+def test_an_idle_part_only_one_side_has_is_left_out_of_both_and_said(older):
+    """A base saved before the idle part was measured: the part must not be named `added`."""
+    kernels = [("gemm", 1.0, 10e-6), ("reduce", 1.0, 2e-6)]
+    with_idle = Breakdown((*kernels, (IDLE, 1.0, 4e-6)))
+    without = Breakdown(tuple(kernels))
+    base, head = (without, with_idle) if older == "base" else (with_idle, without)
+    e = explain(base, head)
+    assert e.named == () and e.change_s == 0
+    assert e.notes == (f"the {older} run has no {IDLE} part (saved before it was measured): left out of both sides",)
+    assert f"  note: {e.notes[0]}" in describe(e)

@@ -68,6 +68,7 @@ class Explanation:
     code_changed: bool | None  # the generated code's fingerprints differ; None: not both compiled and recorded
     kernels_added: tuple[str, ...]  # generated kernels only the head's code defines
     kernels_removed: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what the comparison left out, and why (one line each)
 
     @property
     def change_s(self) -> float:
@@ -130,6 +131,7 @@ def explain(
     if reason:
         raise ValueError(reason)
     base_parts, head_parts = least(base_runs), least(head_runs)
+    notes = _comparable(base_parts, head_parts)
     spread = {name: max(_spread(base_runs, name), _spread(head_runs, name)) for name in base_parts.keys() & head_parts}
     base_total = sum(seconds for _, seconds in base_parts.values())
     head_total = sum(seconds for _, seconds in head_parts.values())
@@ -145,7 +147,23 @@ def explain(
         code_changed=code_changed,
         kernels_added=kernels_added,
         kernels_removed=kernels_removed,
+        notes=notes,
     )
+
+
+def _comparable(
+    base_parts: dict[str, tuple[float, float]], head_parts: dict[str, tuple[float, float]]
+) -> tuple[str, ...]:
+    """Leave out (in place) a part that only one side can have: the GPU's idle part, which runs saved
+    before it was measured (2026-12-01) lack; named `added` against such a base, it would take the
+    blame for what the call always spent. -> the notes saying so."""
+    idle = contract.BREAKDOWN_IDLE
+    if (idle in base_parts) == (idle in head_parts):
+        return ()
+    older = "base" if idle not in base_parts else "head"
+    base_parts.pop(idle, None)
+    head_parts.pop(idle, None)
+    return (f"the {older} run has no {idle} part (saved before it was measured): left out of both sides",)
 
 
 def _runs(side: Breakdown | Sequence[Breakdown]) -> tuple[Breakdown, ...]:
@@ -276,7 +294,8 @@ def coverage_line(result: Result) -> str | None:
     gap = format_seconds(abs(result.device_s * (1 - share)))
     has_idle = any(name == contract.BREAKDOWN_IDLE for name, _, _ in result.breakdown.parts)
     if share > 1:
-        why = f"{gap} per call more: overlapping parts"
+        extra = ", or the idle part over-counted" if has_idle else ""
+        why = f"{gap} per call more than its CUDA events measured: overlapping parts{extra}"
     elif has_idle:
         why = f"{gap} per call the profiler's timeline did not see"
     else:  # a run from before the idle part: the gaps between kernels are what is missing
@@ -318,6 +337,7 @@ def describe(explanation: Explanation, top: int | None = None) -> list[str]:
             f"  not named: {_signed(e.unnamed_s)} in parts that moved less than {format_seconds(e.threshold_s)}"
             " or than their run-to-run spread"
         )
+    lines += [f"  note: {note}" for note in e.notes]
     return lines
 
 

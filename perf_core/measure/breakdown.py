@@ -3,14 +3,15 @@
 After the timed rounds and outside them, torch.profiler watches a few calls of the same prepared
 call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
 time between them one more (each call after a head start, as device_s is timed; device_idle_s), so
-the parts add up to the call's device time; on the CPU each operator and each inductor-generated kernel
-is a part, timed by its self CPU time (its time minus its children's), so the parts add up to the
-call without counting anything twice. Names are made
-stable (numbering, hashes and addresses stripped), so the same kernel has the same name in two runs.
+that the parts should add up to the call's device time (91-104% of it on an H200, docs/gpu.md); on
+the CPU each operator and each inductor-generated kernel is a part, timed by its self CPU time (its
+time minus its children's), so the parts add up to the call without counting anything twice. Names
+are made stable (numbering, hashes and addresses stripped), so the same kernel has the same name in
+two runs.
 
-Stored per benchmark as `breakdown`: [[name, calls per call, seconds per call], ...], largest first,
-the smallest folded into one `other` part. A profiler that fails leaves `breakdown` null and a
-one-line `breakdown_note`; the run itself is never lost.
+Stored per benchmark as `breakdown`: [[name, calls per call, seconds per call], ...], the largest
+first, then the GPU's idle part, then the smallest folded into one `other` part. A profiler that
+fails leaves `breakdown` null and a one-line `breakdown_note`; the run itself is never lost.
 
 What the compiler produced: `compiled_code` captures inductor's output code while a call is
 compiled (the same hook torch._inductor.utils.run_and_get_code uses; it also fires when the code
@@ -146,12 +147,12 @@ def device_idle_s(timeline: list[tuple[float, float, bool]], calls: int) -> floa
     marks = [(start, end) for start, end, is_mark in timeline if is_mark]
     idle = []
     for (_, opened), (closed, _) in itertools.pairwise(marks):
-        busy, reached = 0.0, opened
+        busy, reached, seen = 0.0, opened, False
         for start, end, is_mark in timeline:  # the union of the window's kernel intervals
             if not is_mark and opened <= start < closed:
                 busy += max(0.0, end - max(start, reached))
-                reached = max(reached, end)
-        if reached == opened:  # a window without kernels: not a call
+                reached, seen = max(reached, end), True
+        if not seen:  # a window without kernels: not a call
             return None
         idle.append(max(0.0, reached - opened - busy))
     return statistics.median(idle) if idle and len(idle) == calls else None

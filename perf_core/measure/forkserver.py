@@ -1,5 +1,6 @@
 """A fork server for the suite's processes: torch, its compiler and pytest imported once, then each run
-a forked child of this process. Run by path (`python forkserver.py`), never imported.
+a forked child of this process. Run by path (`python forkserver.py`); nothing of perf_core imports it
+(the project's tests import its warm()).
 
 Why: every suite process used to pay ~8 s on the 2-core machine before its first benchmark (import
 torch 4.1 s, the plugin's imports of Dynamo and inductor 4.2 s), more than the timing itself, and the
@@ -39,7 +40,9 @@ import signal
 import sys
 import warnings
 
-# What a suite process imports before its first benchmark, heaviest first; none of perf_core.
+# What a suite process imports, heaviest first; none of perf_core. Hypothesis where installed (a
+# development environment): its pytest plugin imports it at the end of every session, 1.5 s a run on
+# the 2-core machine (cProfile), whether or not the run used it.
 PRELOAD = (
     "torch",
     "torch._dynamo",
@@ -48,6 +51,7 @@ PRELOAD = (
     "scipy.stats",
     "pytest",
     "pytest_benchmark.plugin",
+    "hypothesis",
 )
 
 
@@ -55,19 +59,13 @@ def warm() -> None:
     """What a process's first compile pays once and keeps, done here so that no run pays it: inductor
     probes which vector instructions the CPU has by building and loading ten small programs (2.0 of
     the 2.9 s of the first SwiGLU compile on the 2-core machine, cProfile); the answer is cached
-    for the process (functools.lru_cache), and a forked child inherits the cache.
-
-    The programs are kept in inductor's cache folder, so only a cold machine builds them: 15 s of the
-    first C++ compile there (cProfile, 2-core machine). Processes that start together (perf-core ab's
-    two servers, the test workers) would each build all ten, side by side on the same cores; under one
-    lock (in that folder) the first builds them and the others wait, then load what it built."""
+    for the process (functools.cache), and a forked child inherits the cache. The programs stay in
+    inductor's cache folder (each built under a lock of torch's, once a machine): a cold machine's
+    first build took 15 s."""
     with contextlib.suppress(ImportError, AttributeError):
-        from filelock import FileLock
         from torch._inductor import cpu_vec_isa
-        from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-        with FileLock(os.path.join(cache_dir(), "perf_core_vec_isa.lock")):
-            cpu_vec_isa.valid_vec_isa_list()
+        cpu_vec_isa.valid_vec_isa_list()
     # The hash of torch's own source that every compile's cache key includes: 0.25 s a process the
     # first time (functools cache), the largest part of a warm compile's 0.7 s (cProfile).
     with contextlib.suppress(ImportError, AttributeError):
