@@ -39,13 +39,12 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config: pytest.Config) -> None:
     """On a cold machine (a fresh clone's CI runner) inductor's first C++ compile in a process builds
-    ten probe programs (15 s) unless another process has left them in the cache. Under xdist the
-    controller starts them at once, beside the workers' start-up, and each worker loads them before
-    its first test (forkserver.warm), since its tests compile in process. Never in a run without
-    -n: that may be a timed suite run (tests/test_latency.py), which no thread may share a core with."""
-    if hasattr(config, "workerinput"):
-        forkserver.warm()
-    elif getattr(config.option, "numprocesses", None):
+    ten probe programs (15 s) unless another process has left them in the cache (torch builds each
+    under a lock, once). Under xdist the controller starts them at once, beside the workers' start-up,
+    and each worker loads them in the background (forkserver.warm) while its first tests run: one
+    that compiles meanwhile waits on torch's lock for what is still being built. Never in a run
+    without -n: that may be a timed suite run (tests/test_latency.py), which no thread may share."""
+    if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
         threading.Thread(target=forkserver.warm, name="warm inductor", daemon=True).start()
 
 
