@@ -131,6 +131,19 @@ def answer(message: dict) -> None:
     PROTOCOL.flush()
 
 
+def load() -> None:
+    """What every child starts with: PRELOAD imported and warm()'s work done, then all of it put out
+    of the collector's sight (gc.freeze), so that a child's collections skip the server's million
+    objects (pytest's at a session's end took 0.5 s) and leave their pages shared, as the standard
+    library's gc.freeze documentation advises for a forking server."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
+            importlib.import_module(name)
+    warm()
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> None:
     global PROTOCOL
     # The answers go out on a copy of the server's standard output; its fd 1 is then its stderr, so
@@ -142,14 +155,7 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # the server's own; each child gets its request's
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):  # a run that needs it imports it (and fails) itself
-            importlib.import_module(name)
-    warm()
-    # Out of the collector's sight: a child's collections (pytest's at its end took 0.5 s) then skip
-    # the server's million objects, and leave their pages shared (as Instagram's gc.freeze advice).
-    gc.collect()
-    gc.freeze()
+    load()
     own = set(path_entries(os.environ))
     inherited = [entry for entry in sys.path[1:] if entry not in own]  # [0] is this script's folder
     forks = not cuda_initialised()
