@@ -111,7 +111,7 @@ COMPILE_CACHE = "compile_cache"
 # machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
 # On a GPU one more part, BREAKDOWN_IDLE: the device's time per call in no kernel (launches, the gaps
 # between a CUDA graph's kernels), read off the profiler's timeline, so that the parts should add up
-# to the call's device time (on an H200 they read 91-104% of it: docs/gpu.md).
+# to the call's device time (on an H200 they read 82-104% of it: docs/gpu.md).
 BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
 BREAKDOWN_IDLE = "(device idle between kernels)"
 CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
