@@ -4,10 +4,10 @@ After the timed rounds and outside them, torch.profiler watches a few calls of t
 call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
 time between them one more (each call after a head start, as device_s is timed; device_idle_s), so
 that the parts should add up to the call's device time (on an H200 82-104% of it, compiled calls
-90-104%: docs/gpu.md); on the CPU each operator and each inductor-generated kernel is a part, timed by its self CPU time (its
-time minus its children's), so the parts add up to the call without counting anything twice. Names
-are made stable (numbering, hashes and addresses stripped), so the same kernel has the same name in
-two runs.
+90-104%: docs/gpu.md); on the CPU each operator and each inductor-generated kernel is a part, timed
+by its self CPU time (its time minus its children's), so the parts add up to the call without
+counting anything twice. Names are made stable (numbering, hashes and addresses stripped), so the
+same kernel has the same name in two runs.
 
 Stored per benchmark as `breakdown`: [[name, calls per call, seconds per call], ...], the largest
 first, then the GPU's idle part, then the smallest folded into one `other` part. A profiler that
