@@ -77,6 +77,21 @@ def test_a_part_only_one_side_has_is_named_however_small_and_the_spread_of_a_sid
     assert found.named == () and found.unnamed_s == pytest.approx(10 * US)
 
 
+def test_a_small_part_missing_where_the_other_part_could_hold_it_is_not_named_added_or_removed():
+    """Two runs of one commit (a newcomer's, 2026-12-01): a tiny part moved in and out of the named top
+    parts, folded into `other` on one side; only a side without room in `other` makes it a fact."""
+    folded = Breakdown((*BASE.parts, (contract.BREAKDOWN_OTHER, 3.0, 1.5 * US)), "aaaa")
+    kept = Breakdown(
+        (*BASE.parts, ("aten::empty_like", 1.0, 0.4 * US), (contract.BREAKDOWN_OTHER, 2.0, 1.1 * US)), "aaaa"
+    )
+    assert explain(folded, kept).named == () and explain(kept, folded).named == ()
+    small_other = Breakdown((*BASE.parts, (contract.BREAKDOWN_OTHER, 3.0, 0.2 * US)), "aaaa")
+    assert [p.name for p in explain(small_other, kept).added] == ["aten::empty_like"]
+    roomy = Breakdown((*BASE.parts, (contract.BREAKDOWN_OTHER, 3.0, 8 * US)), "aaaa")
+    big = Breakdown((*BASE.parts, ("cpp_fused_mul", 1.0, 5 * US), (contract.BREAKDOWN_OTHER, 2.0, 8 * US)), "aaaa")
+    assert [p.name for p in explain(roomy, big).added] == ["cpp_fused_mul"]  # beyond the 2 us threshold: named
+
+
 def test_a_kernel_with_more_calls_per_call_is_slower_and_says_so():
     head = Breakdown((("aten::mm", 2.0, 160 * US), *BASE.parts[1:]), "aaaa")
     (slower,) = explain(BASE, head).slower
