@@ -104,11 +104,11 @@ PHASES_KEY, PHASES = "phases_s", ("startup_s", "compile_s", "timing_s")
 COMPILE_CACHE = "compile_cache"
 
 # Where a call's time goes (format 3, perf_core.measure.breakdown). In extra_info: BREAKDOWN, a list of
-# [name, calls per call, seconds per call], the largest first, then BREAKDOWN_IDLE (GPU), then the smallest
-# summed into BREAKDOWN_OTHER (null
-# when the profiler failed, BREAKDOWN_NOTE then says why); for compiled variants CODE_FINGERPRINT (sha256
-# prefix of inductor's normalised output code) and CODE_KERNELS (its generated kernels' names). In
-# machine_info: BREAKDOWN, whether the run took breakdowns (--breakdown/--no-breakdown).
+# [name, calls per call, seconds per call], the largest first, then BREAKDOWN_IDLE (GPU), then the
+# smallest summed into BREAKDOWN_OTHER (null when the profiler failed, BREAKDOWN_NOTE then says why); for
+# compiled variants CODE_FINGERPRINT (sha256 prefix of inductor's normalised output code) and
+# CODE_KERNELS (its generated kernels' names). In machine_info: BREAKDOWN, whether the run took
+# breakdowns (--breakdown/--no-breakdown).
 # On a GPU one more part, BREAKDOWN_IDLE: the device's time per call in no kernel (launches, the gaps
 # between a CUDA graph's kernels), read off the profiler's timeline, so that the parts should add up
 # to the call's device time (on an H200 they read 82-104% of it: docs/gpu.md).

@@ -80,25 +80,12 @@ def fork_server():
         yield server
 
 
-class _Lent:
-    """The session's server where code under test makes its own (`with launch.ForkServer() as s`):
-    entered, it is the session's server; left, that server keeps running for the next test."""
-
-    def __init__(self, server: launch.ForkServer) -> None:
-        self._server = server
-
-    def __enter__(self) -> launch.ForkServer:
-        return self._server
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
 @pytest.fixture
 def lent_fork_server(fork_server: launch.ForkServer, monkeypatch: pytest.MonkeyPatch) -> launch.ForkServer:
     """perf-core ab made in process forks its runs from the session's server instead of starting (and
     loading torch in) one of its own: what ab does with its runs is the same either way."""
-    monkeypatch.setattr(launch, "ForkServer", lambda: _Lent(fork_server))
+    # Entered, the session's server; left, it keeps running for the next test.
+    monkeypatch.setattr(launch, "ForkServer", lambda: contextlib.nullcontext(fork_server))
     return fork_server
 
 

@@ -68,7 +68,8 @@ class Breakdown:
     """Where one benchmark's call spent its time, as the suite profiled it after the timed rounds.
 
     parts: (stable name, calls per benchmark call, seconds per call), the largest first, then the
-    GPU's contract.BREAKDOWN_IDLE, then the smallest summed into one contract.BREAKDOWN_OTHER part; None when the profiler failed (note says why).
+    GPU's contract.BREAKDOWN_IDLE, then the smallest summed into one contract.BREAKDOWN_OTHER part;
+    None when the profiler failed (note says why).
     fingerprint and kernels: compiled variants only, inductor's normalised output code (sha256 prefix)
     and its generated kernels' names.
     """
