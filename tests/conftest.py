@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import importlib
 import itertools
 import os
@@ -18,17 +19,6 @@ from perf_core.measure import forkserver
 # one worker a core, inductor's default (a pool of compile processes a core) only adds start-up.
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
-# pytester restores sys.modules after each test that uses it; extension modules first imported
-# inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
-# compiler, which registers operators once per process (the suite's eager runs import it through
-# core.no_recompiles, and its inductor graph through breakdown.compiled_code, in process in test_plugin
-# and test_trust). Load them here, where installed: a GPU box may carry only what the suite itself
-# needs. Suite runs that compile stay in subprocesses: a compile imports more of torch's compiler than
-# can be listed here (tests that compile one call, not a suite run, do it in process).
-for _module in ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_module)
-
 # Under pytest-xdist (the README's test command), every pytest these tests start, in process or not,
 # is a session of its own: a worker's variables would make pytest-benchmark disable its timed runs.
 for _name in launch.XDIST_VARIABLES:
@@ -37,15 +27,46 @@ for _name in launch.XDIST_VARIABLES:
 pytest_plugins = ["pytester"]
 
 
+# pytester restores sys.modules after each test that uses it; extension modules first imported
+# inside such a test (scipy's, through numpy.fft) cannot be imported a second time, nor can torch's
+# compiler, which registers operators once per process (the suite's eager runs import it through
+# core.no_recompiles, and its inductor graph through breakdown.compiled_code, in process in test_plugin
+# and test_trust). pytest_configure loads them where tests run, and where installed: a GPU box may
+# carry only what the suite itself needs. Suite runs that compile stay in subprocesses: a compile
+# imports more of torch's compiler than can be listed here (tests that compile one call, not a suite
+# run, do it in process).
+PRELOAD = ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph")
+
+
+def runs_tests(config: pytest.Config) -> bool:
+    """False in pytest-xdist's controller, which only hands tests to its workers (one a core)."""
+    return hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """On a cold machine (a fresh clone's CI runner) inductor's first C++ compile in a process builds
-    ten probe programs (15 s) unless another process has left them in the cache (torch builds each
-    under a lock, once). Under xdist the controller starts them at once, beside the workers' start-up,
-    and each worker loads them in the background (forkserver.warm) while its first tests run: one
-    that compiles meanwhile waits on torch's lock for what is still being built. Never in a run
-    without -n: that may be a timed suite run (tests/test_latency.py), which no thread may share."""
+    """PRELOAD, where tests run (the xdist controller skips them: 2 s of its start-up, before any
+    worker starts). On a cold machine (a fresh clone's CI runner) inductor's first C++ compile in a
+    process builds ten probe programs (15 s) unless another process has left them in the cache (torch
+    builds each under a lock, once). Under xdist the controller starts them at once, beside the
+    workers' start-up, and each worker loads them in the background (forkserver.warm) while its first
+    tests run: one that compiles meanwhile waits on torch's lock for what is still being built. Never
+    in a run without -n: that may be a timed suite run (tests/test_latency.py), which no thread may
+    share."""
+    if runs_tests(config):
+        for module in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
     if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
         threading.Thread(target=forkserver.warm, name="warm inductor", daemon=True).start()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's last look for unraisable exceptions (its own unconfigure, a full collection),
+    put every object out of the collector's sight: its cleanup's second collection and the
+    interpreter's at exit then skip torch's million objects (a process that imported torch's compiler
+    exits in 0.16 s instead of 1.15 s; the controller waits for each worker's exit)."""
+    gc.freeze()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
