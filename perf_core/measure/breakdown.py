@@ -2,9 +2,9 @@
 
 After the timed rounds and outside them, torch.profiler watches a few calls of the same prepared
 call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
-time between them one more (each call after a head start, as device_s is timed; device_idle_s), so
-that the parts should add up to the call's device time (on an H200 82-104% of it, compiled calls
-90-104%: docs/gpu.md); on the CPU each operator and each inductor-generated kernel is a part, timed
+time between them one more (each call after a head start and between CUDA events, as device_s is
+timed; device_idle_s), so that the parts should add up to the call's device time (on an H200 every
+compiled call 0.995-1.049 of it: docs/gpu.md); on the CPU each operator and each inductor-generated kernel is a part, timed
 by its self CPU time (its time minus its children's), so the parts add up to the call without
 counting anything twice. Names are made stable (numbering, hashes and addresses stripped), so the
 same kernel has the same name in two runs.
@@ -138,11 +138,12 @@ def device_idle_s(timeline: list[tuple[float, float, bool]], calls: int) -> floa
     one after the last.
 
     A call's window runs from the end of the head start before it to the end of its last kernel:
-    what CUDA events recorded around it span (device_time_s records its start event right after the
-    same head start, its end event right after the call), the graph's launch and the gaps between
-    its kernels included; the next head start's own launch is not the call's. Its idle time is its
-    window less its kernels' busy time (overlapping kernels counted once); the median over the
-    calls. None unless the timeline holds exactly `calls` windows with kernels in each.
+    what CUDA events recorded around it span (profile, as device_time_s, records a start event right
+    after the head start, an end event right after the call), the start event's own device time, the
+    graph's launch and the gaps between its kernels included; the next head start's own launch is
+    not the call's. Its idle time is its window less its kernels' busy time (overlapping kernels
+    counted once); the median over the calls. None unless the timeline holds exactly `calls` windows
+    with kernels in each.
     """
     marks = [(start, end) for start, end, is_mark in timeline if is_mark]
     idle = []
@@ -183,13 +184,19 @@ def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[l
         # where Kineto's first start in a process took 3 s on the 2-core machine.
         profiler = torch.autograd.profiler.profile(use_kineto=False)
     spin = clock.head_start(clock.HEAD_START_S) if device == "cuda" else (lambda: None)
+    brackets = [clock.event_pair() if device == "cuda" else None for _ in range(calls)]
     with profiler:
-        for _ in range(calls):
-            # On a GPU each call after a head start, as device_time_s times it: the device waits
-            # for no host inside the call, and the head starts mark where each call begins and ends.
+        for pair in brackets:
+            # On a GPU each call as device_time_s times it: after a head start (the device waits for
+            # no host inside the call; the head starts mark where each call begins and ends), between
+            # CUDA events, whose own device time (1.3 us on an H200) device_s holds too.
             spin()
+            if pair:
+                pair[0].record()
             with torch.profiler.record_function(_MARK):
                 fn()
+            if pair:
+                pair[1].record()
         if device == "cuda":
             spin()
             torch.cuda.synchronize()

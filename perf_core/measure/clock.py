@@ -234,6 +234,11 @@ def head_start(seconds: float) -> Callable[[], None]:
     return lambda: torch.cuda._sleep(cycles)
 
 
+def event_pair() -> tuple[torch.cuda.Event, torch.cuda.Event]:
+    """A (start, end) pair of timing CUDA events, as device_time_s records around each call."""
+    return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+
 def device_time_s(
     fn: Callable[[], object],
     samples: int = 100,
@@ -252,9 +257,8 @@ def device_time_s(
     fn()  # warm: library handles, allocator
     torch.cuda.synchronize()
     spin = head_start(head_start_s)
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(samples)]
-    for start, end in zip(starts, ends):
+    pairs = [event_pair() for _ in range(samples)]
+    for start, end in pairs:
         if before is not None:
             before()
         spin()
@@ -263,7 +267,7 @@ def device_time_s(
             fn()
         end.record()
     torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) / 1e3 / calls_per_sample for s, e in zip(starts, ends))
+    return statistics.median(s.elapsed_time(e) / 1e3 / calls_per_sample for s, e in pairs)
 
 
 def _sm_clock_hz() -> float:
