@@ -112,7 +112,7 @@ def coverage_table(path: Path) -> list[str]:
         if result.variant != "compiled" or share is None:
             continue
         kernels = explain.coverage(result, kernels_only=True)
-        idle = [seconds for name, _, seconds in result.breakdown.parts if name == contract.BREAKDOWN_IDLE]
+        idle = [seconds for name, _, seconds in result.breakdown.parts if name in contract.BREAKDOWN_IDLE_PARTS]
         count = len(result.breakdown.parts) - len(idle)
         within = "yes" if abs(share - 1) <= explain.COVERAGE_TOLERANCE else "**no**"
         lines.append(

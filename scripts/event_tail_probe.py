@@ -5,7 +5,10 @@ cold, CUDA graph), on one device: device_s as the suite takes it (CUDA events ar
 head start), device_s over bursts of 16 calls, a pair of events with nothing between them (the
 events' own device time), and a profile (torch.profiler) of 10 calls each between CUDA events, so
 that the timeline's window (head start's end to last kernel's end) and the events' elapsed time
-are of the same calls. Seconds, printed per benchmark and written to $OUT/event_tail.json.
+are of the same calls. Printed per benchmark in microseconds; written to $OUT/event_tail.json in
+seconds. `kernel_busy_s` is the kernels' summed time (two overlapping kernels would count twice;
+breakdown.device_idle_s takes their union). The name is the first guess's (the end event's tail); what
+it found was the start event's own device time (docs/gpu.md).
 
     PYTHONPATH=. python3 scripts/event_tail_probe.py      # on a CUDA machine
 """
@@ -50,6 +53,8 @@ def profiled_windows(fn) -> tuple[float, float, float]:
             for e in timeline
             if "spin_kernel" not in e.name and before.time_range.end <= e.time_range.start < after.time_range.start
         ]
+        if not inside:
+            raise RuntimeError(f"no kernel between two head starts: {len(spins)} head starts, {len(timeline)} events")
         windows.append((max(e.time_range.end for e in inside) - before.time_range.end) * 1e-6)
         busy.append(sum(e.time_range.elapsed_us() for e in inside) * 1e-6)
     elapsed = statistics.median(start.elapsed_time(end) * 1e-3 for start, end in pairs)

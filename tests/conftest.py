@@ -39,8 +39,12 @@ PRELOAD = ("ruptures", "scipy.stats", "torch._dynamo", "torch._inductor.graph")
 
 
 def runs_tests(config: pytest.Config) -> bool:
-    """False in pytest-xdist's controller, which only hands tests to its workers (one a core)."""
-    return hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+    """False in pytest-xdist's controller, which only hands tests to its workers (one a core): xdist's
+    own test (xdist.plugin, _is_distribution_mode; it collects in the controller with --collect-only)."""
+    if hasattr(config, "workerinput"):
+        return True
+    distributes = getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+    return not distributes or bool(config.getoption("collectonly"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +69,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """After pytest's last look for unraisable exceptions (its own unconfigure, a full collection),
     put every object out of the collector's sight: its cleanup's second collection and the
     interpreter's at exit then skip torch's million objects (a process that imported torch's compiler
-    exits in 0.16 s instead of 1.15 s; the controller waits for each worker's exit)."""
+    exits in 0.16 s instead of 1.15 s; the controller waits for each worker's exit). Process-wide and
+    never undone: a host that ran pytest.main in process and goes on keeps these objects."""
     gc.freeze()
 
 

@@ -307,7 +307,9 @@ def drawing(monkeypatch):
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
     derandomize=os.environ.get("PERF_CORE_FUZZ_SEED") is None,
-    database=None,  # derandomized: the same cases every run, none to replay (writing them cost ~1 s)
+    # Derandomized (the default), the same cases every run: none to replay, and writing them cost ~1 s;
+    # a seeded long run (docs/fuzz.md) keeps Hypothesis's database to replay what it found.
+    database=None if os.environ.get("PERF_CORE_FUZZ_SEED") is None else settings.default.database,
 )
 @given(
     files=st.lists(run_files(), min_size=1, max_size=4),

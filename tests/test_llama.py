@@ -173,11 +173,11 @@ def test_rates_are_tokens_and_bytes_over_the_median_call():
 
 def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract_fields(suite, run_suite):
     # One token count: each compiled case is a cold C++ build of a whole layer on a fresh machine
-    # (~10 s on the 2-core machine); what is checked here is the same at every count. No breakdowns
-    # (test_breakdown's): their CPU kernels are built with a profiling hook naming each kernel by its
-    # graph, so the model's layer could not reuse the decoder's build (9.7 s instead of 1.5 s).
+    # (~10 s on the 2-core machine); what is checked here is the same at every count. Breakdowns on,
+    # as a user's run: the only test whose decoder and model are built with the CPU's kernel-profiling
+    # hook (which names each kernel by its graph, so the model's layer cannot reuse the decoder's build).
     result = run_suite(
-        "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16", "--no-breakdown",
+        "--benchmark-only", "--kernels", "decoder,model", "--tokens", "16",
         "--benchmark-max-time", "0.001", "--benchmark-min-rounds", "1", "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(passed=4)
@@ -187,7 +187,7 @@ def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract
     by_name = {bench["param"]: bench for bench in run["benchmarks"]}
     assert set(by_name) == {contract.bench_name(k, v, 16) for k in ("decoder", "model") for v in contract.VARIANTS}
     copy_rate = run["machine_info"]["copy_bytes_per_s"]
-    assert run["machine_info"][contract.BREAKDOWN] is False
+    assert run["machine_info"][contract.BREAKDOWN] is True
     for name, bench in by_name.items():
         info, median = bench["extra_info"], bench["stats"]["median"]
         assert info[contract.FLOOR_S] > 0 and info[contract.FLOPS] > 0, name
@@ -196,6 +196,8 @@ def test_decoder_and_model_run_through_the_suite_and_are_saved_with_the_contract
         assert info[contract.BANDWIDTH_SHARE] == pytest.approx(info[contract.BYTES] / median / copy_rate)
         assert (info["n_layers"], info["n_kv_heads"]) == (2, 2)  # the CPU preset's
         assert (contract.COMPILE_S in info) == (info[contract.VARIANT] == "compiled")
+        assert info[contract.BREAKDOWN], (name, info.get(contract.BREAKDOWN_NOTE))  # its parts, no note
+        assert (contract.CODE_KERNELS in info) == (info[contract.VARIANT] == "compiled"), name
 
 
 def test_decoder_and_model_run_by_default_on_cuda_and_on_the_cpu_when_asked():

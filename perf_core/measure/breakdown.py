@@ -2,12 +2,12 @@
 
 After the timed rounds and outside them, torch.profiler watches a few calls of the same prepared
 call. On a GPU each device kernel (and copy) is a part, timed by the device, and the device's idle
-time between them one more (each call after a head start and between CUDA events, as device_s is
+time outside them one more (each call after a head start and between CUDA events, as device_s is
 timed; device_idle_s), so that the parts should add up to the call's device time (on an H200 every
-compiled call 0.995-1.049 of it: docs/gpu.md); on the CPU each operator and each inductor-generated kernel is a part, timed
-by its self CPU time (its time minus its children's), so the parts add up to the call without
-counting anything twice. Names are made stable (numbering, hashes and addresses stripped), so the
-same kernel has the same name in two runs.
+compiled call 0.991-1.049 of it: docs/gpu.md); on the CPU each operator and each inductor-generated
+kernel is a part, timed by its self CPU time (its time minus its children's), so the parts add up to
+the call without counting anything twice. Names are made stable (numbering, hashes and addresses
+stripped), so the same kernel has the same name in two runs.
 
 Stored per benchmark as `breakdown`: [[name, calls per call, seconds per call], ...], the largest
 first, then the GPU's idle part, then the smallest folded into one `other` part. A profiler that
@@ -172,7 +172,8 @@ def summarize(parts: list[Part], top: int = TOP) -> list[list]:
 
 
 def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[list]:
-    """Profile `calls` calls of fn (already warm) -> summarize()'d parts of one call.
+    """Profile `calls` calls of fn (already warm) -> summarize()'d parts of one call. On a GPU each
+    call is taken as device_time_s takes its samples: after a head start, between CUDA events.
 
     Raises whatever torch.profiler raises; the caller (record) turns that into a note.
     """
@@ -191,11 +192,11 @@ def profile(fn: Callable[[], object], device: str, calls: int = CALLS) -> list[l
             # no host inside the call; the head starts mark where each call begins and ends), between
             # CUDA events, whose own device time (1.3 us on an H200) device_s holds too.
             spin()
-            if pair:
+            if pair is not None:
                 pair[0].record()
             with torch.profiler.record_function(_MARK):
                 fn()
-            if pair:
+            if pair is not None:
                 pair[1].record()
         if device == "cuda":
             spin()
