@@ -71,6 +71,20 @@ def test_a_gpu_breakdown_holds_the_calls_kernels_not_its_profiler_range():
     assert idle[1] == 1.0 and 0 <= idle[2] < clock.HEAD_START_S / 10
 
 
+def test_a_compiled_calls_parts_add_up_to_its_device_time():
+    """The cross-check of issue 22 on the call that missed it (matmul, one GEMM in a CUDA graph: its
+    parts read 0.90-0.95 of device_s while the profiled calls had no CUDA events around them)."""
+    from perf_core import contract
+    from perf_core.analysis.explain import COVERAGE_TOLERANCE
+    from perf_core.measure import breakdown
+    from perf_core.measure.workload import PRESETS
+
+    w = PRESETS["llama-7b"].workload("matmul", 16, "cuda")
+    call = core.prepare(w, "compiled", cache=contract.COLD, l2_bytes=clock.l2_bytes("cuda"))
+    parts_s = sum(seconds for _, _, seconds in breakdown.profile(call.fn, "cuda"))
+    assert abs(parts_s / clock.device_time_s(call.fn) - 1) <= COVERAGE_TOLERANCE
+
+
 @pytest.mark.parametrize("on_device", [False, True])
 def test_a_kernel_is_built_on_the_gpu_only_when_it_says_it_may(monkeypatch, on_device):
     seen = []
