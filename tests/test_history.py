@@ -191,6 +191,20 @@ def test_compare_same_code_with_one_run_a_side_is_never_a_regression(storage, ca
     assert code == 0 and "undecided" in out and "run `perf-core ab BASE HEAD`, or save more runs" in out
 
 
+@pytest.mark.parametrize("metric", ["device", "latency"])
+def test_compare_of_cpu_runs_on_a_gpu_figure_says_which_figure_is_missing(storage, capsys, metric):
+    """A newcomer's `compare A B --metric device` on CPU runs read "no benchmark in common"."""
+    write_run(storage, 1, run_document(commit_sha(1), T0, seed=1))
+    write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), seed=2))
+    base, head = commit_sha(1)[:7], commit_sha(2)[:7]
+    code, _, err = perf_core(capsys, "compare", base, head, "--storage", storage, "--metric", metric)
+    assert code == 2
+    assert (
+        err.strip()
+        == f"perf-core: error: {base} and {head} have no {metric} figures (latency and device time: GPU runs only)"
+    )
+
+
 def test_compare_with_three_runs_a_side_tests_the_runs_themselves(storage, capsys):
     for i in range(3):
         write_run(storage, 1 + i, run_document(commit_sha(1), T0, seed=i))

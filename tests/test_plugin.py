@@ -152,6 +152,17 @@ def test_timed_run_is_saved_with_the_contract_fields(suite, run_suite):
     assert grouped.returncode == 0 and "benchmark 'kernel=matmul': 4 tests" in grouped.stdout, grouped.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "listed"),
+    [("device", "auto, cpu, cuda"), ("cache", "auto, cold, warm"), ("figures", "all, steady, latency, device")],
+)
+def test_a_refused_value_lists_every_value_the_option_takes(option, listed):
+    """A newcomer's `--cache bad` listed cold and warm, not the default auto, which it also takes."""
+    with pytest.raises(UsageError, match=rf"^--{option}: unknown value 'bad'; choose from {listed}$"):
+        parse_selection(raw_options(**{option: "bad"}), cuda_available=False)
+    assert parse_selection(raw_options(**{option: "auto" if option != "figures" else "all"}), cuda_available=False)
+
+
 def test_disabled_run_checks_every_case_once_and_saves_nothing(suite, run_suite):
     result = run_suite("--benchmark-disable", *FAST)
     result.assert_outcomes(passed=4)

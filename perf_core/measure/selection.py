@@ -112,9 +112,9 @@ def parse_figures(text: str, device: str) -> tuple[str, ...]:
     """The figures a run measures, in contract order; "all": every one its device has (the CPU: steady).
     Raises UsageError for a figure the device cannot give (latency and device time are CUDA's)."""
     available = contract.FIGURES if device == "cuda" else ("steady",)
-    if text.strip() in ("", "all"):
+    asked = choices("--figures", text.strip() or "all", ("all", *contract.FIGURES))
+    if "all" in asked:
         return available
-    asked = choices("--figures", text, contract.FIGURES)
     for figure in asked:
         if figure not in available:
             raise UsageError(
@@ -125,20 +125,19 @@ def parse_figures(text: str, device: str) -> tuple[str, ...]:
 
 def parse_selection(raw: dict[str, str], cuda_available: bool) -> Selection:
     """Validate raw option strings; raises UsageError with a one-line message naming the bad value."""
-    device = raw["device"].strip() or AUTO
+    # Each value checked against every spelling the option takes (AUTO included), before AUTO is resolved.
+    device = one_of("value", raw["device"].strip() or AUTO, (AUTO, *DEVICES), "--device")
     if device == AUTO:
         device = "cuda" if cuda_available else "cpu"
-    one_of("value", device, DEVICES, "--device")
     if device == "cuda" and not cuda_available:
         raise UsageError("--device: 'cuda' was asked for but CUDA is not available on this machine")
     preset = raw["preset"].strip() or DEFAULT_PRESET[device]
     one_of("value", preset, PRESETS, "--preset")
     dtype = raw["dtype"].strip() or PRESETS[preset].dtype
     one_of("value", dtype, DTYPE_BYTES, "--dtype")
-    cache = raw["cache"].strip() or AUTO
+    cache = one_of("value", raw["cache"].strip() or AUTO, (AUTO, *contract.CACHE_MODES), "--cache")
     if cache == AUTO:
         cache = contract.COLD if device == "cuda" else contract.WARM
-    one_of("value", cache, contract.CACHE_MODES, "--cache")
     figures = parse_figures(raw.get("figures", "all"), device)
     gate = one_of("value", raw.get("gate", "false").strip().lower(), ("true", "false"), "--gate") == "true"
     rest_text = raw["rest"].strip() or AUTO
