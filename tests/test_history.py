@@ -192,17 +192,22 @@ def test_compare_same_code_with_one_run_a_side_is_never_a_regression(storage, ca
 
 
 @pytest.mark.parametrize("metric", ["device", "latency"])
-def test_compare_of_cpu_runs_on_a_gpu_figure_says_which_figure_is_missing(storage, capsys, metric):
-    """A newcomer's `compare A B --metric device` on CPU runs read "no benchmark in common"."""
+@pytest.mark.parametrize("command", ["compare", "trend", "plot", "explain"])
+def test_a_gpu_figure_asked_of_cpu_runs_is_named_missing_by_every_reading_command(storage, capsys, command, metric):
+    """A newcomer's `compare A B --metric device` on CPU runs read "no benchmark in common"; trend
+    found "no change" in figures that were not there."""
     write_run(storage, 1, run_document(commit_sha(1), T0, seed=1))
     write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), seed=2))
-    base, head = commit_sha(1)[:7], commit_sha(2)[:7]
-    code, _, err = perf_core(capsys, "compare", base, head, "--storage", storage, "--metric", metric)
-    assert code == 2
+    commits = [commit_sha(1)[:7], commit_sha(2)[:7]] if command in ("compare", "explain") else []
+    out = ["-o", str(storage.parent / "out.png")] if command in ("trend", "plot") else []
+    code, _, err = perf_core(capsys, command, *commits, "--storage", storage, "--metric", metric, *out)
+    assert code == 2, err
     assert (
         err.strip()
-        == f"perf-core: error: {base} and {head} have no {metric} figures (latency and device time: GPU runs only)"
+        .splitlines()[-1]
+        .endswith(f"has {metric} figures for these benchmarks (latency and device time: GPU runs only)")
     )
+    assert not (storage.parent / "out.png").exists()
 
 
 def test_compare_with_three_runs_a_side_tests_the_runs_themselves(storage, capsys):

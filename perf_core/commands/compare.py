@@ -31,8 +31,7 @@ def run(
     threshold = gate.threshold_for(metric, threshold)
     decided = gate.decide_all(base_runs, head_runs, names, metric, threshold, alpha, history=chosen.runs)
     if not decided:
-        shared = [n for n in names if any(n in r.results for r in base_runs) and any(n in r.results for r in head_runs)]
-        if shared:  # benchmarks in common, none with this figure (a CPU run's: steady only)
+        if all(select.run_values(side, n, metric) == [] for side in (base_runs, head_runs) for n in names):
             raise HistoryError(f"{base} and {head} have no {metric} figures (latency and device time: GPU runs only)")
         raise HistoryError(f"{base} and {head} have no benchmark in common")
     compared = {d.verdict.name for d in decided}
