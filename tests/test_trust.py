@@ -8,6 +8,7 @@ import matplotlib
 import pytest
 from helpers import ROOT, T0, column_of, perf_core
 
+from perf_core import contract
 from perf_core.analysis import figures
 from perf_core.analysis.synthetic import MACHINE, commit_sha, run_document, write_history, write_run
 
@@ -55,6 +56,33 @@ def test_plot_keeps_each_benchmarks_floor_when_the_newest_run_measured_fewer(sto
     assert code == 0, err
     assert [t for t, _ in drawn["attention / compiled"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
     assert [t for t, _ in drawn["matmul / eager"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
+
+
+def test_plot_draws_the_least_floor_any_run_recorded_not_a_slow_starts(storage, tmp_path, capsys, monkeypatch):
+    """A newcomer's second run measured its peaks low at its start: its floors 1.2x the first's, and
+    plot drew them, over medians that then sat under the floor."""
+    first = run_document(commit_sha(1), T0)
+    slow_start = run_document(commit_sha(2), T0 + timedelta(hours=1))
+    for bench in slow_start["benchmarks"]:
+        bench["extra_info"][contract.FLOOR_S] *= 1.2
+    write_run(storage, 1, first)
+    write_run(storage, 2, slow_start)
+    drawn = {}
+
+    def capture(panels, title, metric):
+        drawn.update({panel.title: panel for panel in panels})
+        return real(panels, title, metric)
+
+    real = figures.per_token_figure
+    monkeypatch.setattr(figures, "per_token_figure", capture)
+    code, _, err = perf_core(capsys, "plot", "--storage", storage, "-o", tmp_path / "p.png")
+    assert code == 0, err
+    expected = {
+        int(b["extra_info"][contract.N_TOKENS]): b["extra_info"][contract.FLOOR_S] / b["extra_info"][contract.N_TOKENS]
+        for b in first["benchmarks"]
+        if b["param"].startswith("matmul-eager-")
+    }
+    assert dict(drawn["matmul / eager"].floor_per_token_s) == pytest.approx(expected)
 
 
 def test_trend_says_when_there_are_too_few_commits_to_look(storage, tmp_path, capsys):

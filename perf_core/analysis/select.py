@@ -104,14 +104,16 @@ def find_commit(runs: list[Run], name: str) -> list[Run]:
 
 
 def floors(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, float]]:
-    """Each benchmark's floor (seconds per call) from the newest run that recorded one for it: a
-    run of a few kernels or token counts must not take the floor away from the others."""
+    """Each benchmark's floor (seconds per call): the least any of these runs (one machine's)
+    recorded for it. A run measures the machine's peak rates once, at its start; a start on a busy
+    CPU reads them low and puts that run's floors too high (a newcomer's second run: matmul-eager
+    0.986 us a token against the first's 0.817, its medians under it), so the least is the best bound
+    measured. A run of a few kernels or token counts leaves the others' floors as they were."""
     found = []
     for name in names:
-        recorded = (run.results[name].floor_s for run in reversed(runs) if name in run.results)
-        latest = next((floor for floor in recorded if floor), None)
-        if latest:
-            found.append((name, latest))
+        recorded = [floor for run in runs if name in run.results and (floor := run.results[name].floor_s)]
+        if recorded:
+            found.append((name, min(recorded)))
     return found
 
 
