@@ -112,13 +112,13 @@ COMPILE_CACHE = "compile_cache"
 # On a GPU one more part, BREAKDOWN_IDLE: the device's time per call in no kernel (the start CUDA
 # event's own time, launches, the gaps between a CUDA graph's kernels), read off the profiler's
 # timeline of calls taken as device_s takes them, so that the parts should add up to the call's device
-# time (on an H200 every compiled call 0.991-1.049 of it: docs/gpu.md). BREAKDOWN_IDLE_NO_EVENTS: the
-# same part as runs saved on 2026-12-01 before commit 9bde74c measured it, without the events (about
-# 1.3 us a call less); explain never compares one with the other.
+# time (on an H200 every compiled call 0.991-1.049 of it: docs/gpu.md). BREAKDOWN_IDLE_UNKNOWN: the name
+# runs saved before commit 4876060 gave it, measured with the events (from 9bde74c) or without them
+# (about 1.3 us a call less): which, a run does not say, so explain compares it with nothing.
 BREAKDOWN, BREAKDOWN_NOTE, BREAKDOWN_OTHER = "breakdown", "breakdown_note", "other"
 BREAKDOWN_IDLE = "(device time outside kernels)"
-BREAKDOWN_IDLE_NO_EVENTS = "(device idle between kernels)"
-BREAKDOWN_IDLE_PARTS = (BREAKDOWN_IDLE, BREAKDOWN_IDLE_NO_EVENTS)
+BREAKDOWN_IDLE_UNKNOWN = "(device idle between kernels)"
+BREAKDOWN_IDLE_PARTS = (BREAKDOWN_IDLE, BREAKDOWN_IDLE_UNKNOWN)
 CODE_FINGERPRINT, CODE_KERNELS = "code_fingerprint", "code_kernels"
 
 

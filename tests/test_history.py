@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from helpers import T0, perf_core, snapshot
 
+from perf_core import contract
 from perf_core.analysis import records, select
 from perf_core.analysis.synthetic import MACHINE, NAMES, commit_sha, run_document, write_history, write_run
+
+MACHINE_LABEL = "Test CPU 9000 | torch 2.13.0+cpu | Python 3.11 | 1 thread"
 
 
 def test_runs_are_ordered_by_commit_time_and_a_commits_runs_are_pooled(storage):
@@ -192,7 +195,7 @@ def test_compare_same_code_with_one_run_a_side_is_never_a_regression(storage, ca
 
 
 @pytest.mark.parametrize("metric", ["device", "latency"])
-@pytest.mark.parametrize("command", ["compare", "trend", "plot", "explain"])
+@pytest.mark.parametrize("command", ["compare", "trend", "plot", "explain", "export"])
 def test_a_gpu_figure_asked_of_cpu_runs_is_named_missing_by_every_reading_command(storage, capsys, command, metric):
     """A newcomer's `compare A B --metric device` on CPU runs read "no benchmark in common"; trend
     found "no change" in figures that were not there."""
@@ -200,14 +203,37 @@ def test_a_gpu_figure_asked_of_cpu_runs_is_named_missing_by_every_reading_comman
     write_run(storage, 2, run_document(commit_sha(2), T0 + timedelta(hours=1), seed=2))
     commits = [commit_sha(1)[:7], commit_sha(2)[:7]] if command in ("compare", "explain") else []
     out = ["-o", str(storage.parent / "out.png")] if command in ("trend", "plot") else []
+    out += ["--format", "bencher"] if command == "export" else []
     code, _, err = perf_core(capsys, command, *commits, "--storage", storage, "--metric", metric, *out)
     assert code == 2, err
-    assert (
-        err.strip()
-        .splitlines()[-1]
-        .endswith(f"has {metric} figures for these benchmarks (latency and device time: GPU runs only)")
+    assert err.strip() == (
+        f"perf-core: error: no run of {MACHINE_LABEL} has {metric} figures for these benchmarks (a run holds the"
+        " figures its --figures asked for; latency and device time are measured on GPU runs only)"
     )
     assert not (storage.parent / "out.png").exists()
+
+
+@pytest.mark.parametrize("without", [("base",), ("head",), ("base", "head")])
+def test_compare_names_the_commit_saved_without_the_figure(storage, capsys, without):
+    """Runs saved without device time (--figures steady) beside others that hold it: compare said "no
+    benchmark in common" when one side lacked it."""
+    sides = {}
+    for i, side in enumerate(("base", "head", "other"), 1):
+        document = run_document(commit_sha(i), T0 + timedelta(hours=i), seed=i)
+        for bench in document["benchmarks"]:  # a GPU run's device time, where its --figures asked for it
+            if side not in without:
+                bench["extra_info"][contract.DEVICE_S] = bench["stats"]["median"]
+        write_run(storage, i, document)
+        sides[side] = commit_sha(i)[:7]
+    code, _, err = perf_core(
+        capsys, "compare", sides["base"], sides["head"], "--storage", storage, "--metric", "device"
+    )
+    lacking = " and ".join(sides[side] for side in without)
+    have = "has" if len(without) == 1 else "have"
+    assert (
+        code == 2
+        and err.strip() == f"perf-core: error: {lacking} {have} no device figures (saved without them: --figures)"
+    )
 
 
 def test_compare_with_three_runs_a_side_tests_the_runs_themselves(storage, capsys):

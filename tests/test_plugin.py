@@ -163,6 +163,12 @@ def test_a_refused_value_lists_every_value_the_option_takes(option, listed):
     assert parse_selection(raw_options(**{option: "auto" if option != "figures" else "all"}), cuda_available=False)
 
 
+@pytest.mark.parametrize("figures", ["steady,all", "all,latency"])
+def test_all_figures_stands_alone(figures):
+    with pytest.raises(UsageError, match=rf"^--figures: 'all' stands alone; got '{figures}'$"):
+        parse_selection(raw_options(figures=figures), cuda_available=False)
+
+
 def test_disabled_run_checks_every_case_once_and_saves_nothing(suite, run_suite):
     result = run_suite("--benchmark-disable", *FAST)
     result.assert_outcomes(passed=4)

@@ -154,25 +154,28 @@ def explain(
 def _comparable(
     base_parts: dict[str, tuple[float, float]], head_parts: dict[str, tuple[float, float]]
 ) -> tuple[str, ...]:
-    """Leave out (in place) the GPU's idle part where the two sides did not measure it the same way:
-    runs saved before it was measured (2026-12-01) have none, and runs saved before commit 9bde74c
-    have it without the CUDA events around the profiled calls (contract.BREAKDOWN_IDLE_NO_EVENTS,
-    ~1.3 us a call less on an H200). Named added, removed or slower against such a base, it would
-    take the blame for a change of method. -> the notes saying so."""
-
-    def method(parts: dict[str, tuple[float, float]]) -> str | None:
-        return next((name for name in contract.BREAKDOWN_IDLE_PARTS if name in parts), None)
-
-    base, head = method(base_parts), method(head_parts)
-    if base == head:
+    """Leave out (in place) the GPU's idle part unless both sides measured it the same known way:
+    runs saved before it was measured (2026-12-01) have none, and runs saved before commit 4876060
+    have contract.BREAKDOWN_IDLE_UNKNOWN, measured with or without the CUDA events around the
+    profiled calls (~1.3 us a call apart on an H200). Named added, removed or slower against such a
+    base, it would take the blame for a change of method. -> the note saying so."""
+    present = {
+        side: [n for n in contract.BREAKDOWN_IDLE_PARTS if n in parts]
+        for side, parts in (("base", base_parts), ("head", head_parts))
+    }
+    if present["base"] == present["head"] and present["base"] in ([], [contract.BREAKDOWN_IDLE]):
         return ()
     for name in contract.BREAKDOWN_IDLE_PARTS:
         base_parts.pop(name, None)
         head_parts.pop(name, None)
-    if base is None or head is None:
-        older = "base" if base is None else "head"
-        return (f"the {older} run has no {base or head} part (saved before it was measured): left out of both sides",)
-    return (f"the base run has {base}, the head run {head} (measured another way): left out of both sides",)
+    why = [
+        f"the {side} run has none (saved before it was measured)"
+        if not names
+        else f"the {side} run's is {contract.BREAKDOWN_IDLE_UNKNOWN} (saved before 4876060, with or without the CUDA events)"
+        for side, names in present.items()
+        if names != [contract.BREAKDOWN_IDLE]
+    ]
+    return (f"the device's time outside kernels is left out of both sides: {'; '.join(why)}",)
 
 
 def _runs(side: Breakdown | Sequence[Breakdown]) -> tuple[Breakdown, ...]:

@@ -31,8 +31,14 @@ def run(
     threshold = gate.threshold_for(metric, threshold)
     decided = gate.decide_all(base_runs, head_runs, names, metric, threshold, alpha, history=chosen.runs)
     if not decided:
-        if all(select.run_values(side, n, metric) == [] for side in (base_runs, head_runs) for n in names):
-            raise HistoryError(f"{base} and {head} have no {metric} figures (latency and device time: GPU runs only)")
+        lacking = [
+            label
+            for label, group in ((base, base_runs), (head, head_runs))
+            if not any(select.run_values(group, n, metric) for n in names)
+        ]
+        if lacking:  # other runs of the machine hold the figure (history.load), these were saved without it
+            have = "has" if len(lacking) == 1 else "have"
+            raise HistoryError(f"{' and '.join(lacking)} {have} no {metric} figures (saved without them: --figures)")
         raise HistoryError(f"{base} and {head} have no benchmark in common")
     compared = {d.verdict.name for d in decided}
     only = {

@@ -138,11 +138,12 @@ def load(selection: Selection) -> Chosen:
     names = names_in(runs, wanted(selection))
     if not names:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
-    if not any(select.run_values([run], name, selection.metric) for run in runs for name in names):
-        # Else each command goes on over nothing: trend found "no change", report drew empty charts.
+    # Newest first: where the figure is recorded at all, the newest runs hold it.
+    if not any(select.run_values([run], name, selection.metric) for run in reversed(runs) for name in names):
+        # Else a command goes on over nothing: trend found "no change" in figures that were not there.
         raise HistoryError(
-            f"no run of {chosen.label} has {selection.metric} figures for these benchmarks"
-            " (latency and device time: GPU runs only)"
+            f"no run of {chosen.label} has {selection.metric} figures for these benchmarks (a run holds"
+            " the figures its --figures asked for; latency and device time are measured on GPU runs only)"
         )
     return Chosen(runs, names, every, skipped)
 

@@ -113,7 +113,9 @@ def parse_figures(text: str, device: str) -> tuple[str, ...]:
     Raises UsageError for a figure the device cannot give (latency and device time are CUDA's)."""
     available = contract.FIGURES if device == "cuda" else ("steady",)
     asked = choices("--figures", text.strip() or "all", ("all", *contract.FIGURES))
-    if "all" in asked:
+    if "all" in asked and len(asked) > 1:
+        raise UsageError(f"--figures: 'all' stands alone; got {text.strip()!r}")
+    if asked == ("all",):
         return available
     for figure in asked:
         if figure not in available:
