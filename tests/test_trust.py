@@ -40,25 +40,31 @@ def test_every_command_names_the_machine_it_read(storage, tmp_path, capsys):
     assert out.splitlines()[0] == f"machine: {label}"
 
 
-def test_plot_keeps_each_benchmarks_floor_when_the_newest_run_measured_fewer(storage, tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """The panels plot hands to its figure, by title (filled as plot draws)."""
+    panels_by_title = {}
+    real = figures.per_token_figure
+
+    def capture(panels, title, metric):
+        panels_by_title.update({panel.title: panel for panel in panels})
+        return real(panels, title, metric)
+
+    monkeypatch.setattr(figures, "per_token_figure", capture)
+    return panels_by_title
+
+
+def test_plot_keeps_each_benchmarks_floor_when_the_newest_run_measured_fewer(storage, tmp_path, capsys, drawn):
     write_run(storage, 1, run_document(commit_sha(1), T0))
     later = T0 + timedelta(hours=1)
     write_run(storage, 2, run_document(commit_sha(2), later, names=("matmul-eager-16", "matmul-eager-32")))
-    drawn = {}
-
-    def capture(panels, title, metric):
-        drawn.update({panel.title: panel for panel in panels})
-        return real(panels, title, metric)
-
-    real = figures.per_token_figure
-    monkeypatch.setattr(figures, "per_token_figure", capture)
     code, _, err = perf_core(capsys, "plot", "--storage", storage, "--last", "2", "-o", tmp_path / "p.png")
     assert code == 0, err
     assert [t for t, _ in drawn["attention / compiled"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
     assert [t for t, _ in drawn["matmul / eager"].floor_per_token_s] == [16, 32, 64, 128, 256, 512]
 
 
-def test_plot_draws_the_least_floor_any_run_recorded_not_a_slow_starts(storage, tmp_path, capsys, monkeypatch):
+def test_plot_draws_the_least_floor_any_run_recorded_not_a_slow_starts(storage, tmp_path, capsys, drawn):
     """A newcomer's second run measured its peaks low at its start: its floors 1.2x the first's, and
     plot drew them, over medians that then sat under the floor."""
     first = run_document(commit_sha(1), T0)
@@ -67,14 +73,6 @@ def test_plot_draws_the_least_floor_any_run_recorded_not_a_slow_starts(storage, 
         bench["extra_info"][contract.FLOOR_S] *= 1.2
     write_run(storage, 1, first)
     write_run(storage, 2, slow_start)
-    drawn = {}
-
-    def capture(panels, title, metric):
-        drawn.update({panel.title: panel for panel in panels})
-        return real(panels, title, metric)
-
-    real = figures.per_token_figure
-    monkeypatch.setattr(figures, "per_token_figure", capture)
     code, _, err = perf_core(capsys, "plot", "--storage", storage, "-o", tmp_path / "p.png")
     assert code == 0, err
     expected = {
