@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -216,7 +217,33 @@ def test_what_can_be_checked_is_refused_before_any_run_leaving_no_folder(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_sigterm_and_sighup_end_the_suite_and_remove_worktrees_and_temp_folders(project, tmp_path, signum):
+def test_a_signal_ends_the_gate_with_128_plus_it_and_removes_worktrees_and_temp_folders(
+    project, lent_fork_server, tmp_path, capsys, monkeypatch, signum
+):
+    """In process, the signal sent as the first timed run starts (after the collection passes, inside
+    the worktrees): SIGTERM and SIGHUP take the same path as Ctrl-C. The real gate, a process whose
+    running suite a signal must end, is the next test's (one signal: the path is the same)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.chdir(project)
+    before = signal.getsignal(signum)
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signum)  # its handler raises at the next bytecode, here
+        raise AssertionError(f"{signal.Signals(signum).name} did not stop the gate")
+
+    monkeypatch.setattr(ab, "run_side", signalled)
+    code, _, err = perf_core(capsys, "ab", "HEAD", "HEAD", *TINY, "--out", tmp_path / "runs")
+    assert code == 128 + signum, err
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    assert list(temp.iterdir()) == []  # the worktrees' temporary folder is gone
+    assert git(project, "worktree", "list").count("\n") == 0
+    assert signal.getsignal(signum) == before  # the gate gave the handler back
+
+
+def test_sigterm_ends_the_suite_and_removes_worktrees_and_temp_folders(project, tmp_path):
+    signum = signal.SIGTERM
     temp = tmp_path / "tmp"
     temp.mkdir()
     out = tmp_path / "runs"
