@@ -128,6 +128,13 @@ def run_values(runs: Iterable[Run], name: str, metric: str) -> list[float]:
     return [value for value in values if value is not None]
 
 
+def holds_figure(runs: Sequence[Run], names: Iterable[str], metric: str) -> bool:
+    """Whether any of these runs recorded `metric` for any of `names` (newest first: where a history
+    holds the figure at all, its newest runs do, so the usual answer comes after one run)."""
+    names = tuple(names)
+    return any(run_values([run], name, metric) for run in reversed(runs) for name in names)
+
+
 @dataclass(frozen=True)
 class Point:
     """One benchmark at one commit, runs pooled: per-token median and interval."""

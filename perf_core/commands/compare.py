@@ -34,7 +34,7 @@ def run(
         lacking = [
             label
             for label, group in ((base, base_runs), (head, head_runs))
-            if not any(select.run_values(group, n, metric) for n in names)
+            if not select.holds_figure(group, names, metric)
         ]
         if lacking:  # other runs of the machine hold the figure (history.load), these were saved without it
             have = "has" if len(lacking) == 1 else "have"

@@ -138,8 +138,7 @@ def load(selection: Selection) -> Chosen:
     names = names_in(runs, wanted(selection))
     if not names:
         raise HistoryError("no benchmark in the history matches --kernel/--variant/--tokens")
-    # Newest first: where the figure is recorded at all, the newest runs hold it.
-    if not any(select.run_values([run], name, selection.metric) for run in reversed(runs) for name in names):
+    if not select.holds_figure(runs, names, selection.metric):
         # Else a command goes on over nothing: trend found "no change" in figures that were not there.
         raise HistoryError(
             f"no run of {chosen.label} has {selection.metric} figures for these benchmarks (a run holds"
