@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from perf_core.analysis import sequential
+from perf_core.analysis import sequential, stats
 
 BENCHMARKS = 18
 
@@ -56,7 +56,7 @@ def fixed_gate(base: np.ndarray, head: np.ndarray, pairs: int, alpha: float, thr
     flagged = 0
     for b in range(BENCHMARKS):
         x, y = base[:pairs, b], head[:pairs, b]
-        _, p = sequential.mann_whitney(x, y)
+        p = stats.two_sample_p(x, y)
         flagged += bool(p <= alpha and np.median(y) / np.median(x) > 1 + threshold)
     return flagged
 

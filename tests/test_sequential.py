@@ -31,9 +31,25 @@ def run_gate(base: list[float], head: list[float], rule: sequential.Plan) -> dic
 def test_the_exact_p_value_is_scipys_exact_mann_whitney():
     for seed in range(20):
         base, head = around(1.0, 0.05, 5, seed), around(1.02, 0.05, 6, seed + 100)
-        u, p = sequential.mann_whitney(base, head)
+        u, p = stats.mann_whitney(base, head)
         expected = scipy.stats.mannwhitneyu(head, base, alternative="two-sided", method="exact")
         assert (u, p) == pytest.approx((expected.statistic, expected.pvalue))
+
+
+def test_the_ratio_bounds_hold_exactly_the_ratios_the_test_does_not_reject():
+    """stats.ratio_bounds inverts stats.two_sample_p: head divided by a ratio just outside the bounds is
+    rejected at the level, just inside (and at the middle) it is not."""
+    for seed, n in zip(range(12), (4, 5, 6, 8) * 3):
+        base, head = around(1.0, 0.05, n, seed), around(1.03, 0.05, n, seed + 100)
+        low, high = stats.ratio_bounds(base, head, ALPHA)
+
+        def p_of(ratio: float) -> float:
+            return stats.two_sample_p(np.asarray(base), np.asarray(head) / ratio)
+
+        assert 0 < low < high < math.inf
+        assert p_of(low * 0.999) <= ALPHA and p_of(high * 1.001) <= ALPHA
+        assert min(p_of(low * 1.001), p_of(high * 0.999), p_of(math.sqrt(low * high))) > ALPHA
+    assert stats.ratio_bounds([1.0, 1.1], [1.2, 1.3], ALPHA) == (0.0, math.inf)  # 2 a side reach no 95% interval
 
 
 def test_the_plan_starts_where_significance_is_reachable_and_spends_at_most_alpha():

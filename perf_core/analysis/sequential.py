@@ -17,11 +17,12 @@ and the levels of all looks a benchmark can have sum to at most alpha, so by the
 (Bonferroni) a benchmark with no change is flagged at some look with probability at most alpha,
 whenever the gate stops. The split is Haybittle-Peto's (Haybittle 1971, Peto et al. 1976): interim
 looks only at an extreme boundary, the final look at nearly the full alpha. Here the interim
-boundary is the most extreme outcome the rank test has, every head run slower (faster) than every
-base run, whose exact size is 2 / C(2n, n) (n runs a side); the final look gets alpha less the sum
-of those. The Mann-Whitney null distribution is exact and free of the noise's shape (it needs only
-that, without a change, the 2n runs are exchangeable, as the fixed-count gate does), so the sizes
-are exact, not estimated: the rule keeps its rate on heavy-tailed noise too. Why not Pocock's
+boundary is the test's smallest p-value at n runs a side (stats.smallest_p: for the rank test, every
+head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n)); the final look
+gets alpha less the sum of those. The Mann-Whitney null distribution is exact and free of the
+noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as the
+fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
+heavy-tailed noise too. Why not Pocock's
 constant level: with n = 4..10 runs a side the rank test has few attainable levels, and an equal
 split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at 4 and 5 runs (0.029, 0.0079): a clear
 regression could not stop early. Stopping as **unchanged** spends nothing: it only removes chances
@@ -32,14 +33,11 @@ rather than raising a false alarm, an interval at the interim levels (every pair
 band) grew wider with every pair and settled nothing after the first look, and the script measures
 its cost as power.
 
-The interval is the Hodges-Lehmann one that inverts the same test (Lehmann 1975, ch. 2): the shifts
-of log time not rejected at level alpha, read off the sorted n^2 pairwise differences
-log(head_i) - log(base_j); the ratio's interval is its exponential. Ties are counted half (midranks)
-and judged against the no-ties distribution (timings in seconds rarely tie).
-
-The test is stats.mann_whitney (the one implementation, also behind stats.decide), and a look's
-regression or improvement is exactly stats.decide's at that look's level: the gate reports each
-benchmark as stats.decide over its first `pairs` runs at `Plan.level(pairs)` (tests/test_sequential.py).
+The test, its smallest p-values and its interval are stats' (`two_sample_p`, `smallest_p`,
+`ratio_bounds`: today the exact Mann-Whitney U test and the Hodges-Lehmann interval that inverts it),
+the ones behind stats.decide, so a look's regression or improvement is exactly stats.decide's at that
+look's level: the gate reports each benchmark as stats.decide over its first `pairs` runs at
+`Plan.level(pairs)` (tests/test_sequential.py). Nothing here depends on which test that is.
 
 The minimum is the first look whose level can be reached: 2 / C(8, 4) = 0.029 <= 0.05, so 4 pairs at
 alpha = 0.05. scripts/sequential_trials.py measures the false-alarm rate, the power and the pairs
@@ -55,7 +53,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from perf_core.analysis import stats
-from perf_core.analysis.stats import mann_whitney
 from perf_core.errors import UsageError
 
 REGRESSION, IMPROVEMENT, UNCHANGED, OPEN = "regression", "improvement", "unchanged", "open"
@@ -70,21 +67,8 @@ def _median(values: np.ndarray) -> float:
 
 
 def smallest_p(n: int, m: int | None = None) -> float:
-    """The smallest two-sided exact Mann-Whitney p-value with n and m runs a side: 2 / C(n + m, n)."""
+    """The smallest two-sided p-value of the gate's test with n and m runs a side (stats.smallest_p)."""
     return stats.smallest_p(n, n if m is None else m)
-
-
-def ratio_interval(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
-    """The head/base ratio's interval at confidence 1 - level (Hodges-Lehmann, inverting the test);
-    (0, inf) where no interval that narrow exists at these sample sizes."""
-    b, h = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(head, dtype=float))
-    tail = stats.null_cdf(len(h), len(b))  # P(U <= u)
-    # k pairs cut from each end: the largest k with P(U <= k - 1) <= level / 2.
-    k = int(np.searchsorted(tail, level / 2 * (1 + _SLACK), side="right"))
-    if k == 0:
-        return 0.0, math.inf
-    differences = np.sort((h[:, None] - b[None, :]).ravel())
-    return float(np.exp(differences[k - 1])), float(np.exp(differences[-k]))
 
 
 @dataclass(frozen=True)
@@ -163,9 +147,9 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
     if pairs == 0 or not bool(np.all((both > 0) & np.isfinite(both))):
         raise ValueError("samples must be positive finite seconds, at least one a side")
     ratio = _median(h) / _median(b)
-    _, p = mann_whitney(b, h)
+    p = stats.two_sample_p(b, h)
     level = rule.level(pairs)
-    low, high = ratio_interval(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
+    low, high = stats.ratio_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     band = 1 + threshold
     rejected = level > 0 and stats.significant(p, level)
     if rejected and ratio > band:

@@ -6,9 +6,13 @@ Two rules, each returning a Verdict, and one limit they share:
   regression needs head slower than base by more than `threshold` (the size) *and* a two-sided
   Mann-Whitney U test at level `alpha` (the significance). Mann-Whitney assumes nothing of the shape
   of timing distributions (long right tails). Its p-value is exact (`mann_whitney`, the null
-  distribution counted, not approximated), so the gate's sequential looks (perf_core.analysis.sequential)
-  and every fixed-count decision read the same test. Changing the test means changing `mann_whitney`
-  and `smallest_p` below, nothing else.
+  distribution counted, not approximated).
+
+The test is three functions, and every decision reads it through them alone (decide here, the gate's
+sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot reach alpha" checks):
+`two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes) and
+`ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
+Changing the test means changing those three and `TEST_NAME` in this file, nothing else.
 - `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
   run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
 - `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
@@ -111,6 +115,23 @@ def two_sample_p(base: np.ndarray, head: np.ndarray) -> float:
 def smallest_p(n_base: int, n_head: int) -> float:
     """The smallest two-sided p-value `two_sample_p` can give with n_base and n_head samples: 2 / C(n + m, n)."""
     return min(1.0, 2 / math.comb(n_base + n_head, n_base))
+
+
+def ratio_bounds(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
+    """The head/base ratios `two_sample_p` does not reject at `level`: the 1 - level interval that
+    inverts the test; (0, inf) where no interval that narrow exists at these sample sizes.
+
+    For Mann-Whitney it is the Hodges-Lehmann interval (Lehmann 1975, ch. 2): the shifts of log time
+    not rejected, read off the sorted n x m pairwise differences log(head_i) - log(base_j), cutting
+    the k largest and k smallest, k the largest with P(U <= k - 1) <= level / 2; the ratio's interval
+    is its exponential. Ties count half and are judged against the no-ties distribution, as in
+    `mann_whitney`."""
+    b, h = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(head, dtype=float))
+    k = int(np.searchsorted(null_cdf(len(h), len(b)), level / 2 * (1 + SLACK), side="right"))
+    if k == 0:
+        return 0.0, math.inf
+    differences = np.sort((h[:, None] - b[None, :]).ravel())
+    return float(np.exp(differences[k - 1])), float(np.exp(differences[-k]))
 
 
 def samples_needed(alpha: float) -> int:
