@@ -16,14 +16,13 @@ often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets
 and the levels of all looks a benchmark can have sum to at most alpha, so by the union bound
 (Bonferroni) a benchmark with no change is flagged at some look with probability at most alpha,
 whenever the gate stops. The split is Haybittle-Peto's (Haybittle 1971, Peto et al. 1976): interim
-looks only at an extreme boundary, the final look at nearly the full alpha. Here the interim
-boundary is the test's smallest p-value at n runs a side (stats.smallest_p: for the rank test, every
-head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n)); the final look
-gets alpha less the sum of those. The Mann-Whitney null distribution is exact and free of the
-noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as the
-fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
-heavy-tailed noise too. Why not Pocock's
-constant level: with n = 4..10 runs a side the rank test has few attainable levels, and an equal
+looks only at an extreme boundary, the final look at nearly the full alpha. The interim boundary
+at n runs a side is the test's own (stats.interim_level: for the rank test its most extreme
+outcome, every head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n));
+the final look gets alpha less the sum of those. The Mann-Whitney null distribution is exact and
+free of the noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as
+the fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
+heavy-tailed noise too. Why not Pocock's constant level: with n = 4..10 runs a side the rank test has few attainable levels, and an equal
 split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at 4 and 5 runs (0.029, 0.0079): a clear
 regression could not stop early. Stopping as **unchanged** spends nothing: it only removes chances
 to reject. Its own error (calling a change beyond the threshold unchanged) is at most alpha / 2 at
@@ -33,8 +32,8 @@ rather than raising a false alarm, an interval at the interim levels (every pair
 band) grew wider with every pair and settled nothing after the first look, and the script measures
 its cost as power.
 
-The test, its smallest p-values and its interval are stats' (`two_sample_p`, `smallest_p`,
-`ratio_bounds`: today the exact Mann-Whitney U test and the Hodges-Lehmann interval that inverts it),
+The test, its smallest p-values, interim boundary and interval are stats' (`two_sample_p`,
+`smallest_p`, `interim_level`, `ratio_bounds`: today the exact Mann-Whitney U test and the Hodges-Lehmann interval that inverts it),
 the ones behind stats.decide, so a look's regression or improvement is exactly stats.decide's at that
 look's level: the gate reports each benchmark as stats.decide over its first `pairs` runs at
 `Plan.level(pairs)` (tests/test_sequential.py). Nothing here depends on which test that is.
@@ -75,7 +74,8 @@ def smallest_p(n: int, m: int | None = None) -> float:
 class Plan:
     """Which levels the looks get: `levels[i]` is the level of the look after `minimum + i` pairs.
 
-    Interim looks (all but the last) reject only at complete separation (level 2 / C(2n, n));
+    Interim looks (all but the last) reject only at stats.interim_level (the rank test's complete
+    separation, level 2 / C(2n, n));
     the last gets alpha less their sum. The levels sum to at most alpha.
     """
 
@@ -109,7 +109,7 @@ def plan(alpha: float, maximum: int) -> Plan:
     levels: dict[int, float] = {}
     spent = 0.0
     for n in range(1, maximum):
-        size = smallest_p(n)
+        size = stats.interim_level(n)
         if size <= alpha and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):
             levels[n] = size
             spent += size

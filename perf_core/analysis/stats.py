@@ -8,11 +8,12 @@ Two rules, each returning a Verdict, and one limit they share:
   of timing distributions (long right tails). Its p-value is exact (`mann_whitney`, the null
   distribution counted, not approximated).
 
-The test is three functions, and every decision reads it through them alone (decide here, the gate's
+The test is four functions, and every decision reads it through them alone (decide here, the gate's
 sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot reach alpha" checks):
-`two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes) and
+`two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes),
+`interim_level` (the extreme boundary at which the gate's interim looks stop early) and
 `ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
-Changing the test means changing those three and `TEST_NAME` in this file, nothing else.
+Changing the test means changing those four and `TEST_NAME` in this file, nothing else.
 - `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
   run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
 - `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
@@ -115,6 +116,15 @@ def two_sample_p(base: np.ndarray, head: np.ndarray) -> float:
 def smallest_p(n_base: int, n_head: int) -> float:
     """The smallest two-sided p-value `two_sample_p` can give with n_base and n_head samples: 2 / C(n + m, n)."""
     return min(1.0, 2 / math.comb(n_base + n_head, n_base))
+
+
+def interim_level(n: int) -> float:
+    """The level of the gate's interim look at n runs a side (Haybittle-Peto: stop early only on
+    extreme evidence; perf_core.analysis.sequential). For the exact rank test its most extreme
+    outcome, complete separation, `smallest_p(n, n)` = 2 / C(2n, n): a lower level rejects nothing
+    more, a higher one spends alpha on outcomes that are not extreme. A test with continuous
+    p-values would give Haybittle and Peto's fixed 0.001 instead."""
+    return smallest_p(n, n)
 
 
 def ratio_bounds(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
