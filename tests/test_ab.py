@@ -254,10 +254,10 @@ def test_sigterm_ends_the_suite_and_removes_worktrees_and_temp_folders(project, 
     while not out.exists() and time.monotonic() < deadline:  # the folder appears once the timed runs start
         time.sleep(0.2)
     # Polled, not one look after a fixed sleep: between two short runs there is a moment with none going.
-    while not suite_processes(temp) and gate.poll() is None and time.monotonic() < deadline:
+    while not (children := suite_processes(temp)) and gate.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert gate.poll() is None, gate.stderr.read()
-    assert suite_processes(temp), "a timed suite should be running"
+    assert children, "a timed suite should be running"
     gate.send_signal(signum)
     assert gate.wait(60) == 128 + signum
     assert f"stopped by {signal.Signals(signum).name}" in gate.stderr.read()

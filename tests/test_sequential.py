@@ -43,7 +43,7 @@ def test_the_ratio_bounds_hold_exactly_the_ratios_the_test_does_not_reject():
         base, head = around(1.0, 0.05, n, seed), around(1.03, 0.05, n, seed + 100)
         low, high = stats.ratio_bounds(base, head, ALPHA)
 
-        def p_of(ratio: float) -> float:
+        def p_of(ratio: float, base: list[float] = base, head: list[float] = head) -> float:
             return stats.two_sample_p(np.asarray(base), np.asarray(head) / ratio)
 
         assert 0 < low < high < math.inf
@@ -59,6 +59,16 @@ def test_the_plan_starts_where_significance_is_reachable_and_spends_at_most_alph
     assert sequential.smallest_p(rule.minimum - 1) > ALPHA
     assert sum(rule.levels) <= ALPHA
     assert rule.level(8) >= sequential.smallest_p(8)  # the last look can reject too
+
+
+def test_an_interim_level_the_test_cannot_reach_at_that_size_is_no_look(monkeypatch):
+    """A boundary below the rank test's smallest p (Haybittle-Peto's fixed 0.001, as a continuous test
+    would give) spends nothing where nothing can reject: the first look is at 7 runs (2 / C(14, 7))."""
+    monkeypatch.setattr(stats, "interim_level", lambda n: 0.001)
+    rule = sequential.plan(ALPHA, 10)
+    assert sequential.smallest_p(6) > 0.001 >= sequential.smallest_p(7)
+    assert rule.minimum == 7 and rule.levels[:3] == (0.001, 0.001, 0.001)
+    assert rule.level(10) == pytest.approx(ALPHA - 0.003)
 
 
 def test_a_maximum_that_cannot_reach_alpha_is_a_usage_error_naming_the_least_that_can():

@@ -3,8 +3,9 @@
 After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
 
 - **regression** (improvement): the head/base ratio of medians is above 1 + threshold (below
-  1 / (1 + threshold)) and the exact two-sided Mann-Whitney test rejects equality at this look's level;
-- **unchanged**: the ratio's confidence interval at this look's level lies inside
+  1 / (1 + threshold)) and the gate's test (stats.two_sample_p: the exact two-sided Mann-Whitney
+  test) rejects equality at this look's level;
+- **unchanged**: the ratio's 1 - alpha interval (stats.ratio_bounds) lies inside
   [1 / (1 + threshold), 1 + threshold] (the change, whatever it is, is shown to be smaller than the
   threshold: an equivalence test, two one-sided tests read off one interval, Schuirmann 1987);
 - **open** otherwise. A settled benchmark keeps its verdict; the gate adds a pair while any is open,
@@ -16,27 +17,30 @@ often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets
 and the levels of all looks a benchmark can have sum to at most alpha, so by the union bound
 (Bonferroni) a benchmark with no change is flagged at some look with probability at most alpha,
 whenever the gate stops. The split is Haybittle-Peto's (Haybittle 1971, Peto et al. 1976): interim
-looks only at an extreme boundary, the final look at nearly the full alpha. The interim boundary
-at n runs a side is the test's own (stats.interim_level: for the rank test its most extreme
-outcome, every head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n));
-the final look gets alpha less the sum of those. The Mann-Whitney null distribution is exact and
-free of the noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as
-the fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
-heavy-tailed noise too. Why not Pocock's constant level: with n = 4..10 runs a side the rank test has few attainable levels, and an equal
-split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at 4 and 5 runs (0.029, 0.0079): a clear
-regression could not stop early. Stopping as **unchanged** spends nothing: it only removes chances
-to reject. Its own error (calling a change beyond the threshold unchanged) is at most alpha / 2 at
-each look (a 1 - alpha interval inside the band is two one-sided tests at alpha / 2, as a fixed-count
-gate of that many pairs would claim). It is not divided over the looks: that error loses a regression
-rather than raising a false alarm, an interval at the interim levels (every pairwise ratio inside the
-band) grew wider with every pair and settled nothing after the first look, and the script measures
-its cost as power.
+looks only at an extreme boundary, the final look at nearly the full alpha. The interim boundary at
+n runs a side is the test's own (stats.interim_level: for the rank test its most extreme outcome,
+every head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n)); the final
+look gets alpha less the sum of those. The Mann-Whitney null distribution is exact and free of the
+noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as the
+fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
+heavy-tailed noise too. Why not Pocock's constant level: with n = 4..10 runs a side the rank test
+has few attainable levels, and an equal split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at
+4 and 5 runs (0.029, 0.0079): a clear regression could not stop early. Stopping as **unchanged**
+spends nothing: it only removes chances to reject. Its own error (calling a change beyond the
+threshold unchanged) is at most alpha / 2 at each look (a 1 - alpha interval inside the band is two
+one-sided tests at alpha / 2, as a fixed-count gate of that many pairs would claim). It is not
+divided over the looks: that error loses a regression rather than raising a false alarm, an interval
+at the interim levels (every pairwise ratio inside the band) grew wider with every pair and settled
+nothing after the first look, and the script measures its cost as power.
 
 The test, its smallest p-values, interim boundary and interval are stats' (`two_sample_p`,
-`smallest_p`, `interim_level`, `ratio_bounds`: today the exact Mann-Whitney U test and the Hodges-Lehmann interval that inverts it),
-the ones behind stats.decide, so a look's regression or improvement is exactly stats.decide's at that
-look's level: the gate reports each benchmark as stats.decide over its first `pairs` runs at
-`Plan.level(pairs)` (tests/test_sequential.py). Nothing here depends on which test that is.
+`smallest_p`, `interim_level`, `ratio_bounds`: today the exact Mann-Whitney U test and the
+Hodges-Lehmann interval that inverts it), the ones behind stats.decide, so a look's regression or
+improvement is exactly stats.decide's at that look's level: the gate reports each benchmark as
+stats.decide over its first `pairs` runs at `Plan.level(pairs)` (tests/test_sequential.py). The code
+here reads the test only through those functions; the reasons above are today's test's (exact sizes,
+few attainable levels). Another test keeps the bound where its p-values are valid (P(p <= a) <= a
+with no change): then each look's level is at most its share of alpha, whatever the test.
 
 The minimum is the first look whose level can be reached: 2 / C(8, 4) = 0.029 <= 0.05, so 4 pairs at
 alpha = 0.05. scripts/sequential_trials.py measures the false-alarm rate, the power and the pairs
@@ -65,9 +69,9 @@ def _median(values: np.ndarray) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def smallest_p(n: int, m: int | None = None) -> float:
-    """The smallest two-sided p-value of the gate's test with n and m runs a side (stats.smallest_p)."""
-    return stats.smallest_p(n, n if m is None else m)
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p-value of the gate's test with n runs a side (stats.smallest_p)."""
+    return stats.smallest_p(n, n)
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,8 @@ class Plan:
     """Which levels the looks get: `levels[i]` is the level of the look after `minimum + i` pairs.
 
     Interim looks (all but the last) reject only at stats.interim_level (the rank test's complete
-    separation, level 2 / C(2n, n));
-    the last gets alpha less their sum. The levels sum to at most alpha.
+    separation, level 2 / C(2n, n)); the last gets alpha less their sum. The levels sum to at most
+    alpha.
     """
 
     alpha: float
@@ -94,9 +98,9 @@ class Plan:
 def plan(alpha: float, maximum: int) -> Plan:
     """The looks for `maximum` pairs at most; raises UsageError when no look can reach alpha.
 
-    Interim looks come first to last, each kept only if the final look can still reach its own
-    smallest p-value with what is left (so a small alpha gives fewer interim looks, none at worst:
-    the fixed-count rule at the maximum).
+    Interim looks come first to last, each kept only if the test can reach its level at that size
+    and the final look can still reach its own smallest p-value with what is left (so a small alpha
+    gives fewer interim looks, none at worst: the fixed-count rule at the maximum).
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
@@ -110,7 +114,8 @@ def plan(alpha: float, maximum: int) -> Plan:
     spent = 0.0
     for n in range(1, maximum):
         size = stats.interim_level(n)
-        if size <= alpha and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):
+        attainable = stats.can_reach(smallest_p(n), size)
+        if attainable and size <= alpha and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):
             levels[n] = size
             spent += size
     minimum = min(levels, default=maximum)

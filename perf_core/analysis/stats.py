@@ -8,18 +8,19 @@ Two rules, each returning a Verdict, and one limit they share:
   of timing distributions (long right tails). Its p-value is exact (`mann_whitney`, the null
   distribution counted, not approximated).
 
-The test is four functions, and every decision reads it through them alone (decide here, the gate's
-sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot reach alpha" checks):
-`two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes),
-`interim_level` (the extreme boundary at which the gate's interim looks stop early) and
-`ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
-Changing the test means changing those four and `TEST_NAME` in this file, nothing else.
 - `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
   run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
 - `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
   is above alpha can decide nothing, whatever they hold, and give "undecided", never "unchanged".
   Mann-Whitney's smallest two-sided p with n and m samples is 2 / C(n + m, n) (0.1 at 3 a side);
   the spread's, with k history pairs, 1 / (k + 1).
+
+The test is four functions, and every decision reads it through them alone (decide here, the gate's
+sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot reach alpha" checks):
+`two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes),
+`interim_level` (the extreme boundary at which the gate's interim looks stop early) and
+`ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
+Changing the test means changing those four and `TEST_NAME` in this file, nothing else.
 """
 
 from __future__ import annotations
@@ -121,21 +122,22 @@ def smallest_p(n_base: int, n_head: int) -> float:
 def interim_level(n: int) -> float:
     """The level of the gate's interim look at n runs a side (Haybittle-Peto: stop early only on
     extreme evidence; perf_core.analysis.sequential). For the exact rank test its most extreme
-    outcome, complete separation, `smallest_p(n, n)` = 2 / C(2n, n): a lower level rejects nothing
-    more, a higher one spends alpha on outcomes that are not extreme. A test with continuous
-    p-values would give Haybittle and Peto's fixed 0.001 instead."""
+    outcome, complete separation, `smallest_p(n, n)` = 2 / C(2n, n): a lower level rejects nothing,
+    a higher one spends alpha on outcomes that are not extreme. A test with continuous p-values
+    would give Haybittle and Peto's fixed 0.001 instead (sequential.plan skips a look whose level
+    the test cannot reach at that size)."""
     return smallest_p(n, n)
 
 
 def ratio_bounds(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
-    """The head/base ratios `two_sample_p` does not reject at `level`: the 1 - level interval that
-    inverts the test; (0, inf) where no interval that narrow exists at these sample sizes.
+    """The head/base ratios `two_sample_p` does not reject at `level`: the interval that inverts the
+    test, coverage at least 1 - level; (0, inf) where no interval that narrow exists at these sizes.
 
     For Mann-Whitney it is the Hodges-Lehmann interval (Lehmann 1975, ch. 2): the shifts of log time
-    not rejected, read off the sorted n x m pairwise differences log(head_i) - log(base_j), cutting
-    the k largest and k smallest, k the largest with P(U <= k - 1) <= level / 2; the ratio's interval
-    is its exponential. Ties count half and are judged against the no-ties distribution, as in
-    `mann_whitney`."""
+    not rejected, read off the sorted n x m pairwise differences log(head_i) - log(base_j) from the
+    k-th smallest to the k-th largest (k - 1 cut from each end), k the largest with
+    P(U <= k - 1) <= level / 2; the ratio's interval is its exponential. Ties count half and are
+    judged against the no-ties distribution, as in `mann_whitney`."""
     b, h = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(head, dtype=float))
     k = int(np.searchsorted(null_cdf(len(h), len(b)), level / 2 * (1 + SLACK), side="right"))
     if k == 0:
