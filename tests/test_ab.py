@@ -3,6 +3,7 @@
 No test here asserts on speed: real runs are only used to check what the gate does with them.
 """
 
+import functools
 import json
 import os
 import signal
@@ -14,11 +15,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.stats
 from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
-from perf_core.analysis import ab, gate, lanes, launch, sequential
+from perf_core.analysis import ab, gate, lanes, launch, sequential, stats
 from perf_core.analysis.synthetic import run_document, write_run
 from perf_core.errors import UsageError
 
@@ -458,6 +461,38 @@ def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
     for name, seen in looks.items():
         if seen.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT):
             assert decided[name].verdict == seen.verdict
+
+
+def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs(tmp_path, monkeypatch):
+    """Another test in stats (Welch's t on log times, whose smallest p is 0 from 2 a side, interim
+    boundary 0.001): the gate's first look is at stats.MIN_RUNS, where gate.decide_all reads the runs
+    themselves, so a clear regression is reported as one (exit 1), not as the spread rule's
+    "undecided" of fewer runs, and `--pairs` below MIN_RUNS is refused."""
+    welch = functools.partial(scipy.stats.ttest_ind, equal_var=False)
+
+    def bounds(base, head, level):
+        low, high = welch(np.log(head), np.log(base)).confidence_interval(1 - level)
+        return float(np.exp(low)), float(np.exp(high))
+
+    monkeypatch.setattr(stats, "two_sample_p", lambda base, head: float(welch(np.log(head), np.log(base)).pvalue))
+    monkeypatch.setattr(stats, "smallest_p", lambda n_base, n_head: 0.0 if min(n_base, n_head) >= 2 else 1.0)
+    monkeypatch.setattr(stats, "interim_level", lambda n: 0.001)
+    monkeypatch.setattr(stats, "ratio_bounds", bounds)
+    paths = {"base": [], "head": []}
+    for i in range(5):
+        for side, factor in (("base", 1.0), ("head", 1.2)):
+            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
+            paths[side].append(write_run(tmp_path / side, i, document))
+    runs = ab.collect(paths)
+    rule = sequential.plan(0.05, 5)
+    assert rule.minimum == stats.MIN_RUNS
+    looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
+    decided = ab.sequential_verdicts(runs, looks, rule, 0.05, "steady")
+    slow = next(d for d in decided if d.verdict.name == "attention-compiled-16")
+    assert (slow.verdict.verdict, slow.unit, slow.verdict.n_base) == ("regression", "runs", stats.MIN_RUNS)
+    assert gate.exit_code(decided) == 1
+    with pytest.raises(UsageError, match=f"use at least {stats.MIN_RUNS}"):
+        sequential.plan(0.05, stats.MIN_RUNS - 1)
 
 
 def test_a_run_failing_on_one_gpu_stops_the_gate_with_its_sides_error(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """The regression decision of `compare`, `ab` and `report`: which rule of perf_core.analysis.stats
 decides each benchmark, from which runs. Only independent runs decide.
 
-- At least MIN_RUNS runs a side (always so in `ab`): each run's figure is one sample, stats.decide
+- At least stats.MIN_RUNS runs a side (always so in `ab`): each run's figure is one sample, stats.decide
   (size and significance). Sides too small to reach alpha (3 runs: Mann-Whitney's smallest p is 0.1)
   are "undecided".
 - Fewer: the rounds of one run say nothing about the next run (run-to-run drift is the noise that
@@ -22,15 +22,20 @@ import numpy as np
 
 from perf_core.analysis.records import Run
 from perf_core.analysis.select import noisy_runs, run_spread, run_values
-from perf_core.analysis.stats import THRESHOLD, Verdict, decide, decide_by_spread, ratio_only, spread_pairs_needed
+from perf_core.analysis.stats import (
+    MIN_RUNS,
+    THRESHOLD,
+    Verdict,
+    decide,
+    decide_by_spread,
+    ratio_only,
+    spread_pairs_needed,
+)
 from perf_core.errors import EXIT_OK, EXIT_REGRESSION
 
 # Device time (CUDA events, no host in it) is quiet: five A/A gates on an H200 read ratios within
 # 0.3% of 1 (docs/gate.md), so its default threshold can be 2% and a 5% regression stands clear of it.
 DEVICE_THRESHOLD = 0.02
-# Runs a side from which the runs themselves are the samples (stats.decide); fewer: the measured spread
-# decides. At 3 a side Mann-Whitney cannot reach 0.05 (its smallest p is 0.1): such a side is undecided.
-MIN_RUNS = 3
 # The newest runs of the machine whose consecutive pairs measure its spread: the machine's noise now,
 # not years ago (drivers, kernels, neighbours change), and a compare that costs the same at any length
 # of history. 500 runs give p-values down to 1/500, far below any useful alpha.

@@ -98,21 +98,22 @@ class Plan:
 def plan(alpha: float, maximum: int) -> Plan:
     """The looks for `maximum` pairs at most; raises UsageError when no look can reach alpha.
 
-    Interim looks come first to last, each kept only if the test can reach its level at that size
-    and the final look can still reach its own smallest p-value with what is left (so a small alpha
-    gives fewer interim looks, none at worst: the fixed-count rule at the maximum).
+    Interim looks come first to last from stats.MIN_RUNS, each kept only if the test can reach its
+    level at that size and the final look can still reach its own smallest p-value with what is left
+    (so a small alpha gives fewer interim looks, none at worst: the fixed-count rule at the maximum).
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
-    if not stats.can_reach(smallest_p(maximum), alpha):
-        reachable = stats.samples_needed(alpha)
+    needed = stats.samples_needed(alpha)
+    if maximum < needed:
         raise UsageError(
             f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at alpha {alpha:g}"
-            f" (smallest p {smallest_p(maximum):.3g}); use at least {reachable}"
+            f" (smallest p {smallest_p(maximum):.3g}; the runs are the test's samples from {stats.MIN_RUNS});"
+            f" use at least {needed}"
         )
     levels: dict[int, float] = {}
     spent = 0.0
-    for n in range(1, maximum):
+    for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
         size = stats.interim_level(n)
         attainable = stats.can_reach(smallest_p(n), size)
         if attainable and size <= alpha and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):

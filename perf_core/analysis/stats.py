@@ -2,7 +2,7 @@
 
 Two rules, each returning a Verdict, and one limit they share:
 
-- `decide`: two samples of independent figures (per-run medians, at least gate.MIN_RUNS a side). A
+- `decide`: two samples of independent figures (per-run medians, at least MIN_RUNS a side). A
   regression needs head slower than base by more than `threshold` (the size) *and* a two-sided
   Mann-Whitney U test at level `alpha` (the significance). Mann-Whitney assumes nothing of the shape
   of timing distributions (long right tails). Its p-value is exact (`mann_whitney`, the null
@@ -20,7 +20,10 @@ sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot re
 `two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes),
 `interim_level` (the extreme boundary at which the gate's interim looks stop early) and
 `ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
-Changing the test means changing those four and `TEST_NAME` in this file, nothing else.
+`MIN_RUNS` is where the runs themselves become the test's samples (gate.decide_all judges fewer by
+the machine's spread); `samples_needed` and the gate's first look are never below it. Changing the
+test means changing those four, `TEST_NAME` and, for a test that needs more or fewer runs before it
+means anything, `MIN_RUNS`, in this file, nothing else.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ ALPHA = 0.05
 THRESHOLD = 0.05
 CONFIDENCE = 0.95
 TEST_NAME = "Mann-Whitney U"  # the test of two_sample_p, as --help names it
+# Runs a side from which the runs themselves are the samples of the test (decide); with fewer, the
+# gate judges the ratio against the machine's measured run-to-run spread (decide_by_spread). Two a
+# side say almost nothing of a side's own spread (a t-test's 2 degrees of freedom; the rank test's
+# smallest p 0.33); at 3 Mann-Whitney still cannot reach 0.05 (its smallest p is 0.1): "undecided".
+MIN_RUNS = 3
 MIN_SPREAD = 0.002  # a floor on a benchmark's spread scale: identical figures must not divide by zero
 # Float slack when a p-value is compared with a level built from the same exact counts (2 / C(2n, n)
 # computed two ways may differ in the last bit).
@@ -147,8 +155,9 @@ def ratio_bounds(base: Sequence[float], head: Sequence[float], level: float) -> 
 
 
 def samples_needed(alpha: float) -> int:
-    """The fewest samples a side (the same on both) with which `two_sample_p` can reach `alpha`."""
-    n = 1
+    """The fewest samples a side (the same on both) with which `decide` can reach `alpha`: at least
+    MIN_RUNS, and enough for `two_sample_p`'s smallest p to reach it."""
+    n = MIN_RUNS
     while not can_reach(smallest_p(n, n), alpha):
         n += 1
     return n
