@@ -443,15 +443,20 @@ def test_the_stop_line_says_why_and_counts_the_verdicts():
     )
 
 
-def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
-    """Synthetic runs: attention 20% slower settles as a regression at the minimum; ab's table says the
-    same through stats.decide at that look's level, over that look's pairs."""
+def attention_20_percent_slower(folder):
+    """Five synthetic runs a side, attention-compiled-16 20% slower in head: the runs as ab collects them."""
     paths = {"base": [], "head": []}
     for i in range(5):
         for side, factor in (("base", 1.0), ("head", 1.2)):
             document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
-            paths[side].append(write_run(tmp_path / side, i, document))
-    runs = ab.collect(paths)
+            paths[side].append(write_run(folder / side, i, document))
+    return ab.collect(paths)
+
+
+def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
+    """Synthetic runs: attention 20% slower settles as a regression at the minimum; ab's table says the
+    same through stats.decide at that look's level, over that look's pairs."""
+    runs = attention_20_percent_slower(tmp_path)
     rule = sequential.plan(0.05, 5)
     looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
     decided = {d.verdict.name: d.verdict for d in ab.sequential_verdicts(runs, looks, rule, 0.05, "steady")}
@@ -478,12 +483,7 @@ def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs
     monkeypatch.setattr(stats, "smallest_p", lambda n_base, n_head: 0.0 if min(n_base, n_head) >= 2 else 1.0)
     monkeypatch.setattr(stats, "interim_level", lambda n: 0.001)
     monkeypatch.setattr(stats, "ratio_bounds", bounds)
-    paths = {"base": [], "head": []}
-    for i in range(5):
-        for side, factor in (("base", 1.0), ("head", 1.2)):
-            document = run_document("a" * 40, datetime(2026, 1, 1), {"attention-compiled-16": factor}, seed=i)
-            paths[side].append(write_run(tmp_path / side, i, document))
-    runs = ab.collect(paths)
+    runs = attention_20_percent_slower(tmp_path)
     rule = sequential.plan(0.05, 5)
     assert rule.minimum == stats.MIN_RUNS
     looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
