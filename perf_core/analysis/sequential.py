@@ -14,16 +14,19 @@ After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
 
 False alarms over the repeated looks (a sequential test looked at after every pair rejects more
 often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets its own level a_n,
-and the levels of all looks a benchmark can have sum to at most alpha, so by the union bound
-(Bonferroni) a benchmark with no change is flagged at some look with probability at most alpha,
+chosen so that a benchmark with no change is flagged at some look with probability at most alpha,
 whenever the gate stops. The split is Haybittle-Peto's (Haybittle 1971, Peto et al. 1976): interim
 looks only at an extreme boundary, the final look at nearly the full alpha. The interim boundary at
 n runs a side is the test's own (stats.interim_level: for the rank test its most extreme outcome,
-every head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n)); the final
-look gets alpha less the sum of those. The Mann-Whitney null distribution is exact and free of the
-noise's shape (it needs only that, without a change, the 2n runs are exchangeable, as the
-fixed-count gate does), so the sizes are exact, not estimated: the rule keeps its rate on
-heavy-tailed noise too. Why not Pocock's constant level: with n = 4..10 runs a side the rank test
+every head run slower, or faster, than every base run, whose exact size is 2 / C(2n, n)). The final
+look's level is stats.last_level: for the rank test the largest attainable p whose chance of a false
+rejection at some look, counted exactly over the orders of the runs (stats.sequential_error), stays
+within alpha, e.g. 0.0317 at 4..5 pairs (the union bound, alpha less the interim levels, would give
+0.0214, and the counted rate of that plan is 0.034, not 0.05: the looks' rejections overlap). Plans
+longer than stats.EXACT_UP_TO pairs keep the union bound (Bonferroni). The Mann-Whitney null
+distribution is exact and free of the noise's shape (it needs only that, without a change, the 2n
+runs are exchangeable, as the fixed-count gate does), so the sizes are exact, not estimated: the rule
+keeps its rate on heavy-tailed noise too. Why not Pocock's constant level: with n = 4..10 runs a side the rank test
 has few attainable levels, and an equal split of 0.05 over 5+ looks (<= 0.01 each) is unreachable at
 4 and 5 runs (0.029, 0.0079): a clear regression could not stop early. Stopping as **unchanged**
 spends nothing: it only removes chances to reject. Its own error (calling a change beyond the
@@ -33,14 +36,14 @@ divided over the looks: that error loses a regression rather than raising a fals
 at the interim levels (every pairwise ratio inside the band) grew wider with every pair and settled
 nothing after the first look, and the script measures its cost as power.
 
-The test, its smallest p-values, interim boundary and interval are stats' (`two_sample_p`,
-`smallest_p`, `interim_level`, `ratio_bounds`: today the exact Mann-Whitney U test and the
-Hodges-Lehmann interval that inverts it), the ones behind stats.decide, so a look's regression or
+The test, its smallest p-values, interim boundary, last level and interval are stats' (`two_sample_p`,
+`smallest_p`, `interim_level`, `last_level`, `ratio_bounds`: today the exact Mann-Whitney U test and
+the Hodges-Lehmann interval that inverts it), the ones behind stats.decide, so a look's regression or
 improvement is exactly stats.decide's at that look's level: the gate reports each benchmark as
 stats.decide over its first `pairs` runs at `Plan.level(pairs)` (tests/test_sequential.py). The code
 here reads the test only through those functions; the reasons above are today's test's (exact sizes,
 few attainable levels). Another test keeps the bound where its p-values are valid (P(p <= a) <= a
-with no change): then each look's level is at most its share of alpha, whatever the test.
+with no change) and its last level is the union bound's, alpha less the interim levels.
 
 The minimum is the first look whose level can be reached: 2 / C(8, 4) = 0.029 <= 0.05, so 4 pairs at
 alpha = 0.05. scripts/sequential_trials.py measures the false-alarm rate, the power and the pairs
@@ -79,8 +82,8 @@ class Plan:
     """Which levels the looks get: `levels[i]` is the level of the look after `minimum + i` pairs.
 
     Interim looks (all but the last) reject only at stats.interim_level (the rank test's complete
-    separation, level 2 / C(2n, n)); the last gets alpha less their sum. The levels sum to at most
-    alpha.
+    separation, level 2 / C(2n, n)); the last at stats.last_level, so that a benchmark with no change
+    is flagged at some look with probability at most alpha (stats.sequential_error).
     """
 
     alpha: float
@@ -120,7 +123,7 @@ def plan(alpha: float, maximum: int) -> Plan:
             levels[n] = size
             spent += size
     minimum = min(levels, default=maximum)
-    levels[maximum] = alpha - spent
+    levels[maximum] = stats.last_level(levels, maximum, alpha)
     return Plan(alpha, minimum, maximum, tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1)))
 
 

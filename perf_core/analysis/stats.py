@@ -15,20 +15,23 @@ Two rules, each returning a Verdict, and one limit they share:
   Mann-Whitney's smallest two-sided p with n and m samples is 2 / C(n + m, n) (0.1 at 3 a side);
   the spread's, with k history pairs, 1 / (k + 1).
 
-The test is four functions, and every decision reads it through them alone (decide here, the gate's
+The test is five functions, and every decision reads it through them alone (decide here, the gate's
 sequential looks in perf_core.analysis.sequential, compare's and ab's "cannot reach alpha" checks):
 `two_sample_p` (the p-value), `smallest_p` (the least it can be at given sample sizes),
-`interim_level` (the extreme boundary at which the gate's interim looks stop early) and
-`ratio_bounds` (the head/base ratios it does not reject at a level, the interval that inverts it).
-`MIN_RUNS` is where the runs themselves become the test's samples (gate.decide_all judges fewer by
-the machine's spread); `samples_needed` and the gate's first look are never below it. Changing the
-test means changing those four, `TEST_NAME` and, for a test that needs more or fewer runs before it
-means anything, `MIN_RUNS`, in this file, nothing else.
+`interim_level` (the extreme boundary at which the gate's interim looks stop early), `last_level`
+(the gate's last look's level: for this test counted exactly, `sequential_error`; for a test with
+continuous p-values alpha less the interim levels) and `ratio_bounds` (the head/base ratios it does
+not reject at a level, the interval that inverts it). `MIN_RUNS` is where the runs themselves become
+the test's samples (gate.decide_all judges fewer by the machine's spread); `samples_needed` and the
+gate's first look are never below it. Changing the test means changing those five, `TEST_NAME` and,
+for a test that needs more or fewer runs before it means anything, `MIN_RUNS`, in this file, nothing
+else.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -109,10 +112,15 @@ def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, f
     judged against the no-ties distribution, as scipy's method="exact"; timings rarely tie)."""
     b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
     u = float((h[:, None] > b[None, :]).sum() + 0.5 * (h[:, None] == b[None, :]).sum())
-    cumulative = null_cdf(len(h), len(b))
+    return u, _p_of_u(u, len(h), len(b))
+
+
+def _p_of_u(u: float, m: int, n: int) -> float:
+    """The exact two-sided p-value of a U with m head and n base samples."""
+    cumulative = null_cdf(m, n)
     low = cumulative[math.floor(u)]  # P(U <= u)
     high = 1.0 - (cumulative[math.ceil(u) - 1] if u >= 1 else 0.0)  # P(U >= u)
-    return u, min(1.0, 2 * min(low, high))
+    return min(1.0, 2 * float(min(low, high)))
 
 
 def two_sample_p(base: np.ndarray, head: np.ndarray) -> float:
@@ -154,9 +162,99 @@ def ratio_bounds(base: Sequence[float], head: Sequence[float], level: float) -> 
     return float(np.exp(differences[k - 1])), float(np.exp(differences[-k]))
 
 
+# Plans of at most this many runs a side get their last level counted exactly (last_level); the count
+# grows as C(2n, n) n^2 (about a second at 8), so longer plans keep the union bound.
+EXACT_UP_TO = 8
+
+
+@functools.cache
+def _after_interim_looks(interim: tuple[tuple[int, float], ...], maximum: int) -> tuple[float, dict[int, float]]:
+    """With no change: the chance that an interim look ((runs a side, level), all below
+    `maximum`; a size left out is no look) rejects, and how the chance that none did is spread over U at `maximum` runs.
+
+    Counted, not simulated: with no change the 2n runs of a look are exchangeable, so each order of
+    their sides (the base/head pattern, fastest first) is equally likely, 1 / C(2n, n), and the next
+    pair's base and head runs take uniform places among them (each new run's rank among those before
+    it is uniform and independent of their order; no ties). U of a pattern counts the (head, base)
+    pairs with head slower, as `mann_whitney`. Armitage, McPherson and Rowe (1969) computed the same
+    for the normal test by integration; the rank test's counts are finite."""
+    levels = dict(interim)
+    n = min(levels, default=maximum)
+    start = 1 / math.comb(2 * n, n)
+    patterns = {
+        tuple(int(i in heads) for i in range(2 * n)): start for heads in itertools.combinations(range(2 * n), n)
+    }
+    rejected = 0.0
+    while n < maximum:
+        kept: dict[tuple[int, ...], float] = {}
+        for pattern, mass in patterns.items():
+            if significant(_p_of_u(_u_of(pattern), n, n), levels.get(n, 0.0)):
+                rejected += mass
+            else:
+                kept[pattern] = mass
+        patterns, n = _add_pair(kept, 2 * n), n + 1
+    spread: dict[int, float] = {}
+    for pattern, mass in patterns.items():
+        u = _u_of(pattern)
+        spread[u] = spread.get(u, 0.0) + mass
+    return rejected, spread
+
+
+def _u_of(pattern: tuple[int, ...]) -> int:
+    u = bases = 0
+    for is_head in pattern:
+        if is_head:
+            u += bases
+        else:
+            bases += 1
+    return u
+
+
+def _add_pair(patterns: dict[tuple[int, ...], float], length: int) -> dict[tuple[int, ...], float]:
+    share = 1 / ((length + 1) * (length + 2))
+    grown: dict[tuple[int, ...], float] = {}
+    for pattern, mass in patterns.items():
+        for i in range(length + 1):
+            with_base = (*pattern[:i], 0, *pattern[i:])
+            for j in range(length + 2):
+                key = (*with_base[:j], 1, *with_base[j:])
+                grown[key] = grown.get(key, 0.0) + mass * share
+    return grown
+
+
+def sequential_error(levels: Mapping[int, float]) -> float:
+    """The chance, with no change, that a benchmark looked at after each n runs a side (the keys of
+    `levels`; the largest is the final look, a size left out is no look) is rejected at some look, each at its level:
+    exact, counted over the rank patterns (`_after_interim_looks`). The false-alarm rate of the gate's
+    stopping rule for one benchmark, at most the sum of the levels (the union bound) and usually less."""
+    maximum = max(levels)
+    interim = tuple(sorted((n, level) for n, level in levels.items() if n < maximum))
+    rejected, spread = _after_interim_looks(interim, maximum)
+    return rejected + sum(
+        mass for u, mass in spread.items() if significant(_p_of_u(u, maximum, maximum), levels[maximum])
+    )
+
+
+def last_level(interim: Mapping[int, float], maximum: int, alpha: float) -> float:
+    """The level of the gate's last look, at `maximum` runs a side, after the interim looks `interim`
+    (runs a side -> level): the largest of the test's attainable p-values at `maximum` whose
+    `sequential_error` with the interim looks is at most alpha. Never below alpha less the interim
+    levels (the union bound's split, Haybittle-Peto's), which is what a plan longer than EXACT_UP_TO
+    gets, and what a test with continuous p-values would give here."""
+    bound = alpha - sum(interim.values())
+    if not interim or maximum > EXACT_UP_TO:
+        return bound
+    attainable = sorted({_p_of_u(u, maximum, maximum) for u in range(maximum * maximum + 1)}, reverse=True)
+    for level in attainable:
+        if level <= bound or sequential_error({**interim, maximum: level}) <= alpha * (1 + SLACK):
+            return max(level, bound)
+    return bound
+
+
 def samples_needed(alpha: float) -> int:
-    """The fewest samples a side (the same on both) with which `decide` can reach `alpha`: at least
-    MIN_RUNS, and enough for `two_sample_p`'s smallest p to reach it."""
+    """The fewest runs a side (the same on both) with which the gate (gate.decide_all, which reads the
+    runs through `decide` from MIN_RUNS on) can reach `alpha`: at least MIN_RUNS, and enough for
+    `two_sample_p`'s smallest p to reach it."""
     n = MIN_RUNS
     while not can_reach(smallest_p(n, n), alpha):
         n += 1
