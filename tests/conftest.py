@@ -74,6 +74,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.freeze()
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist comes with the dev extras; the README's plain install lacks it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` on a machine with a CUDA GPU: one worker. The suite's untimed runs build the GPU preset's
     model (13 GB of weights a case) and the floor tests time the card: workers side by side would share

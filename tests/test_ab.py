@@ -140,7 +140,12 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
     [
         (["ab", "nosuchref"], "base: 'nosuchref' is not a commit"),
         (["ab", "HEAD", "nosuchref"], "head: 'nosuchref' is not a commit"),
-        (["ab", "HEAD", "--pairs", "3"], "--pairs must be at least 4"),
+        (
+            ["ab", "HEAD", "--pairs", "3"],
+            "--pairs 3: with 3 runs a side no difference can be significant at --alpha 0.05",
+        ),
+        (["ab", "HEAD", "--pairs", "2"], "--pairs 2: the gate's test takes at least 3 runs a side; use at least 4"),
+        (["ab", "HEAD", "--pairs", "6", "--alpha", "0.001"], "use at least 7"),
     ],
 )
 def test_bad_sides_are_one_line_and_exit_2(project, capsys, monkeypatch, argv, message):
@@ -196,6 +201,15 @@ def test_slow_attention_fixture_applies_by_name_and_still_matches_eager(project,
     args = ["check_slow_attention.py", "-q", "-p", "no:cacheprovider"]
     done = fork_server.run(project, args, launch.env_for(project))
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_a_failed_collection_pass_says_what_pytests_exit_code_means():
+    """A side whose suite crashes while collecting (a newcomer's missing plugin gave exit 3) is not
+    reported as refusing options; each code is named with itself."""
+    assert ab.collection_failure(3) == "the suite crashed (a pytest internal error) (exit 3)"
+    assert ab.collection_failure(4) == "the suite refuses these options (exit 4)"
+    assert ab.collection_failure(5) == "the suite collected no benchmark (exit 5)"
+    assert ab.collection_failure(1) == "the suite could not collect (exit 1)"
 
 
 @pytest.mark.parametrize(

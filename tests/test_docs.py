@@ -1,6 +1,9 @@
 """What the README tells a newcomer holds in this checkout."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,22 @@ def test_the_readme_lists_every_preset_with_its_sizes():
         shape = rows[name][0]
         assert f"d_model {preset.d_model}," in shape and f"d_ff {preset.d_ff}," in shape, name
         assert f"{preset.n_heads} heads" in shape and f"{preset.dtype}, batch {preset.batch}" in shape, name
+
+
+def test_the_readme_benchmark_command_runs_with_the_plain_install():
+    """`pip install -e .` (no dev extras) brings pytest and pytest-benchmark alone: the tests' conftest
+    must name no hook of another plugin unless optional (xdist's pytest_xdist_auto_num_workers made
+    pytest stop with an INTERNALERROR, exit 3, when a newcomer ran `pytest --benchmark-only`). No plugin
+    is loaded here but pytest-benchmark's; the suite collects."""
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_benchmark.plugin", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [*command, "--collect-only", "-q", "tests/test_latency.py"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "tests collected" in done.stdout

@@ -140,6 +140,20 @@ def failure_line(result: subprocess.CompletedProcess) -> str:
     return cause.strip()
 
 
+# What pytest's exit codes say of a collection pass (pytest's ExitCode); 1 and 2 are a test's failure
+# and an interruption, which collecting alone does not give.
+COLLECTION_FAILURES = {
+    3: "the suite crashed (a pytest internal error)",
+    4: "the suite refuses these options",
+    5: "the suite collected no benchmark",
+}
+
+
+def collection_failure(code: int) -> str:
+    """What a side's collection pass ending with pytest exit `code` means, with the code."""
+    return f"{COLLECTION_FAILURES.get(code, 'the suite could not collect')} (exit {code})"
+
+
 @dataclass(frozen=True)
 class Checked:
     """What a side's collection pass said: its device and torch threads (None: not said), and the files
@@ -156,7 +170,7 @@ def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str
     not after minutes of the other side's runs."""
     result = run_suite(server, tree, ["--collect-only", *args])
     if result.returncode:
-        raise SideError(f"{side}: the suite refuses these options (exit {result.returncode}): {failure_line(result)}")
+        raise SideError(f"{side}: {collection_failure(result.returncode)}: {failure_line(result)}")
     device = re.search(r"^perf_core: device (\w+)", result.stdout, re.MULTILINE)
     threads = re.search(r"^perf_core: device .*?, (\d+) thread", result.stdout, re.MULTILINE)
     files = re.search(r"^perf_core: benchmark files (.+)$", result.stdout, re.MULTILINE)

@@ -2,7 +2,7 @@
 decides each benchmark, from which runs. Only independent runs decide.
 
 - At least stats.MIN_RUNS runs a side (always so in `ab`): each run's figure is one sample, stats.decide
-  (size and significance). Sides too small to reach alpha (3 runs: Mann-Whitney's smallest p is 0.1)
+  (size and significance). Sides too small to reach alpha (stats.can_reach of the test's smallest p)
   are "undecided".
 - Fewer: the rounds of one run say nothing about the next run (run-to-run drift is the noise that
   matters), so the ratio of the sides' medians is judged against this machine's measured run-to-run

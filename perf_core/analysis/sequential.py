@@ -108,18 +108,21 @@ def plan(alpha: float, maximum: int) -> Plan:
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
     needed = stats.samples_needed(alpha)
+    if maximum < stats.MIN_RUNS:
+        raise UsageError(
+            f"--pairs {maximum}: the gate's test takes at least {stats.MIN_RUNS} runs a side; use at least {needed}"
+        )
     if maximum < needed:
         raise UsageError(
-            f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at alpha {alpha:g}"
-            f" (smallest p {smallest_p(maximum):.3g}; the runs are the test's samples from {stats.MIN_RUNS});"
-            f" use at least {needed}"
+            f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at --alpha {alpha:g}"
+            f" (smallest p {smallest_p(maximum):.3g}); use at least {needed}"
         )
     levels: dict[int, float] = {}
     spent = 0.0
     for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
         size = stats.interim_level(n)
         attainable = stats.can_reach(smallest_p(n), size)
-        if attainable and size <= alpha and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):
+        if attainable and stats.can_reach(size, alpha) and alpha - spent - size >= smallest_p(maximum) * (1 - _SLACK):
             levels[n] = size
             spent += size
     minimum = min(levels, default=maximum)

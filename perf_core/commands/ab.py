@@ -12,9 +12,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import ab, explain, gate, output, sequential, stats, view
+from perf_core.analysis import ab, explain, gate, output, sequential, view
 from perf_core.commands import compare, options
-from perf_core.errors import UsageError
 
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:
@@ -77,12 +76,7 @@ def run(
 ) -> int:
     """Exit 1 when a benchmark regressed, else 0; SIGTERM and SIGHUP stop it as Ctrl-C does."""
     with ab.signals_interrupt():
-        fewest = stats.samples_needed(alpha)
-        if pairs < fewest:
-            raise UsageError(
-                f"--pairs must be at least {fewest}: with fewer runs a side no difference can be significant"
-                f" at --alpha {alpha:g}"
-            )
+        rule = sequential.plan(alpha, pairs)  # a --pairs or --alpha that can decide nothing: refused first
         if markdown:
             output.check_writable(markdown)
         top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)
@@ -93,7 +87,6 @@ def run(
             file=sys.stderr,
         )
         threshold = gate.threshold_for(metric, threshold)
-        rule = sequential.plan(alpha, pairs)
 
         def looks(files: dict[str, list[Path]]) -> dict[str, sequential.Look]:
             return sequential.looks_upto(ab.samples(ab.collect(files), metric), rule, threshold)

@@ -69,7 +69,7 @@ def notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], alpha: fl
     units = {d.unit for d in decided}
     if any(unit.startswith("spread") for unit in units):
         lines.append(
-            f"fewer than {gate.MIN_RUNS} runs a side: each ratio is judged against this machine's run-to-run"
+            f"fewer than {stats.MIN_RUNS} runs a side: each ratio is judged against this machine's run-to-run"
             " spread, measured on consecutive runs of its history (n column: pairs used; p: share of those"
             " pairs that strayed as far, by their noisiest benchmark or the whole run's shift)"
         )
@@ -82,7 +82,7 @@ def notes(decided: Sequence[gate.Decided], only: dict[str, list[str]], alpha: fl
         )
     if "no spread" in units:
         lines.append(
-            f"undecided: fewer than {gate.MIN_RUNS} runs a side, and too few other runs of this machine to measure"
+            f"undecided: fewer than {stats.MIN_RUNS} runs a side, and too few other runs of this machine to measure"
             f" its run-to-run spread at --alpha {alpha:g} ({gate.spread_runs_needed(alpha)} needed);"
             " run `perf-core ab BASE HEAD`, or save more runs"
         )
