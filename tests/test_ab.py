@@ -126,6 +126,7 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
     assert sorted(p.name for p in out.iterdir()) == sorted([*runs, ab.SETTINGS_FILE])
     settings = json.loads((out / ab.SETTINGS_FILE).read_text())  # how it decided, for report --ab
     assert settings["pairs"] == 4 and settings["metric"] == "steady" and settings["alpha"] == 0.05
+    assert (settings["minimum"], settings["levels"]) == (4, [0.05])  # the plan's own levels
     progress = [line for line in err.splitlines() if line.startswith("[")]
     assert [line.split()[1] for line in progress] == ["base", "head", "head", "base", "base", "head", "head", "base"]
     assert "s left" in progress[0]

@@ -101,6 +101,26 @@ def test_the_gate_result_is_decided_with_the_settings_ab_saved(tmp_path, capsys)
     assert "gate.json: not the settings `perf-core ab` writes" in err[-1]
 
 
+def test_the_gate_result_is_decided_at_the_looks_levels_ab_saved(tmp_path, capsys):
+    """A gate decides at its plan's levels, which a later perf-core may choose otherwise for the same
+    alpha and pairs (the counted last level of 2026-12-02): report --ab reads the saved ones."""
+    storage, runs = ab_folder(tmp_path)
+    settings = {"alpha": 0.05, "pairs": 5, "threshold": 0.05, "metric": "steady"}
+
+    def gate_said(extra: dict) -> tuple[int, str]:
+        (runs / "gate.json").write_text(json.dumps(settings | extra))
+        code = main(["report", "--storage", str(storage), "-o", str(tmp_path / "s"), "--ab", str(runs)])
+        return code, (tmp_path / "s" / "machine-1.html").read_text() if code == 0 else ""
+
+    code, page = gate_said({})  # no levels saved: today's plan, complete separation at 4 pairs rejects
+    assert code == 0 and "REGRESSION" in page
+    code, page = gate_said({"minimum": 4, "levels": [0.01, 0.04]})  # a stricter first look: 0.029 > 0.01
+    assert code == 0 and "Latest gate result" in page and "REGRESSION" not in page
+    capsys.readouterr()
+    assert gate_said({"minimum": 4, "levels": [0.01]})[0] == 2
+    assert "gate.json: its looks' levels are not the ones `perf-core ab` writes" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright  # a test extra; missing means this test fails

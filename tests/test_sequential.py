@@ -92,6 +92,34 @@ def test_the_plans_false_alarm_rate_counted_over_every_look_is_at_most_alpha_and
     assert sequential.plan(0.05, 5).levels[-1] == pytest.approx(8 / 252)  # U <= 2 (or >= 23) at 5 pairs
 
 
+def test_a_tie_never_makes_a_rejection_easier():
+    """Tied runs (quantised device times) get the largest p of their untied neighbours: one tie at the
+    edge of 5 a side reads 0.0159 (head run counted faster), not the 0.0079 of a complete separation
+    that the no-ties distribution at U = 24.5 gave; several ties span every way of breaking them."""
+    base, head = [1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 6.0, 7.0, 8.0, 9.0]
+    untied = [stats.mann_whitney([1.0, 2.0, 3.0, 4.0, 5.0 + d], head)[1] for d in (-0.1, 0.1)]
+    assert stats.mann_whitney(base, head) == (24.5, pytest.approx(max(untied)))
+    assert max(untied) == pytest.approx(4 / 252)
+    base, head = [1.0, 2.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0, 6.0]  # three tied pairs
+    broken = [
+        stats.mann_whitney(base, [2.0 + a, 3.0 + b, 4.0 + c, 5.0, 6.0])[1]
+        for a, b, c in itertools.product((-0.1, 0.1), repeat=3)
+    ]
+    assert stats.mann_whitney(base, head)[1] >= max(broken) - 1e-15
+
+
+def test_the_counted_rate_at_4_to_8_pairs_matches_an_independent_count():
+    """A reviewer's backward recursion in exact fractions (a random base and head run deleted from each
+    final order, p by enumeration) gave the last level 362 / 12870 at 4..8 pairs and the rate
+    0.049951...; the union bound's plan (last level 0.0107) counts 0.0354."""
+    rule = sequential.plan(ALPHA, 8)
+    levels = {rule.minimum + i: level for i, level in enumerate(rule.levels)}
+    assert rule.levels[-1] == pytest.approx(362 / 12870)
+    assert stats.sequential_error(levels) == pytest.approx(0.0499510013795728, rel=1e-9)
+    union = {**levels, 8: ALPHA - sum(rule.levels[:-1])}
+    assert stats.sequential_error(union) == pytest.approx(0.0354, abs=5e-5)
+
+
 def test_the_counted_false_alarm_rate_matches_every_ordering_enumerated():
     """An independent count at 4..5 pairs: each of the C(10, 5) x 5 x 5 equally likely ways (which
     ranks are base, which base and head run came fifth) judged by stats.mann_whitney at each look."""

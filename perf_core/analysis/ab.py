@@ -362,9 +362,11 @@ def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[
 SETTINGS_FILE = "gate.json"  # beside an --out folder's runs: how ab decided them, for report --ab
 
 
-def save_settings(out: Path, alpha: float, pairs: int, threshold: float, metric: str) -> None:
-    """Write how this gate decides into its --out folder, so that `report --ab` decides as it did."""
-    settings = {"alpha": alpha, "pairs": pairs, "threshold": threshold, "metric": metric}
+def save_settings(out: Path, rule: sequential.Plan, threshold: float, metric: str) -> None:
+    """Write how this gate decides into its --out folder, so that `report --ab` decides as it did: the
+    looks' levels too, which a later perf-core may choose otherwise for the same alpha and pairs."""
+    settings = {"alpha": rule.alpha, "pairs": rule.maximum, "threshold": threshold, "metric": metric}
+    settings |= {"minimum": rule.minimum, "levels": list(rule.levels)}
     out.mkdir(parents=True, exist_ok=True)
     output.write_text(out / SETTINGS_FILE, json.dumps(settings) + "\n")
 
@@ -373,8 +375,10 @@ def decide_folder(
     folder: Path, runs: dict[str, list[records.Run]], threshold: float, alpha: float, metric: str
 ) -> list[gate.Decided]:
     """The verdicts of an `ab --out` folder as ab reached them: its saved settings through the stopping
-    rule (sequential); a folder saved before the settings were (no SETTINGS_FILE) by the fixed-count
-    rule at the given threshold, alpha and metric. Raises HistoryError for unreadable settings."""
+    rule (sequential), at the looks' saved levels (a folder saved before they were: today's plan for
+    its alpha and pairs); a folder saved before the settings were (no SETTINGS_FILE) by the
+    fixed-count rule at the given threshold, alpha and metric. Raises HistoryError for unreadable
+    settings."""
     path = folder / SETTINGS_FILE
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
@@ -396,6 +400,17 @@ def decide_folder(
         rule = sequential.plan(settings["alpha"], settings["pairs"])
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
+    saved = settings.get("levels"), settings.get("minimum")
+    if saved != (None, None):  # the levels the gate used (a folder from before 2026-12-02 has none: today's)
+        levels, minimum = saved
+        if not (
+            isinstance(minimum, int)
+            and isinstance(levels, list)
+            and len(levels) == rule.maximum - minimum + 1
+            and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
+        ):
+            raise HistoryError(f"{path}: its looks' levels are not the ones `perf-core ab` writes")
+        rule = sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels))
     looks = sequential.looks_upto(samples(runs, settings["metric"]), rule, settings["threshold"])
     return sequential_verdicts(runs, looks, rule, settings["threshold"], settings["metric"])
 

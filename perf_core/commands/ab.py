@@ -98,7 +98,7 @@ def run(
         started = time.monotonic()
         files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out, more, gpus, cpus)
         wall_s = time.monotonic() - started
-        ab.save_settings(out, alpha, pairs, threshold, metric)
+        ab.save_settings(out, rule, threshold, metric)
         runs = ab.collect(files)
         final = looks(files)
         decided = ab.sequential_verdicts(runs, final, rule, threshold, metric)
