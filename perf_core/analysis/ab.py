@@ -396,23 +396,30 @@ def decide_folder(
         or not isinstance(settings["pairs"], int)
     ):
         raise HistoryError(f"{path}: not the settings `perf-core ab` writes (alpha, pairs, threshold, metric)")
+    rule = saved_rule(path, settings)
+    looks = sequential.looks_upto(samples(runs, settings["metric"]), rule, settings["threshold"])
+    return sequential_verdicts(runs, looks, rule, settings["threshold"], settings["metric"])
+
+
+def saved_rule(path: Path, settings: dict) -> sequential.Plan:
+    """The plan a gate decided by, from its settings file `path` (read as `settings`): its saved looks'
+    levels, or, for a folder saved before they were (2026-12-02), today's plan for its alpha and pairs.
+    Raises HistoryError for levels `perf-core ab` does not write."""
     try:
         rule = sequential.plan(settings["alpha"], settings["pairs"])
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
-    saved = settings.get("levels"), settings.get("minimum")
-    if saved != (None, None):  # the levels the gate used (a folder from before 2026-12-02 has none: today's)
-        levels, minimum = saved
-        if not (
-            isinstance(minimum, int)
-            and isinstance(levels, list)
-            and len(levels) == rule.maximum - minimum + 1
-            and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
-        ):
-            raise HistoryError(f"{path}: its looks' levels are not the ones `perf-core ab` writes")
-        rule = sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels))
-    looks = sequential.looks_upto(samples(runs, settings["metric"]), rule, settings["threshold"])
-    return sequential_verdicts(runs, looks, rule, settings["threshold"], settings["metric"])
+    levels, minimum = settings.get("levels"), settings.get("minimum")
+    if (levels, minimum) == (None, None):
+        return rule
+    if not (
+        isinstance(minimum, int)
+        and isinstance(levels, list)
+        and len(levels) == rule.maximum - minimum + 1
+        and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
+    ):
+        raise HistoryError(f"{path}: its looks' levels are not the ones `perf-core ab` writes")
+    return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels))
 
 
 def sequential_verdicts(
