@@ -331,8 +331,8 @@ def run_pairs(
                 count, elapsed = next(counter), time.monotonic() - started
                 where = f", {lane.label()}" if len(lanes) > 1 else ""
                 print(
-                    f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s elapsed,"
-                    f" ~{elapsed / count * (total - count):.0f} s left at most{where}",
+                    f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s of timed runs,"
+                    f" ~{elapsed / count * (total - count):.0f} s of runs left at most{where}",
                     file=sys.stderr,
                 )
 
