@@ -79,7 +79,7 @@ def test_the_plans_false_alarm_rate_counted_over_every_look_is_at_most_alpha_and
     levels (0.0317 against 0.0214 at 4..5); longer plans keep the union bound (levels summing to alpha)."""
     for maximum in range(stats.samples_needed(alpha), stats.EXACT_UP_TO + 3):
         rule = sequential.plan(alpha, maximum)
-        levels = {rule.minimum + i: level for i, level in enumerate(rule.levels)}
+        levels = rule.looks
         union_bound = alpha - sum(rule.levels[:-1])
         if maximum > stats.EXACT_UP_TO:
             assert rule.level(maximum) == pytest.approx(union_bound)
@@ -113,7 +113,7 @@ def test_the_counted_rate_at_4_to_8_pairs_matches_an_independent_count():
     final order, p by enumeration) gave the last level 362 / 12870 at 4..8 pairs and the rate
     0.049951...; the union bound's plan (last level 0.0107) counts 0.0354."""
     rule = sequential.plan(ALPHA, 8)
-    levels = {rule.minimum + i: level for i, level in enumerate(rule.levels)}
+    levels = rule.looks
     assert rule.levels[-1] == pytest.approx(362 / 12870)
     assert stats.sequential_error(levels) == pytest.approx(0.0499510013795728, rel=1e-9)
     union = {**levels, 8: ALPHA - sum(rule.levels[:-1])}
@@ -124,7 +124,7 @@ def test_the_counted_false_alarm_rate_matches_every_ordering_enumerated():
     """An independent count at 4..5 pairs: each of the C(10, 5) x 5 x 5 equally likely ways (which
     ranks are base, which base and head run came fifth) judged by stats.mann_whitney at each look."""
     for alpha in (0.05, 0.1):
-        levels = {n: level for n, level in zip(range(4, 6), sequential.plan(alpha, 5).levels)}
+        levels = sequential.plan(alpha, 5).looks
         rejected = total = 0
         for base in itertools.combinations(range(10), 5):
             head = [r for r in range(10) if r not in base]
@@ -200,7 +200,7 @@ def test_no_change_is_flagged_at_the_counted_rate_over_every_look():
     when some look's p is within its level, and over `trials` seeded gates the share flagged agrees
     with stats.sequential_error's count (at most alpha) within four binomial standard errors."""
     rule, trials = sequential.plan(ALPHA, 8), 1500
-    levels = {rule.minimum + i: level for i, level in enumerate(rule.levels)}
+    levels = rule.looks
     rng = np.random.default_rng(0)
     flagged = 0
     for _ in range(trials):

@@ -91,6 +91,11 @@ class Plan:
     maximum: int
     levels: tuple[float, ...]
 
+    @property
+    def looks(self) -> dict[int, float]:
+        """Pairs -> level of each look, as stats.sequential_error takes them."""
+        return {self.minimum + i: level for i, level in enumerate(self.levels)}
+
     def level(self, pairs: int) -> float:
         """This look's level; 0 before the minimum (no look there)."""
         if pairs < self.minimum:
