@@ -376,7 +376,7 @@ def test_runs_that_saved_no_python_are_comparable_with_each_other(storage, capsy
 
 
 @pytest.mark.parametrize("indexing", [[], ["--no-index"]])
-def test_runs_of_another_preset_are_another_machine_never_pooled(storage, capsys, indexing):
+def test_runs_of_another_preset_are_another_machine_never_pooled(storage, tmp_path, capsys, indexing):
     # llama-7b's and llama-3-8b's model-compiled-16 are different work under one name (H200, 2026-11-30:
     # 5.02 and 5.35 ms): one commit run with both presets is two machines, not one commit of two runs.
     for number, (preset, factor) in enumerate((("llama-7b", 1.0), ("llama-3-8b", 1.07), (None, 1.0))):
@@ -389,5 +389,8 @@ def test_runs_of_another_preset_are_another_machine_never_pooled(storage, capsys
     runs = records.load_runs(records.find_files(storage))
     assert sorted(str(run.machine.preset) for run in runs) == ["None", "llama-3-8b", "llama-7b"]
     assert {m.label.endswith(f"| preset {m.preset}") for m in select.machines(runs) if m.preset} == {True}
-    code, out, err = perf_core(capsys, "plot", "--json", "--storage", storage, "--machine", "llama-3-8b", *indexing)
+    figure = ["-o", tmp_path / "preset.png"]  # not the checkout's per_token.png
+    code, out, err = perf_core(
+        capsys, "plot", "--json", "--storage", storage, "--machine", "llama-3-8b", *indexing, *figure
+    )
     assert code == 0 and {row["machine"].endswith("| preset llama-3-8b") for row in json.loads(out)} == {True}, err
