@@ -3,8 +3,10 @@
 No test here asserts on speed: real runs are only used to check what the gate does with them.
 """
 
+import dataclasses
 import functools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,9 +23,9 @@ import scipy.stats
 from helpers import ROOT, SCRATCH_ADDOPTS, git, perf_core
 
 from perf_core import cli
-from perf_core.analysis import ab, gate, lanes, launch, sequential, stats
+from perf_core.analysis import ab, gate, lanes, launch, sequential, stats, view
 from perf_core.analysis.synthetic import run_document, write_run
-from perf_core.errors import UsageError
+from perf_core.errors import HistoryError, UsageError
 
 PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
 TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "4"]
@@ -126,7 +128,7 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
     assert sorted(p.name for p in out.iterdir()) == sorted([*runs, ab.SETTINGS_FILE])
     settings = json.loads((out / ab.SETTINGS_FILE).read_text())  # how it decided, for report --ab
     assert settings["pairs"] == 4 and settings["metric"] == "steady" and settings["alpha"] == 0.05
-    assert (settings["minimum"], settings["levels"]) == (4, [0.05])  # the plan's own levels
+    assert (settings["minimum"], settings["levels"], settings["family"]) == (4, [0.05], True)  # the plan's own
     progress = [line for line in err.splitlines() if line.startswith("[")]
     assert [line.split()[1] for line in progress] == ["base", "head", "head", "base", "base", "head", "head", "base"]
     assert "s left" in progress[0]
@@ -454,7 +456,8 @@ def test_the_stop_line_says_why_and_counts_the_verdicts():
     assert line == "stopped after 4 of at most 5 pairs: every benchmark settled (2 unchanged)"
     wide = sequential.look([1.0, 1.3, 0.8, 1.1, 0.9], [1.2, 0.9, 1.0, 1.4, 0.7], rule, 0.05)
     assert ab.stop_line({"a": tight, "b": wide}, rule, 5).startswith(
-        "ran the maximum of 5 pairs: 1 benchmark(s) still open (b)"
+        "ran the maximum of 5 pairs: 1 benchmark(s) still open (b), decided at the last look's level 0.03175"
+        " (family-wise 0.02143)"
     )
 
 
@@ -487,7 +490,9 @@ def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs
     """Another test in stats (Welch's t on log times, whose smallest p is 0 from 2 a side, interim
     boundary 0.001): the gate's first look is at stats.MIN_RUNS, where gate.decide_all reads the runs
     themselves, so a clear regression is reported as one (exit 1), not as the spread rule's
-    "undecided" of fewer runs, and `--pairs` below MIN_RUNS is refused."""
+    "undecided" of fewer runs, and `--pairs` below MIN_RUNS is refused. (It settles where the
+    family-wise permutation p, whose smallest at n a side is 2 / C(2n, n), reaches the look's
+    family level: not at 3 runs a side, whose 0.1 cannot reach 0.001.)"""
     welch = functools.partial(scipy.stats.ttest_ind, equal_var=False)
 
     def bounds(base, head, level):
@@ -504,7 +509,11 @@ def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs
     looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
     decided = ab.sequential_verdicts(runs, looks, rule, 0.05, "steady")
     slow = next(d for d in decided if d.verdict.name == "attention-compiled-16")
-    assert (slow.verdict.verdict, slow.unit, slow.verdict.n_base) == ("regression", "runs", stats.MIN_RUNS)
+    seen = looks["attention-compiled-16"]
+    assert (slow.verdict.verdict, slow.unit, slow.verdict.n_base) == ("regression", "runs", seen.pairs)
+    assert seen.pairs > stats.MIN_RUNS and 2 / math.comb(2 * stats.MIN_RUNS, stats.MIN_RUNS) > rule.level(
+        stats.MIN_RUNS
+    )
     assert gate.exit_code(decided) == 1
     with pytest.raises(UsageError, match=f"use at least {stats.MIN_RUNS}"):
         sequential.plan(0.05, stats.MIN_RUNS - 1)
@@ -548,3 +557,35 @@ def test_a_run_started_from_an_xdist_worker_is_a_session_of_its_own(monkeypatch,
     env = launch.env_for(tmp_path)
     assert not set(launch.XDIST_VARIABLES) & env.keys()  # else pytest-benchmark refuses --benchmark-only
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)
+
+
+def test_a_change_the_family_wise_test_does_not_confirm_is_reported_unchanged_with_its_family_p():
+    """The table reads as the looks decided: a rank-test regression whose family p misses the last
+    look's family level is unchanged, and every row shows its family p."""
+    rule = sequential.plan(0.05, 5)
+    found = stats.Verdict("mlp-compiled-128", 1.0, 1.15, 1.15, 1.05, 1.3, 2 / 252, 5, 5, "regression")
+    d = gate.Decided(found, 128, "runs")
+    for family_p, verdict in ((0.3, "unchanged"), (2 / 252, "regression")):
+        seen = sequential.Look(sequential.OPEN, 5, 1.15, 2 / 252, 1.05, 1.3, family_p)
+        guarded = ab.family_guarded(d, seen, rule)
+        assert (guarded.verdict.verdict, guarded.verdict.family_p) == (verdict, family_p)
+        assert f"(family {family_p:.3g})" in view.verdict_rows([guarded])[0].p
+    unguarded = ab.family_guarded(d, seen, dataclasses.replace(rule, family=False))
+    assert unguarded == d  # a gate saved before the guard: as it decided then
+
+
+def test_a_saved_gate_says_whether_it_used_the_family_guard(tmp_path):
+    """ab writes "family": true; a folder saved before it (no key) is read without the guard, as that
+    gate decided; anything else is not a settings file ab writes."""
+    path = tmp_path / ab.SETTINGS_FILE
+    rule = sequential.plan(0.05, 5)
+    ab.save_settings(tmp_path, rule, 0.05, "steady")
+    settings = json.loads(path.read_text())
+    assert ab.saved_rule(path, settings) == rule and rule.family
+    older = {key: value for key, value in settings.items() if key != "family"}
+    assert (
+        not ab.saved_rule(path, older).family
+        and not ab.saved_rule(path, older | {"levels": None, "minimum": None}).family
+    )
+    with pytest.raises(HistoryError, match="levels are not the ones"):
+        ab.saved_rule(path, settings | {"family": "yes"})

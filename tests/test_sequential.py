@@ -1,5 +1,6 @@
 """The gate's stopping rule: when a benchmark's verdict is settled, and its false-alarm rate."""
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -250,3 +251,76 @@ def test_a_looks_rejection_is_stats_decide_at_that_looks_level():
             assert seen.p == pytest.approx(decided.p_value)
             compared += rejected
     assert compared > 0  # some looks did reject, so the agreement was tested on both outcomes
+
+
+# The family-wise guard (stats.family_p): a false alarm on *some* benchmark of the 18, not on each.
+
+
+def relabelled(runs: np.ndarray, heads: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(base, head) rows of `runs` (runs, benchmarks) with the runs at `heads` as the head side."""
+    mask = np.isin(np.arange(len(runs)), heads)
+    return runs[~mask], runs[mask]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_family_p_is_valid_over_every_labeling_of_the_same_runs(seed):
+    """With no change every labeling of the 2n runs is as likely as the one seen: over all of them, the
+    share whose smallest family p is at most a is at most a (the chance of any false verdict in the
+    comparison), for every attainable a; heavy-tailed noise and a shared run offset included."""
+    rng = np.random.default_rng(seed)
+    runs = np.exp(rng.normal(0, 0.05, (8, 12)) + rng.normal(0, 0.03, (8, 1)) + (rng.random((8, 12)) < 0.1) * 0.4)
+    smallest = np.array(
+        [stats.family_p(*relabelled(runs, heads)).min() for heads in itertools.combinations(range(8), 4)]
+    )
+    for a in (2 / 70, 4 / 70, 0.1, 0.2, 0.5):
+        assert (smallest <= a * (1 + 1e-9)).mean() <= a * (1 + 1e-9)
+    assert smallest.min() == pytest.approx(2 / 70)  # the extreme is reached: the test can reject
+
+
+def test_a_chance_separation_among_noisy_benchmarks_is_not_a_regression_family_wise():
+    """One benchmark of 18 with every head run slower (rank test p 2/252, ratio 1.059) among 17 whose
+    runs spread 10%: the rank test alone flags it; the family-wise p does not reach the last look's
+    family level, so it is no regression."""
+    rng = np.random.default_rng(4)
+    samples = {f"noisy{i}": tuple(list(np.exp(rng.normal(0, 0.10, 5))) for _ in range(2)) for i in range(17)}
+    samples["lucky"] = ([1.00, 1.01, 1.02, 1.03, 1.04], [1.06, 1.07, 1.08, 1.09, 1.10])
+    family = sequential.plan(ALPHA, 5)
+    alone = sequential.step({}, samples, dataclasses.replace(family, family=False), THRESHOLD)["lucky"]
+    guarded = sequential.step({}, samples, family, THRESHOLD)["lucky"]
+    assert (alone.verdict, alone.p, round(alone.ratio, 3)) == (sequential.REGRESSION, pytest.approx(2 / 252), 1.059)
+    assert guarded.verdict != sequential.REGRESSION
+    assert guarded.family_p > family.family_level(5)
+
+
+def test_clear_regressions_among_quiet_benchmarks_all_pass_the_family_guard():
+    """Three benchmarks 11% slower, 15 unchanged, runs spread 1%: step-down, each of the three gets the
+    smallest family p (2 / C(8, 4) at the minimum) and settles as a regression at the first look."""
+    rng = np.random.default_rng(5)
+    samples = {}
+    for i in range(18):
+        factor = 1.11 if i < 3 else 1.0
+        samples[f"b{i}"] = (list(np.exp(rng.normal(0, 0.01, 4))), list(factor * np.exp(rng.normal(0, 0.01, 4))))
+    looks = sequential.step({}, samples, sequential.plan(ALPHA, 5), THRESHOLD)
+    assert [name for name, seen in looks.items() if seen.verdict == sequential.REGRESSION] == ["b0", "b1", "b2"]
+    assert [looks[f"b{i}"].family_p for i in range(3)] == pytest.approx([2 / 70] * 3)
+
+
+def test_the_family_levels_spend_alpha_over_the_looks_by_the_union_bound():
+    rule = sequential.plan(ALPHA, 5)
+    interim = [rule.family_level(n) for n in range(rule.minimum, rule.maximum)]
+    assert interim == list(rule.levels[:-1]) and rule.family_level(rule.minimum - 1) == 0.0
+    assert sum(interim) + rule.family_level(rule.maximum) == pytest.approx(ALPHA)
+    assert rule.family_level(rule.maximum) >= stats.smallest_p(rule.maximum, rule.maximum)
+
+
+def test_a_lone_benchmark_is_its_own_family():
+    """One benchmark: the rank test at its counted levels decides alone (family p 0.0)."""
+    assert sequential.family_ps({"only": ([1.0, 1.1, 1.2, 1.3], [1.5, 1.6, 1.7, 1.8])}) == {"only": 0.0}
+
+
+def test_the_family_p_takes_runs_by_benchmarks_of_positive_seconds():
+    with pytest.raises(ValueError, match="positive seconds"):
+        stats.family_p(np.ones((4, 3)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="positive seconds"):
+        stats.family_p(np.ones((4, 3)), -np.ones((4, 3)))
+    assert stats.family_p(np.ones((1, 3)), np.ones((1, 3))).tolist() == [1.0, 1.0, 1.0]

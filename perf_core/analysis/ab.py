@@ -22,6 +22,7 @@ shifts both sides of that pair alike and never decides a verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perf_core import contract
-from perf_core.analysis import gate, launch, output, records, select, sequential, view
+from perf_core.analysis import gate, launch, output, records, select, sequential, stats, view
 from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, spread
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
@@ -366,7 +367,7 @@ def save_settings(out: Path, rule: sequential.Plan, threshold: float, metric: st
     """Write how this gate decides into its --out folder, so that `report --ab` decides as it did: the
     looks' levels too, which a later perf-core may choose otherwise for the same alpha and pairs."""
     settings = {"alpha": rule.alpha, "pairs": rule.maximum, "threshold": threshold, "metric": metric}
-    settings |= {"minimum": rule.minimum, "levels": list(rule.levels)}
+    settings |= {"minimum": rule.minimum, "levels": list(rule.levels), "family": rule.family}
     out.mkdir(parents=True, exist_ok=True)
     output.write_text(out / SETTINGS_FILE, json.dumps(settings) + "\n")
 
@@ -409,17 +410,18 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
         rule = sequential.plan(settings["alpha"], settings["pairs"])
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
-    levels, minimum = settings.get("levels"), settings.get("minimum")
+    levels, minimum, family = settings.get("levels"), settings.get("minimum"), settings.get("family", False)
     if (levels, minimum) == (None, None):
-        return rule
+        return dataclasses.replace(rule, family=False)
     if not (
         isinstance(minimum, int)
         and isinstance(levels, list)
         and len(levels) == rule.maximum - minimum + 1
         and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
+        and isinstance(family, bool)
     ):
         raise HistoryError(f"{path}: its looks' levels are not the ones `perf-core ab` writes")
-    return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels))
+    return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family)
 
 
 def sequential_verdicts(
@@ -438,8 +440,20 @@ def sequential_verdicts(
         group = [name for name in names if looks[name].pairs == pairs]
         level = rule.level(pairs)
         for d in gate.decide_all(runs["base"][:pairs], runs["head"][:pairs], group, metric, threshold, level):
-            decided[d.verdict.name] = d
+            decided[d.verdict.name] = family_guarded(d, looks[d.verdict.name], rule)
     return [decided[name] for name in names if name in decided]
+
+
+def family_guarded(d: gate.Decided, seen: sequential.Look, rule: sequential.Plan) -> gate.Decided:
+    """`d` with its look's family-wise p, and a change the rank test found that the family-wise test
+    (sequential.look's second condition) did not read as unchanged, as the look does."""
+    if not rule.family:
+        return d
+    verdict = dataclasses.replace(d.verdict, family_p=seen.family_p)
+    changed = verdict.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT)
+    if changed and not stats.significant(seen.family_p, rule.family_level(seen.pairs)):
+        verdict = dataclasses.replace(verdict, verdict=sequential.UNCHANGED)
+    return dataclasses.replace(d, verdict=verdict)
 
 
 def stop_line(looks: Mapping[str, sequential.Look], rule: sequential.Plan, ran: int) -> str:
@@ -457,6 +471,7 @@ def stop_line(looks: Mapping[str, sequential.Look], rule: sequential.Plan, ran: 
         return (
             f"ran the maximum of {rule.maximum} pairs: {len(still)} benchmark(s) still open ({shown}),"
             f" decided at the last look's level {rule.level(rule.maximum):.4g}"
+            + (f" (family-wise {rule.family_level(rule.maximum):.4g})" if rule.family else "")
             + (f"; settled earlier: {settled}" if settled else "")
         )
     return f"stopped after {used} of at most {rule.maximum} pairs: every benchmark settled ({settled}){unused}"

@@ -90,6 +90,7 @@ class Plan:
     minimum: int
     maximum: int
     levels: tuple[float, ...]
+    family: bool = True  # whether a rejection also needs the family-wise p (False: gates saved before it)
 
     @property
     def looks(self) -> dict[int, float]:
@@ -101,6 +102,16 @@ class Plan:
         if pairs < self.minimum:
             return 0.0
         return self.levels[min(pairs, self.maximum) - self.minimum]
+
+    def family_level(self, pairs: int) -> float:
+        """The level this look's family-wise p-value (stats.family_p) must reach: the interim looks'
+        own, the last look alpha less them (the union bound: the chance of a false verdict on any
+        benchmark at any look is at most the sum of the looks' family levels, alpha); 0 before the minimum."""
+        if pairs < self.minimum:
+            return 0.0
+        if pairs < self.maximum:
+            return self.level(pairs)
+        return self.alpha - sum(self.levels[:-1])
 
 
 def plan(alpha: float, maximum: int) -> Plan:
@@ -146,17 +157,21 @@ class Look:
     p: float
     low: float
     high: float
+    family_p: float = 0.0  # stats.family_p over the comparison's benchmarks at this look (0.0: not taken)
 
     @property
     def settled(self) -> bool:
         return self.verdict != OPEN
 
 
-def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: float) -> Look:
+def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: float, family_p: float = 0.0) -> Look:
     """The verdict of one benchmark from its samples (one per run, seconds) after min(len) pairs.
 
-    Before `rule.minimum` pairs, and at a look whose level is 0, the verdict is OPEN whatever the
-    samples say. Raises ValueError on a sample that is not a positive number.
+    A regression or improvement needs the rank test at `rule.level` *and* the benchmark's family-wise
+    p-value `family_p` (stats.family_p over all the comparison's benchmarks, as `step` gives it) at
+    `rule.family_level`; the default 0.0 judges the benchmark alone. Before `rule.minimum` pairs, and
+    at a look whose level is 0, the verdict is OPEN whatever the samples say. Raises ValueError on a
+    sample that is not a positive number.
     """
     pairs = min(len(base), len(head))
     b, h = np.asarray(base[:pairs], dtype=float), np.asarray(head[:pairs], dtype=float)
@@ -168,7 +183,7 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
     level = rule.level(pairs)
     low, high = stats.ratio_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     band = 1 + threshold
-    rejected = level > 0 and stats.significant(p, level)
+    rejected = level > 0 and stats.significant(p, level) and stats.significant(family_p, rule.family_level(pairs))
     if rejected and ratio > band:
         verdict = REGRESSION
     elif rejected and ratio < 1 / band:
@@ -177,7 +192,7 @@ def look(base: Sequence[float], head: Sequence[float], rule: Plan, threshold: fl
         verdict = UNCHANGED
     else:
         verdict = OPEN
-    return Look(verdict, pairs, ratio, p, low, high)
+    return Look(verdict, pairs, ratio, p, low, high, family_p)
 
 
 def step(
@@ -187,12 +202,33 @@ def step(
     threshold: float,
 ) -> dict[str, Look]:
     """Every benchmark's look after the latest pair: settled ones keep their verdict (a verdict is
-    never revised, so no look is taken twice), the others are looked at. `samples`: name ->
-    (base, head) seconds, one per run."""
+    never revised, so no look is taken twice), the others are looked at, each with its family-wise
+    p-value over *all* the benchmarks, settled ones included (`family`). `samples`: name -> (base,
+    head) seconds, one per run."""
+    family = family_ps(samples) if rule.family else dict.fromkeys(samples, 0.0)
     return {
-        name: settled[name] if name in settled and settled[name].settled else look(base, head, rule, threshold)
+        name: settled[name]
+        if name in settled and settled[name].settled
+        else look(base, head, rule, threshold, family[name])
         for name, (base, head) in samples.items()
     }
+
+
+def family_ps(samples: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> dict[str, float]:
+    """name -> stats.family_p of the benchmarks' first min(len) pairs, runs as rows; 1.0 for every
+    benchmark when a side has fewer than two runs. A lone benchmark is its own family: 0.0, the rank
+    test at its counted levels decides alone (its rate is already at most alpha over the looks)."""
+    pairs = min((min(len(b), len(h)) for b, h in samples.values()), default=0)
+    names = list(samples)
+    if len(names) == 1:
+        return dict.fromkeys(names, 0.0)
+    if pairs < 2:
+        return dict.fromkeys(names, 1.0)
+    base = np.array([samples[name][0][:pairs] for name in names], dtype=float).T
+    head = np.array([samples[name][1][:pairs] for name in names], dtype=float).T
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(head))):
+        raise ValueError("samples must be positive finite seconds, at least one a side")
+    return dict(zip(names, stats.family_p(base, head).tolist(), strict=True))
 
 
 def should_continue(looks: Mapping[str, Look], rule: Plan) -> bool:

@@ -66,6 +66,7 @@ class Verdict:
     n_base: int
     n_head: int
     verdict: str  # "regression", "improvement", "unchanged", "undecided" or "throttled" (not decided)
+    family_p: float | None = None  # family_p over the comparison's benchmarks, where the gate took it
 
     @property
     def change(self) -> float:
@@ -257,6 +258,78 @@ def last_level(interim: Mapping[int, float], maximum: int, alpha: float) -> floa
         if level <= bound or sequential_error({**interim, maximum: level}) <= alpha * (1 + SLACK):
             return max(level, bound)
     return bound
+
+
+# Labelings of the runs that family_p enumerates; past this many (C(18, 9) = 48620: 9 runs a side)
+# it draws FAMILY_DRAWS of them at random instead (a fixed seed: same samples, same answer).
+FAMILY_EXACT_UP_TO = 50_000
+FAMILY_DRAWS = 9_999
+
+
+def family_p(base: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Each benchmark's family-wise p-value over all benchmarks of one comparison: the step-down max-T
+    permutation test of Westfall & Young (1993; as set out in Ge, Dudoit & Speed 2003, box 2). Shapes:
+    `base` (n, m), `head` (k, m) seconds, one row per run, one column per benchmark; returns (m,)
+    p-values.
+
+    Why: the gate tests every benchmark at alpha, so with 18 benchmarks and no change some benchmark
+    comes out significant in about one comparison in three when the runs spread more than the
+    threshold (the CPU gate's A/A false alarms, docs/gate.md). Rejecting only where this p-value is
+    also at most alpha keeps the chance of *any* false verdict in the comparison at most alpha.
+
+    How: the statistic of a benchmark is a moderated t of its log times, |mean difference| / ((s +
+    s0) sqrt(1/n + 1/k)), s its pooled within-side standard deviation and s0 the median of s over the
+    benchmarks (a fudge factor as in SAM, Tusher, Tibshirani & Chu 2001: one benchmark's tiny s from 4
+    runs does not make its t huge). The most extreme benchmark's p-value is the share of relabelings
+    of the runs as base or head whose largest statistic over *all* benchmarks reaches its observed
+    one; the next one's, over all but the first, and so on (step-down), never below the one before. A run is
+    relabelled whole, all its benchmarks together, so the runs' shared noise (a busy machine slows a
+    whole run) is kept as it is. Exact over all C(n + k, k) labelings up to FAMILY_EXACT_UP_TO of them
+    (smallest p 2 / C(2n, n) with n a side, as the rank test's), else FAMILY_DRAWS random ones plus
+    the observed. It needs only that, with no change, the n + k runs are exchangeable, as the rank test
+    does. Raises ValueError on a sample that is not a positive number or on shapes that do not match."""
+    b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
+    if b.ndim != 2 or h.ndim != 2 or b.shape[1] != h.shape[1] or not (np.all(b > 0) and np.all(h > 0)):
+        raise ValueError("family_p takes (runs, benchmarks) arrays of positive seconds with the same benchmarks")
+    if len(b) < 2 or len(h) < 2:
+        return np.ones(b.shape[1])
+    runs = np.log(np.concatenate((b, h)))
+    runs -= runs.mean(axis=0)  # centred: the sums of squares below lose no digits to a large common level
+    n, k = len(b), len(h)
+    if math.comb(n + k, k) <= FAMILY_EXACT_UP_TO:
+        labels = np.zeros((math.comb(n + k, k), n + k), dtype=bool)
+        for row, heads in enumerate(itertools.combinations(range(n + k), k)):
+            labels[row, list(heads)] = True
+    else:
+        rng = np.random.default_rng(0)
+        drawn = np.array([rng.permutation(n + k) >= n for _ in range(FAMILY_DRAWS)])
+        labels = np.vstack((np.arange(n + k) >= n, drawn))
+    statistic = _moderated_t(runs, labels, k)  # (labelings, benchmarks)
+    observed = _moderated_t(runs, (np.arange(n + k) >= n)[None, :], k)[0]
+    order = np.argsort(-observed, kind="stable")  # most extreme first
+    # Step-down: the j-th most extreme benchmark is compared with the largest statistic, in each
+    # labeling, of itself and the benchmarks less extreme than it (the more extreme ones are taken as
+    # changed by then), and its p is never below the one before it.
+    below = np.maximum.accumulate(statistic[:, order[::-1]], axis=1)[:, ::-1]
+    # A labeling and its mirror give the same statistic through different sums: equal within rounding.
+    stepped = np.maximum.accumulate((below >= observed[order][None, :] * (1 - 1e-9)).mean(axis=0))
+    adjusted = np.empty_like(stepped)
+    adjusted[order] = stepped
+    return adjusted
+
+
+def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """family_p's statistic for each labeling (rows of `labels`, True: head) of `runs` (runs, benchmarks),
+    log times: |mean difference| / ((s + s0) sqrt(1/n + 1/k)), s0 the median s of that labeling."""
+    n = runs.shape[0] - k
+    heads = labels.astype(float)
+    head_sum, head_squares = heads @ runs, heads @ runs**2
+    base_sum, base_squares = runs.sum(axis=0) - head_sum, (runs**2).sum(axis=0) - head_squares
+    within = head_squares - head_sum**2 / k + base_squares - base_sum**2 / n
+    s = np.sqrt(np.maximum(within, 0.0) / (n + k - 2))
+    s0 = np.median(s, axis=1, keepdims=True)
+    scale = np.maximum(s + s0, MIN_SPREAD * 1e-3) * math.sqrt(1 / n + 1 / k)
+    return np.abs(head_sum / k - base_sum / n) / scale
 
 
 def samples_needed(alpha: float) -> int:

@@ -80,7 +80,8 @@ def verdict_rows(decided: Sequence[Decided]) -> list[VerdictRow]:
                 ratio=f"{v.ratio:.3f}",
                 change=f"{v.change:+.1%}",
                 interval=f"[{v.ratio_low:.3f}, {v.ratio_high:.3f}]",
-                p="-" if v.p_value is None else f"{v.p_value:.3g}",
+                p=("-" if v.p_value is None else f"{v.p_value:.3g}")
+                + ("" if v.family_p is None else f" (family {v.family_p:.3g})"),
                 n=f"{v.n_base}/{v.n_head} {d.unit}",
                 verdict=v.verdict.upper() if v.verdict == "regression" else v.verdict,
                 decided=d,
