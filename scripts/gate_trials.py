@@ -10,6 +10,7 @@ block is bound by its weights, as at 16 tokens on a GPU). With neither, both sid
     python scripts/gate_trials.py --trials 10 --slowdown 0
     python scripts/gate_trials.py --trials 10 --slowdown 0.10
     python scripts/gate_trials.py --trials 3 --widen 0.08 -- --metric device --kernel attention --tokens 16
+    python scripts/gate_trials.py --trials 3 --keep /tmp/aa   # each trial's runs kept, for report --ab
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,7 @@ def main() -> int:
     parser.add_argument(
         "--widen", type=float, default=0.0, help="instead: attention's QKV weights read F x 4 d_model more rows"
     )
+    parser.add_argument("--keep", type=Path, help="copy each trial's runs (ab --out) to KEEP/trialN")
     parser.add_argument("ab_args", nargs=argparse.REMAINDER, help="extra arguments for perf-core ab, after --")
     args = parser.parse_args()
     extra = [a for a in args.ab_args if a != "--"]
@@ -76,6 +79,8 @@ def main() -> int:
             command.append("--json")
             result = subprocess.run(command + extra, capture_output=True, text=True, cwd=clone)
             seconds = time.monotonic() - start
+            if args.keep and out.is_dir():
+                shutil.copytree(out, args.keep / out.name, dirs_exist_ok=True)
             if result.returncode not in (0, 1):
                 print(result.stderr, file=sys.stderr)
                 return 2
