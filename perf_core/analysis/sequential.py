@@ -3,8 +3,9 @@
 After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
 
 - **regression** (improvement): the head/base ratio of medians is above 1 + threshold (below
-  1 / (1 + threshold)) and the gate's test (stats.two_sample_p: the exact two-sided Mann-Whitney
-  test) rejects equality at this look's level;
+  1 / (1 + threshold)), the gate's test (stats.two_sample_p: the exact two-sided Mann-Whitney
+  test) rejects equality at this look's level, and the benchmark's family-wise p over all the
+  gate's benchmarks (stats.family_p, `family_ps`) is at most this look's family level;
 - **unchanged**: the ratio's 1 - alpha interval (stats.ratio_bounds) lies inside
   [1 / (1 + threshold), 1 + threshold] (the change, whatever it is, is shown to be smaller than the
   threshold: an equivalence test, two one-sided tests read off one interval, Schuirmann 1987);
@@ -35,6 +36,15 @@ one-sided tests at alpha / 2, as a fixed-count gate of that many pairs would cla
 divided over the looks: that error loses a regression rather than raising a false alarm, an interval
 at the interim levels (every pairwise ratio inside the band) grew wider with every pair and settled
 nothing after the first look, and the script measures its cost as power.
+
+Over the family of benchmarks: each look's rank-test levels bound the false alarms of one
+benchmark; over 18 some benchmark would be flagged far more often (a third of the CPU gates with no
+change, 2026-12-02). So a rejection also needs the family-wise p (Westfall & Young's step-down
+max-T, exact over the relabelings of whole runs) at `Plan.family_level`: the interim looks' own
+levels (the permutation test's complete separation has the same size, 2 / C(2n, n)), the last look
+alpha less them. The chance that a gate with no change flags any benchmark at any look is then at
+most the sum of those levels, alpha (the union bound over the looks; each look's family test keeps
+its level over all benchmarks at once). A lone benchmark is its own family (the rank test decides).
 
 The test, its smallest p-values, interim boundary, last level and interval are stats' (`two_sample_p`,
 `smallest_p`, `interim_level`, `last_level`, `ratio_bounds`: today the exact Mann-Whitney U test and

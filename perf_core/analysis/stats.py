@@ -10,6 +10,10 @@ Two rules, each returning a Verdict, and one limit they share:
 
 - `decide_by_spread`: one run a side (or two): the ratio of medians against a machine's measured
   run-to-run `Spread` (docs/gate.md, "Compare with one run a side").
+- `family_p`: the gate's guard over the family of benchmarks of one comparison (a step-down max-T
+  permutation test that relabels whole runs): `ab`'s looks call a benchmark changed only where its
+  family p also reaches the look's family level (perf_core.analysis.sequential), so a gate with no
+  change flags *any* benchmark with probability at most alpha. `compare` and `decide` do not use it.
 - `significant` / `can_reach`: a p-value decides when p <= alpha; samples whose smallest possible p
   is above alpha can decide nothing, whatever they hold, and give "undecided", never "unchanged".
   Mann-Whitney's smallest two-sided p with n and m samples is 2 / C(n + m, n) (0.1 at 3 a side);
