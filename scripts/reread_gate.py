@@ -3,8 +3,9 @@ guard, so that the two rules are compared on the same runs (docs/gate.md, eighth
 
     python scripts/reread_gate.py results/.../trial1 results/.../trial2 ...
 
-Each folder's gate.json gives its metric, threshold, alpha and maximum pairs; the looks are today's
-plan for them. Printed per folder and rule: the benchmarks not unchanged, as (name, verdict, ratio,
+Each folder's gate.json gives its metric, threshold, alpha, maximum pairs and looks' levels (the plan
+it ran); the rule is read with and without the guard. Where a rule would have added a pair past the
+runs the gate kept, the line says so. Printed per folder and rule: the benchmarks not unchanged, as (name, verdict, ratio,
 rank-test p, family p, pairs of the last look).
 """
 
@@ -22,7 +23,8 @@ def main(folders: list[str]) -> int:
     for folder in map(Path, folders):
         runs = ab.collect(ab.run_files(folder))
         settings = json.loads((folder / ab.SETTINGS_FILE).read_text())
-        plan = sequential.plan(settings["alpha"], settings["pairs"])
+        plan = dataclasses.replace(ab.saved_rule(folder / ab.SETTINGS_FILE, settings), family=True)
+        available = min(len(runs["base"]), len(runs["head"]))
         for label, rule in (("rank only", dataclasses.replace(plan, family=False)), ("family", plan)):
             looks = sequential.looks_upto(ab.samples(runs, settings["metric"]), rule, settings["threshold"])
             decided = ab.sequential_verdicts(runs, looks, rule, settings["threshold"], settings["metric"])
@@ -31,14 +33,16 @@ def main(folders: list[str]) -> int:
                     d.verdict.name,
                     d.verdict.verdict,
                     round(d.verdict.ratio, 3),
-                    round(d.verdict.p_value, 4),
+                    None if d.verdict.p_value is None else round(d.verdict.p_value, 4),
                     None if d.verdict.family_p is None else round(d.verdict.family_p, 4),
                     looks[d.verdict.name].pairs,
                 )
                 for d in decided
                 if d.verdict.verdict != "unchanged"
             ]
-            print(f"{folder}  {label:<9} {len(changed)} changed: {changed}")
+            short = sequential.should_continue(looks, rule) and available < rule.maximum
+            note = f" (open after the {available} pairs kept: this rule would have run more)" if short else ""
+            print(f"{folder}  {label:<9} {len(changed)} changed{note}: {changed}")
     return 0
 
 

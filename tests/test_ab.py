@@ -6,7 +6,6 @@ No test here asserts on speed: real runs are only used to check what the gate do
 import dataclasses
 import functools
 import json
-import math
 import os
 import signal
 import subprocess
@@ -488,11 +487,11 @@ def test_the_reported_verdict_is_the_stopping_rules_at_its_last_look(tmp_path):
 
 def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs(tmp_path, monkeypatch):
     """Another test in stats (Welch's t on log times, whose smallest p is 0 from 2 a side, interim
-    boundary 0.001): the gate's first look is at stats.MIN_RUNS, where gate.decide_all reads the runs
-    themselves, so a clear regression is reported as one (exit 1), not as the spread rule's
-    "undecided" of fewer runs, and `--pairs` below MIN_RUNS is refused. (It settles where the
-    family-wise permutation p, whose smallest at n a side is 2 / C(2n, n), reaches the look's
-    family level: not at 3 runs a side, whose 0.1 cannot reach 0.001.)"""
+    boundary 0.001): a clear regression is reported through the runs themselves (gate.decide_all from
+    stats.MIN_RUNS on), as a regression (exit 1), not as the spread rule's "undecided" of fewer runs,
+    and `--pairs` below MIN_RUNS is refused. The family-wise permutation test reaches 0.001 at no size
+    up to 5 (its smallest p 2 / C(2n, n): 0.1, 0.029, 0.0079), so the plan keeps no interim look and
+    the regression settles at the last look, alpha whole."""
     welch = functools.partial(scipy.stats.ttest_ind, equal_var=False)
 
     def bounds(base, head, level):
@@ -505,15 +504,11 @@ def test_a_test_that_decides_with_two_runs_a_side_still_reports_through_the_runs
     monkeypatch.setattr(stats, "ratio_bounds", bounds)
     runs = attention_20_percent_slower(tmp_path)
     rule = sequential.plan(0.05, 5)
-    assert rule.minimum == stats.MIN_RUNS
+    assert (rule.minimum, rule.maximum, rule.levels) == (5, 5, (0.05,))
     looks = sequential.looks_upto(ab.samples(runs, "steady"), rule, 0.05)
     decided = ab.sequential_verdicts(runs, looks, rule, 0.05, "steady")
     slow = next(d for d in decided if d.verdict.name == "attention-compiled-16")
-    seen = looks["attention-compiled-16"]
-    assert (slow.verdict.verdict, slow.unit, slow.verdict.n_base) == ("regression", "runs", seen.pairs)
-    assert seen.pairs > stats.MIN_RUNS and 2 / math.comb(2 * stats.MIN_RUNS, stats.MIN_RUNS) > rule.level(
-        stats.MIN_RUNS
-    )
+    assert (slow.verdict.verdict, slow.unit, slow.verdict.n_base) == ("regression", "runs", 5)
     assert gate.exit_code(decided) == 1
     with pytest.raises(UsageError, match=f"use at least {stats.MIN_RUNS}"):
         sequential.plan(0.05, stats.MIN_RUNS - 1)
@@ -572,6 +567,8 @@ def test_a_change_the_family_wise_test_does_not_confirm_is_reported_unchanged_wi
         assert f"(family {family_p:.3g})" in view.verdict_rows([guarded])[0].p
     unguarded = ab.family_guarded(d, seen, dataclasses.replace(rule, family=False))
     assert unguarded == d  # a gate saved before the guard: as it decided then
+    alone = sequential.Look(sequential.REGRESSION, 5, 1.15, 2 / 252, 1.05, 1.3, None)
+    assert ab.family_guarded(d, alone, rule) == d and "family" not in view.verdict_rows([d])[0].p  # a lone one
 
 
 def test_a_saved_gate_says_whether_it_used_the_family_guard(tmp_path):
@@ -587,5 +584,5 @@ def test_a_saved_gate_says_whether_it_used_the_family_guard(tmp_path):
         not ab.saved_rule(path, older).family
         and not ab.saved_rule(path, older | {"levels": None, "minimum": None}).family
     )
-    with pytest.raises(HistoryError, match="levels are not the ones"):
+    with pytest.raises(HistoryError, match="levels or family flag are not the ones"):
         ab.saved_rule(path, settings | {"family": "yes"})

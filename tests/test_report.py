@@ -118,7 +118,9 @@ def test_the_gate_result_is_decided_at_the_looks_levels_ab_saved(tmp_path, capsy
     assert code == 0 and "Latest gate result" in page and "REGRESSION" not in page
     capsys.readouterr()
     assert gate_said({"minimum": 4, "levels": [0.01]})[0] == 2
-    assert "gate.json: its looks' levels are not the ones `perf-core ab` writes" in capsys.readouterr().err
+    assert (
+        "gate.json: its looks' levels or family flag are not the ones `perf-core ab` writes" in capsys.readouterr().err
+    )
 
 
 @pytest.fixture(scope="module")

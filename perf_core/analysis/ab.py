@@ -420,7 +420,7 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
         and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
         and isinstance(family, bool)
     ):
-        raise HistoryError(f"{path}: its looks' levels are not the ones `perf-core ab` writes")
+        raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
     return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family)
 
 
@@ -447,8 +447,8 @@ def sequential_verdicts(
 def family_guarded(d: gate.Decided, seen: sequential.Look, rule: sequential.Plan) -> gate.Decided:
     """`d` with its look's family-wise p, and a change the rank test found that the family-wise test
     (sequential.look's second condition) did not read as unchanged, as the look does."""
-    if not rule.family:
-        return d
+    if not rule.family or seen.family_p is None or d.verdict.p_value is None:
+        return d  # no guard, a lone benchmark, or a row that tested nothing (throttled)
     verdict = dataclasses.replace(d.verdict, family_p=seen.family_p)
     changed = verdict.verdict in (sequential.REGRESSION, sequential.IMPROVEMENT)
     if changed and not stats.significant(seen.family_p, rule.family_level(seen.pairs)):

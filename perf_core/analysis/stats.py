@@ -29,7 +29,10 @@ not reject at a level, the interval that inverts it). `MIN_RUNS` is where the ru
 the test's samples (gate.decide_all judges fewer by the machine's spread); `samples_needed` and the
 gate's first look are never below it. Changing the test means changing those five, `TEST_NAME` and,
 for a test that needs more or fewer runs before it means anything, `MIN_RUNS`, in this file, nothing
-else.
+else. The gate's family-wise guard (`family_p`, `family_smallest_p`) is a test of its own beside it:
+the gate's plan keeps only looks that both reach (the rank test's complete separation and the
+permutation test's smallest p are both 2 / C(2n, n) up to 9 runs a side; a test with continuous
+p-values would lose the interim looks below that).
 """
 
 from __future__ import annotations
@@ -268,71 +271,103 @@ def last_level(interim: Mapping[int, float], maximum: int, alpha: float) -> floa
 # it draws FAMILY_DRAWS of them at random instead (a fixed seed: same samples, same answer).
 FAMILY_EXACT_UP_TO = 50_000
 FAMILY_DRAWS = 9_999
+# Two labelings whose statistics agree to this relative difference are read as tied (the same value
+# reached through different sums), so rounding never decides which of them is the more extreme.
+TIE = 1e-9
+# The least scale of family_p's statistic (log time): samples all alike, with s0 = 0, do not divide by 0.
+FLOOR = 1e-9
 
 
-def family_p(base: np.ndarray, head: np.ndarray) -> np.ndarray:
+def family_smallest_p(n: int, k: int) -> float:
+    """The smallest p-value `family_p` can give with n base and k head runs: 1 / C(n + k, k) exactly
+    enumerated (2 / C(2n, n) with n a side: a labeling and its mirror tie), 1 / (FAMILY_DRAWS + 1) drawn."""
+    count = math.comb(n + k, k)
+    if count > FAMILY_EXACT_UP_TO:
+        return 1 / (FAMILY_DRAWS + 1)
+    return 2 / count if n == k else 1 / count
+
+
+def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
     """Each benchmark's family-wise p-value over all benchmarks of one comparison: the step-down max-T
     permutation test of Westfall & Young (1993; as set out in Ge, Dudoit & Speed 2003, box 2). Shapes:
-    `base` (n, m), `head` (k, m) seconds, one row per run, one column per benchmark; returns (m,)
-    p-values.
+    `base` (n, m), `head` (k, m) seconds, one row per run, one column per benchmark; `s0` a constant in
+    log time; returns (m,) p-values.
 
     Why: the gate tests every benchmark at alpha, so with 18 benchmarks and no change some benchmark
     comes out significant in about one comparison in three when the runs spread more than the
     threshold (the CPU gate's A/A false alarms, docs/gate.md). Rejecting only where this p-value is
-    also at most alpha keeps the chance of *any* false verdict in the comparison at most alpha.
+    also at most alpha keeps the chance of a false verdict on *any* unchanged benchmark at most alpha,
+    whichever others changed.
 
     How: the statistic of a benchmark is a moderated t of its log times, |mean difference| / ((s +
-    s0) sqrt(1/n + 1/k)), s its pooled within-side standard deviation and s0 the median of s over the
-    benchmarks (a fudge factor as in SAM, Tusher, Tibshirani & Chu 2001: one benchmark's tiny s from 4
-    runs does not make its t huge). The most extreme benchmark's p-value is the share of relabelings
-    of the runs as base or head whose largest statistic over *all* benchmarks reaches its observed
-    one; the next one's, over all but the first, and so on (step-down), never below the one before. A run is
-    relabelled whole, all its benchmarks together, so the runs' shared noise (a busy machine slows a
-    whole run) is kept as it is. Exact over all C(n + k, k) labelings up to FAMILY_EXACT_UP_TO of them
-    (smallest p 2 / C(2n, n) with n a side, as the rank test's), else FAMILY_DRAWS random ones plus
-    the observed. It needs only that, with no change, the n + k runs are exchangeable, as the rank test
-    does. Raises ValueError on a sample that is not a positive number or on shapes that do not match."""
+    s0) sqrt(1/n + 1/k)), s its pooled within-side standard deviation; s0, a fudge factor as in SAM
+    (Tusher, Tibshirani & Chu 2001), keeps a benchmark whose few runs happen to agree closely from
+    getting a huge t (the gate passes half of log(1 + threshold)). s0 is a constant, so each
+    benchmark's statistic reads its own runs alone: what the step-down bound needs when some
+    benchmarks did change (subset pivotality; an s0 taken from all benchmarks, as SAM's median, let
+    the changed ones shrink the others' permuted statistics). The most extreme benchmark's p-value is
+    the share of relabelings of the runs as base or head whose largest statistic over *all*
+    benchmarks reaches its observed one; the next one's, over all but the first, and so on
+    (step-down), never below the one before. A run is relabelled whole, all its benchmarks together,
+    so the runs' shared noise (a busy machine slows a whole run) is kept as it is. Exact over all
+    C(n + k, k) labelings up to FAMILY_EXACT_UP_TO of them (with n == k each labeling and its mirror,
+    whose statistics are equal, counted once and twice over), else FAMILY_DRAWS random ones plus the
+    observed: `family_smallest_p`. It needs only that, without a change, the runs are exchangeable,
+    as the rank test does. Raises ValueError on a sample that is not a positive finite number or on
+    shapes that do not match."""
     b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
-    if b.ndim != 2 or h.ndim != 2 or b.shape[1] != h.shape[1] or not (np.all(b > 0) and np.all(h > 0)):
+    if b.ndim != 2 or h.ndim != 2 or b.shape[1] != h.shape[1]:
         raise ValueError("family_p takes (runs, benchmarks) arrays of positive seconds with the same benchmarks")
+    both = np.concatenate((b, h))
+    if not np.all((both > 0) & np.isfinite(both)):
+        raise ValueError("family_p takes (runs, benchmarks) arrays of positive finite seconds")
     if len(b) < 2 or len(h) < 2:
         return np.ones(b.shape[1])
-    runs = np.log(np.concatenate((b, h)))
+    runs = np.log(both)
     runs -= runs.mean(axis=0)  # centred: the sums of squares below lose no digits to a large common level
     n, k = len(b), len(h)
-    if math.comb(n + k, k) <= FAMILY_EXACT_UP_TO:
-        labels = np.zeros((math.comb(n + k, k), n + k), dtype=bool)
-        for row, heads in enumerate(itertools.combinations(range(n + k), k)):
-            labels[row, list(heads)] = True
-    else:
-        rng = np.random.default_rng(0)
-        drawn = np.array([rng.permutation(n + k) >= n for _ in range(FAMILY_DRAWS)])
-        labels = np.vstack((np.arange(n + k) >= n, drawn))
-    statistic = _moderated_t(runs, labels, k)  # (labelings, benchmarks)
-    observed = _moderated_t(runs, (np.arange(n + k) >= n)[None, :], k)[0]
+    observed_labels = np.arange(n + k) >= n
+    labels = _labelings(n, k, observed_labels)
+    statistic = _moderated_t(runs, labels, k, s0)  # (labelings, benchmarks)
+    observed = _moderated_t(runs, observed_labels[None, :], k, s0)[0]
     order = np.argsort(-observed, kind="stable")  # most extreme first
     # Step-down: the j-th most extreme benchmark is compared with the largest statistic, in each
     # labeling, of itself and the benchmarks less extreme than it (the more extreme ones are taken as
     # changed by then), and its p is never below the one before it.
     below = np.maximum.accumulate(statistic[:, order[::-1]], axis=1)[:, ::-1]
-    # A labeling and its mirror give the same statistic through different sums: equal within rounding.
-    stepped = np.maximum.accumulate((below >= observed[order][None, :] * (1 - 1e-9)).mean(axis=0))
+    stepped = np.maximum.accumulate((below >= observed[order][None, :] * (1 - TIE)).mean(axis=0))
     adjusted = np.empty_like(stepped)
     adjusted[order] = stepped
     return adjusted
 
 
-def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+def _labelings(n: int, k: int, observed: np.ndarray) -> np.ndarray:
+    """The labelings family_p counts over, as rows (True: head): every one, or with n == k one of each
+    mirror pair (those with run 0 a head run), or, past FAMILY_EXACT_UP_TO, FAMILY_DRAWS drawn and the
+    observed one."""
+    if math.comb(n + k, k) > FAMILY_EXACT_UP_TO:
+        rng = np.random.default_rng(0)
+        return np.vstack((observed, [rng.permutation(n + k) >= n for _ in range(FAMILY_DRAWS)]))
+    heads = itertools.combinations(range(n + k), k)
+    if n == k:  # a labeling's mirror (sides swapped) has the same statistic: one of each pair
+        heads = ((0, *rest) for rest in itertools.combinations(range(1, n + k), k - 1))
+    chosen = list(heads)
+    labels = np.zeros((len(chosen), n + k), dtype=bool)
+    for row, members in enumerate(chosen):
+        labels[row, list(members)] = True
+    return labels
+
+
+def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int, s0: float) -> np.ndarray:
     """family_p's statistic for each labeling (rows of `labels`, True: head) of `runs` (runs, benchmarks),
-    log times: |mean difference| / ((s + s0) sqrt(1/n + 1/k)), s0 the median s of that labeling."""
+    log times: |mean difference| / ((s + s0) sqrt(1/n + 1/k))."""
     n = runs.shape[0] - k
     heads = labels.astype(float)
     head_sum, head_squares = heads @ runs, heads @ runs**2
     base_sum, base_squares = runs.sum(axis=0) - head_sum, (runs**2).sum(axis=0) - head_squares
     within = head_squares - head_sum**2 / k + base_squares - base_sum**2 / n
     s = np.sqrt(np.maximum(within, 0.0) / (n + k - 2))
-    s0 = np.median(s, axis=1, keepdims=True)
-    scale = np.maximum(s + s0, MIN_SPREAD * 1e-3) * math.sqrt(1 / n + 1 / k)
+    scale = np.maximum(s + s0, FLOOR) * math.sqrt(1 / n + 1 / k)
     return np.abs(head_sum / k - base_sum / n) / scale
 
 
