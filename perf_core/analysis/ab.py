@@ -45,10 +45,13 @@ from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, spr
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
-# Short timing per run: the gate's power comes from many independent runs, not long ones.
+# Short timing per run: the gate's power comes from many independent runs, not long ones. 0.2 s of
+# rounds (was 0.3): on the 2-core machine a run's median was within about 1.3% (its standard error,
+# from the rounds' IQR) either way, against 12-15% between runs, and CPU A/A gates took 104-121 s
+# against 122-128 s (results/gate21_cpu/stop32/max_time.txt). GPU device-time runs time no rounds.
 RUN_OPTIONS = [
     "--benchmark-only",
-    "--benchmark-max-time=0.3",
+    "--benchmark-max-time=0.2",
     "-q",
     "-o",
     "perf_autosave=false",
