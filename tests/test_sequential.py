@@ -353,3 +353,15 @@ def test_the_family_p_takes_runs_by_benchmarks_of_positive_finite_seconds():
         with pytest.raises(ValueError, match="positive finite seconds"):
             stats.family_p(np.ones((4, 3)), np.full((4, 3), bad))
     assert stats.family_p(np.ones((1, 3)), np.ones((1, 3))).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_an_alpha_no_pairs_can_reach_family_wise_is_refused_once_with_the_least_that_can():
+    """Below 2 / C(18, 9) (9 pairs; drawn labelings past 9 go no lower) no --pairs helps: one message
+    naming the least alpha, not "use at least 10" and "use 9 or fewer" in turn; a gate saved before the
+    guard (family=False) keeps the rank test's own limits."""
+    least = 2 / math.comb(18, 9)
+    for pairs in (9, 10, 12):
+        with pytest.raises(UsageError, match=f"no --pairs reaches it .* use --alpha {least:.3g} or more"):
+            sequential.plan(4e-5, pairs)
+    assert sequential.plan(least, 9).maximum == 9
+    assert not sequential.plan(4e-5, 12, family=False).family

@@ -409,13 +409,14 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
     """The plan a gate decided by, from its settings file `path` (read as `settings`): its saved looks'
     levels, or, for a folder saved before they were (2026-12-02), today's plan for its alpha and pairs.
     Raises HistoryError for levels `perf-core ab` does not write."""
-    try:
-        rule = sequential.plan(settings["alpha"], settings["pairs"])
+    family = settings.get("family", False)
+    try:  # a folder saved before the family-wise guard is read without it, as that gate decided
+        rule = sequential.plan(settings["alpha"], settings["pairs"], family is True)
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
-    levels, minimum, family = settings.get("levels"), settings.get("minimum"), settings.get("family", False)
+    levels, minimum = settings.get("levels"), settings.get("minimum")
     if (levels, minimum) == (None, None):
-        return dataclasses.replace(rule, family=False)
+        return rule
     if not (
         isinstance(minimum, int)
         and isinstance(levels, list)
@@ -435,8 +436,9 @@ def sequential_verdicts(
     metric: str,
 ) -> list[gate.Decided]:
     """Each benchmark decided by gate.decide_all (stats.decide) over the pairs of its last look, at that
-    look's level: the verdict the stopping rule settled (regression and improvement are the same test at
-    the same level), and an open one at the maximum gets the fixed-count reading there."""
+    look's level, read with its family-wise p (`family_guarded`): the verdict the stopping rule settled
+    (regression and improvement are the same tests at the same levels), and an open one at the maximum
+    gets the fixed-count reading there."""
     names = select.names_of(runs["base"])
     decided: dict[str, gate.Decided] = {}
     for pairs in sorted({looks[name].pairs for name in names}):
@@ -448,8 +450,9 @@ def sequential_verdicts(
 
 
 def family_guarded(d: gate.Decided, seen: sequential.Look, rule: sequential.Plan) -> gate.Decided:
-    """`d` with its look's family-wise p, and a change the rank test found that the family-wise test
-    (sequential.look's second condition) did not read as unchanged, as the look does."""
+    """`d` with its look's family-wise p; a change the rank test found whose family p misses the look's
+    family level (sequential.look's second condition, which leaves the look open) is reported
+    unchanged, the fixed-count reading at the gate's last look."""
     if not rule.family or seen.family_p is None or d.verdict.p_value is None:
         return d  # no guard, a lone benchmark, or a row that tested nothing (throttled)
     verdict = dataclasses.replace(d.verdict, family_p=seen.family_p)
@@ -474,7 +477,7 @@ def stop_line(looks: Mapping[str, sequential.Look], rule: sequential.Plan, ran: 
         return (
             f"ran the maximum of {rule.maximum} pairs: {len(still)} benchmark(s) still open ({shown}),"
             f" decided at the last look's level {rule.level(rule.maximum):.4g}"
-            + (f" (family-wise {rule.family_level(rule.maximum):.4g})" if rule.family else "")
+            + (f" (family-wise {rule.family_level(rule.maximum):.4g})" if rule.family and len(looks) > 1 else "")
             + (f"; settled earlier: {settled}" if settled else "")
         )
     return f"stopped after {used} of at most {rule.maximum} pairs: every benchmark settled ({settled}){unused}"

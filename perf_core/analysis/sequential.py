@@ -11,7 +11,8 @@ After k pairs (k runs a side, A B B A ...), each benchmark is looked at once:
   threshold: an equivalence test, two one-sided tests read off one interval, Schuirmann 1987);
 - **open** otherwise. A settled benchmark keeps its verdict; the gate adds a pair while any is open,
   from `Plan.minimum` up to `Plan.maximum` pairs (`--pairs`), where `perf-core ab` reports an open one
-  as stats.decide reads it at the last look's level (unchanged unless the test rejects there).
+  as stats.decide reads it at the last look's levels (unchanged unless the rank test and the
+  family-wise test both reject there).
 
 False alarms over the repeated looks (a sequential test looked at after every pair rejects more
 often than its nominal level, Armitage, McPherson & Rowe 1969): each look n gets its own level a_n,
@@ -128,8 +129,9 @@ class Plan:
         return self.alpha - sum(self.levels[:-1])
 
 
-def plan(alpha: float, maximum: int) -> Plan:
+def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     """The looks for `maximum` pairs at most; raises UsageError when no look can reach alpha.
+    `family`: with the family-wise guard (False: a gate saved before it, read as it decided).
 
     Interim looks come first to last from stats.MIN_RUNS, each kept only if the test and the
     family-wise test can reach its level at that size and the final look can still reach their
@@ -138,6 +140,12 @@ def plan(alpha: float, maximum: int) -> Plan:
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
+    least = min(_reachable(n) for n in range(stats.MIN_RUNS, 10))  # the family test's drawn labelings go no lower
+    if family and not stats.can_reach(least, alpha):
+        raise UsageError(
+            f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
+            f" than p {least:.3g}, at 9 pairs); use --alpha {least:.3g} or more"
+        )
     needed = stats.samples_needed(alpha)
     if maximum < stats.MIN_RUNS:
         raise UsageError(
@@ -148,7 +156,7 @@ def plan(alpha: float, maximum: int) -> Plan:
             f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at --alpha {alpha:g}"
             f" (smallest p {smallest_p(maximum):.3g}); use at least {needed}"
         )
-    family_smallest = stats.family_smallest_p(maximum, maximum)
+    family_smallest = stats.family_smallest_p(maximum, maximum) if family else 0.0
     if not stats.can_reach(family_smallest, alpha):
         drawn = family_smallest == 1 / (stats.FAMILY_DRAWS + 1)
         raise UsageError(
@@ -162,18 +170,21 @@ def plan(alpha: float, maximum: int) -> Plan:
     spent = 0.0
     for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
         size = stats.interim_level(n)
-        attainable = stats.can_reach(_reachable(n), size)
-        if attainable and stats.can_reach(size, alpha) and alpha - spent - size >= _reachable(maximum) * (1 - _SLACK):
+        attainable = stats.can_reach(_reachable(n, family), size)
+        last = _reachable(maximum, family)
+        if attainable and stats.can_reach(size, alpha) and alpha - spent - size >= last * (1 - _SLACK):
             levels[n] = size
             spent += size
     minimum = min(levels, default=maximum)
     levels[maximum] = stats.last_level(levels, maximum, alpha)
-    return Plan(alpha, minimum, maximum, tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1)))
+    looks = tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1))
+    return Plan(alpha, minimum, maximum, looks, family)
 
 
-def _reachable(n: int) -> float:
-    """The smallest p-value at n runs a side that both the rank test and the family-wise test reach."""
-    return max(smallest_p(n), stats.family_smallest_p(n, n))
+def _reachable(n: int, family: bool = True) -> float:
+    """The smallest p-value at n runs a side that the rank test (and, with `family`, the family-wise
+    test) reaches."""
+    return max(smallest_p(n), stats.family_smallest_p(n, n) if family else 0.0)
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ def look(
     p-value `family_p` (stats.family_p over all the comparison's benchmarks, as `step` gives it) at
     `rule.family_level`; None (a lone benchmark, a rule without the guard) judges it alone. Before `rule.minimum` pairs, and
     at a look whose level is 0, the verdict is OPEN whatever the samples say. Raises ValueError on a
-    sample that is not a positive number.
+    sample that is not a positive finite number.
     """
     pairs = min(len(base), len(head))
     b, h = np.asarray(base[:pairs], dtype=float), np.asarray(head[:pairs], dtype=float)

@@ -310,8 +310,8 @@ def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
     benchmarks reaches its observed one; the next one's, over all but the first, and so on
     (step-down), never below the one before. A run is relabelled whole, all its benchmarks together,
     so the runs' shared noise (a busy machine slows a whole run) is kept as it is. Exact over all
-    C(n + k, k) labelings up to FAMILY_EXACT_UP_TO of them (with n == k each labeling and its mirror,
-    whose statistics are equal, counted once and twice over), else FAMILY_DRAWS random ones plus the
+    C(n + k, k) labelings up to FAMILY_EXACT_UP_TO of them (with n == k one of each mirror pair, the
+    sides swapped, whose statistics are equal: the share is the same), else FAMILY_DRAWS random ones plus the
     observed: `family_smallest_p`. It needs only that, without a change, the runs are exchangeable,
     as the rank test does. Raises ValueError on a sample that is not a positive finite number or on
     shapes that do not match."""
