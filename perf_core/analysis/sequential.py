@@ -156,22 +156,17 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
             f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at --alpha {alpha:g}"
             f" (smallest p {smallest_p(maximum):.3g}); use at least {needed}"
         )
-    family_smallest = stats.family_smallest_p(maximum, maximum) if family else 0.0
-    if not stats.can_reach(family_smallest, alpha):
-        drawn = family_smallest == 1 / (stats.FAMILY_DRAWS + 1)
+    last = _reachable(maximum, family)
+    if not stats.can_reach(last, alpha):  # up to 9 pairs the checks above refuse it: drawn labelings only
         raise UsageError(
             f"--alpha {alpha:g}: at {maximum} pairs the family-wise test over the benchmarks cannot go below"
-            f" p {family_smallest:.3g}"
-            + ("; past 9 runs a side it draws its labelings" if drawn else "")
-            + "; use a larger --alpha"
-            + (" or --pairs 9 or fewer" if drawn else "")
+            f" p {last:.3g}; past 9 runs a side it draws its labelings; use a larger --alpha or --pairs 9 or fewer"
         )
     levels: dict[int, float] = {}
     spent = 0.0
     for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
         size = stats.interim_level(n)
         attainable = stats.can_reach(_reachable(n, family), size)
-        last = _reachable(maximum, family)
         if attainable and stats.can_reach(size, alpha) and alpha - spent - size >= last * (1 - _SLACK):
             levels[n] = size
             spent += size
@@ -277,8 +272,6 @@ def family_ps(
     names = list(samples)
     if len(names) == 1:
         return dict.fromkeys(names)
-    if pairs < 2:
-        return dict.fromkeys(names, 1.0)
     base = np.array([samples[name][0][:pairs] for name in names], dtype=float).T
     head = np.array([samples[name][1][:pairs] for name in names], dtype=float).T
     return dict(zip(names, stats.family_p(base, head, s0).tolist(), strict=True))

@@ -278,13 +278,17 @@ TIE = 1e-9
 FLOOR = 1e-9
 
 
+def _drawn(n: int, k: int) -> bool:
+    """Whether family_p draws its labelings of n base and k head runs rather than enumerating them."""
+    return math.comb(n + k, k) > FAMILY_EXACT_UP_TO
+
+
 def family_smallest_p(n: int, k: int) -> float:
     """The smallest p-value `family_p` can give with n base and k head runs: 1 / C(n + k, k) exactly
     enumerated (2 / C(2n, n) with n a side: a labeling and its mirror tie), 1 / (FAMILY_DRAWS + 1) drawn."""
-    count = math.comb(n + k, k)
-    if count > FAMILY_EXACT_UP_TO:
+    if _drawn(n, k):
         return 1 / (FAMILY_DRAWS + 1)
-    return 2 / count if n == k else 1 / count
+    return (2 if n == k else 1) / math.comb(n + k, k)
 
 
 def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
@@ -345,7 +349,7 @@ def _labelings(n: int, k: int, observed: np.ndarray) -> np.ndarray:
     """The labelings family_p counts over, as rows (True: head): every one, or with n == k one of each
     mirror pair (those with run 0 a head run), or, past FAMILY_EXACT_UP_TO, FAMILY_DRAWS drawn and the
     observed one."""
-    if math.comb(n + k, k) > FAMILY_EXACT_UP_TO:
+    if _drawn(n, k):
         rng = np.random.default_rng(0)
         return np.vstack((observed, [rng.permutation(n + k) >= n for _ in range(FAMILY_DRAWS)]))
     heads = itertools.combinations(range(n + k), k)
