@@ -586,5 +586,7 @@ def test_a_saved_gate_says_whether_it_used_the_family_guard(tmp_path):
     )
     with pytest.raises(HistoryError, match="levels or family flag are not the ones"):
         ab.saved_rule(path, settings | {"family": "yes"})
+    with pytest.raises(HistoryError, match="levels or family flag are not the ones"):  # without levels too
+        ab.saved_rule(path, older | {"levels": None, "minimum": None, "family": "yes"})
     # An alpha the family-wise test cannot reach at 12 pairs was a valid gate before it: still read.
     assert not ab.saved_rule(path, {"alpha": 4e-5, "pairs": 12, "threshold": 0.05, "metric": "steady"}).family

@@ -410,8 +410,10 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
     levels, or, for a folder saved before they were (2026-12-02), today's plan for its alpha and pairs.
     Raises HistoryError for levels `perf-core ab` does not write."""
     family = settings.get("family", False)
+    if not isinstance(family, bool):
+        raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
     try:  # a folder saved before the family-wise guard is read without it, as that gate decided
-        rule = sequential.plan(settings["alpha"], settings["pairs"], family is True)
+        rule = sequential.plan(settings["alpha"], settings["pairs"], family)
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
     levels, minimum = settings.get("levels"), settings.get("minimum")
@@ -422,7 +424,6 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
         and isinstance(levels, list)
         and len(levels) == rule.maximum - minimum + 1
         and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
-        and isinstance(family, bool)
     ):
         raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
     return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family)
