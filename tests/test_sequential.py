@@ -361,7 +361,17 @@ def test_an_alpha_no_pairs_can_reach_family_wise_is_refused_once_with_the_least_
     guard (family=False) keeps the rank test's own limits."""
     least = 2 / math.comb(18, 9)
     for pairs in (9, 10, 12):
-        with pytest.raises(UsageError, match=f"no --pairs reaches it .* use --alpha {least:.3g} or more"):
+        with pytest.raises(UsageError, match=r"no --pairs reaches it .* use --alpha 4\.12e-05 or more") as refused:
             sequential.plan(4e-5, pairs)
+    suggested = float(str(refused.value).split("use --alpha ")[1].split()[0])
+    assert suggested >= least and sequential.plan(suggested, 9).maximum == 9  # the suggestion is taken
     assert sequential.plan(least, 9).maximum == 9
+    # Past 9 pairs an alpha below the drawn floor (1e-4) is reached at 9 pairs alone (the rank test's
+    # smallest p at 8 is 1.6e-4): the message names 9, not "9 or fewer".
+    for alpha in (5e-5, 9e-5):
+        with pytest.raises(UsageError, match=r"use a larger --alpha or --pairs 9$"):
+            sequential.plan(alpha, 12)
+        assert sequential.plan(alpha, 9).maximum == 9
+        with pytest.raises(UsageError, match="use at least 9"):
+            sequential.plan(alpha, 8)
     assert not sequential.plan(4e-5, 12, family=False).family

@@ -144,7 +144,7 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     if family and not stats.can_reach(least, alpha):
         raise UsageError(
             f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
-            f" than p {least:.3g}, at 9 pairs); use --alpha {least:.3g} or more"
+            f" than p {least:.5g}, at 9 pairs); use --alpha {_rounded_up(least)} or more"
         )
     needed = stats.samples_needed(alpha)
     if maximum < stats.MIN_RUNS:
@@ -160,8 +160,8 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     if not stats.can_reach(last, alpha):  # up to 9 pairs the checks above refuse it: drawn labelings only
         raise UsageError(
             f"--alpha {alpha:g}: at {maximum} pairs the family-wise test over the benchmarks cannot go below"
-            f" p {last:.3g}; past 9 runs a side it draws its labelings; use a larger --alpha or --pairs 9 or fewer"
-        )
+            f" p {last:.3g}; past 9 runs a side it draws its labelings; use a larger --alpha or --pairs 9"
+        )  # 9 alone: below 1e-4 the rank test needs 9 runs a side (2 / C(16, 8) = 1.6e-4 at 8)
     levels: dict[int, float] = {}
     spent = 0.0
     for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
@@ -174,6 +174,15 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     levels[maximum] = stats.last_level(levels, maximum, alpha)
     looks = tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1))
     return Plan(alpha, minimum, maximum, looks, family)
+
+
+def _rounded_up(value: float) -> str:
+    """`value` to 3 significant digits, never below it: an alpha a message suggests is one plan takes."""
+    shown = f"{value:.2e}"
+    if float(shown) < value:
+        mantissa, exponent = shown.split("e")
+        shown = f"{float(mantissa) + 0.01:.2f}e{exponent}"
+    return f"{float(shown):g}"
 
 
 def _reachable(n: int, family: bool = True) -> float:
