@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 # Written into every saved run (top level of the JSON). Runs saved before the version existed have
 # none and are version 1; a reader refuses a version newer than the one it knows.
@@ -185,3 +186,13 @@ METRICS = {
     "latency": Metric("latency_s", "isolated-call latency (host included)"),
     "device": Metric("device_s", "device time (CUDA events, no host)"),
 }
+
+# A suite's collection header line saying it knows --pair-barrier (perf_core/measure/pairing.py):
+# `perf-core ab` times a pair's runs together on one CPU core only where both sides print it.
+PAIRS_TOGETHER_LINE = "perf_core: a pair's runs can be timed together (--pair-barrier)"
+
+
+def pair_done(folder: Path, side: str) -> Path:
+    """The file in a pair's barrier folder saying `side`'s run has ended (written by the run, and by
+    ab whichever way the run ended): the other run stops waiting for it."""
+    return folder / f"{side}-done"

@@ -107,12 +107,23 @@ def fork_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def second_fork_server():
+    """Another session server: a pair's two runs timed together fork from two servers at once (one
+    server runs one process at a time, and each of the two runs waits for the other)."""
+    with launch.ForkServer() as server:
+        yield server
+
+
 @pytest.fixture
-def lent_fork_server(fork_server: launch.ForkServer, monkeypatch: pytest.MonkeyPatch) -> launch.ForkServer:
-    """perf-core ab made in process forks its runs from the session's server instead of starting (and
-    loading torch in) one of its own: what ab does with its runs is the same either way."""
-    # Entered, the session's server; left, it keeps running for the next test.
-    monkeypatch.setattr(launch, "ForkServer", lambda: contextlib.nullcontext(fork_server))
+def lent_fork_server(
+    fork_server: launch.ForkServer, second_fork_server: launch.ForkServer, monkeypatch: pytest.MonkeyPatch
+) -> launch.ForkServer:
+    """perf-core ab made in process forks its runs from the session's servers (the two in turn) instead
+    of starting (and loading torch in) its own: what ab does with its runs is the same either way."""
+    # Entered, a session server; left, it keeps running for the next test.
+    servers = itertools.cycle((fork_server, second_fork_server))
+    monkeypatch.setattr(launch, "ForkServer", lambda: contextlib.nullcontext(next(servers)))
     return fork_server
 
 

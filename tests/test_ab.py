@@ -27,7 +27,7 @@ from perf_core.analysis.synthetic import run_document, write_run
 from perf_core.errors import HistoryError, UsageError
 
 PROJECT_FILES = ["perf_core", "tests/test_latency.py", "conftest.py", "pyproject.toml"]
-TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "4"]
+TINY = ["--kernel", "matmul", "--variant", "eager", "--tokens", "16", "--pairs", "6"]
 TINY_RUNS = "--benchmark-max-time=0.005 --benchmark-min-rounds=3"
 
 
@@ -100,7 +100,7 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
 def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, fork_server):
     checked = ab.check_side(fork_server, project, [], "base")
     assert fork_server.forks == (os.environ.get("PERF_CORE_NO_FORK") != "1")  # CUDA never initialised in it
-    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
+    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",), together=True)
 
 
 def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch):
@@ -109,7 +109,7 @@ def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch)
     with launch.ForkServer() as server:
         checked = ab.check_side(server, project, [], "base")
         assert not server.forks
-    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",))
+    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",), together=True)
 
 
 def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
@@ -120,7 +120,21 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = tmp_path / "runs"
-    args = ["ab", "HEAD", "HEAD", *TINY, "--out", out, "--markdown", report, "--pytest-args", TINY_RUNS]
+    args = [
+        "ab",
+        "HEAD",
+        "HEAD",
+        *TINY,
+        "--pairs",
+        "4",
+        "--apart",
+        "--out",
+        out,
+        "--markdown",
+        report,
+        "--pytest-args",
+        TINY_RUNS,
+    ]
     code, stdout, err = perf_core(capsys, *args)
     assert code in (0, 1), err  # which one is the machine's business; the gate's shape is ours
     runs = [f"{s}-{i:02d}.json" for s in ("base", "head") for i in range(1, 5)]
@@ -135,6 +149,27 @@ def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
     assert "| matmul-eager-16 |" in report.read_text() and summary.read_text() == report.read_text()
     assert git(project, "worktree", "list").count("\n") == 0  # only the main checkout is left
     assert git(project, "status", "--porcelain") == ""
+
+
+def test_on_the_cpu_a_pairs_runs_are_timed_together_and_read_as_pairs(
+    project, lent_fork_server, tmp_path, capsys, monkeypatch
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.chdir(project)
+    out = tmp_path / "runs"
+    code, stdout, err = perf_core(capsys, "ab", "HEAD", "HEAD", *TINY, "--out", out, "--pytest-args", TINY_RUNS)
+    assert code in (0, 1), err
+    assert "ab: each pair's runs together on one core" in err and "ab: at most 6 pairs" in err
+    settings = json.loads((out / ab.SETTINGS_FILE).read_text())
+    assert (settings["paired"], settings["minimum"], settings["levels"]) == (True, 6, [0.05])
+    assert "6/6 pairs" in stdout and "6 of at most 6 pairs timed together" in stdout
+    for path in out.glob("*-0[1-6].json"):
+        (bench,) = json.loads(path.read_text())["benchmarks"]
+        assert bench["options"]["timer"] == "thread_time"
+    assert list(temp.iterdir()) == []  # the barrier folders and the worktrees are gone
+    assert git(project, "worktree", "list").count("\n") == 0
 
 
 @pytest.mark.parametrize(
@@ -248,8 +283,13 @@ def test_a_signal_ends_the_gate_with_128_plus_it_and_removes_worktrees_and_temp_
     monkeypatch.chdir(project)
     before = signal.getsignal(signum)
 
+    sent = []
+
     def signalled(*args, **kwargs):
-        os.kill(os.getpid(), signum)  # its handler raises at the next bytecode, here
+        if not sent:  # once: a pair's runs timed together call this from two threads at once
+            sent.append(signum)
+            os.kill(os.getpid(), signum)  # its handler raises in the main thread, at its next bytecode
+        time.sleep(1)  # a run's thread (a pair timed together) waits here while the main thread ends the gate
         raise AssertionError(f"{signal.Signals(signum).name} did not stop the gate")
 
     monkeypatch.setattr(ab, "run_side", signalled)
@@ -345,7 +385,7 @@ def test_ab_json_gives_the_verdict_rows_naming_their_machine(tmp_path, capsys, m
             paths[side].append(write_run(tmp_path / side, i, document))
     # The suite's runs are stood in for: what is checked is what ab prints from them.
     monkeypatch.setattr(ab, "resolve", lambda repo, base, head: (tmp_path, "a" * 40, "b" * 40, "head"))
-    monkeypatch.setattr(ab, "run_pairs", lambda *args: paths)
+    monkeypatch.setattr(ab, "run_pairs", lambda *args: (args[-1](False), paths)[1])  # start(paired=False)
     code, out, _ = perf_core(capsys, "ab", "base", "head", "--json", "--out", tmp_path / "out")
     rows = json.loads(out)
     machine = ab.collect(paths)["base"][0].machine.label

@@ -9,6 +9,7 @@ import time
 import pytest
 from helpers import floor_held, git, raw_options
 
+from perf_core import contract
 from perf_core.analysis import records
 from perf_core.errors import HistoryError, UsageError
 from perf_core.measure import kernels
@@ -381,3 +382,19 @@ def test_a_run_records_its_phases_non_negative_and_within_its_wall_time(suite, r
     (bench,) = run["benchmarks"]
     assert phases["compile_s"] >= bench["extra_info"]["compile_s"]  # the compile phase holds the compile
     assert bench["extra_info"]["compile_cache"] in ("hit", "miss")
+
+
+def test_a_run_with_a_pair_barrier_meets_the_other_run_and_times_thread_cpu_time(suite, run_suite):
+    barrier = suite.path / "barrier"
+    barrier.mkdir()
+    (barrier / "base-matmul-compiled-16").touch()  # the other run is ready to time it too
+    result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:head", *ONE_COMPILED)
+    result.assert_outcomes(passed=1)
+    assert contract.PAIRS_TOGETHER_LINE in result.stdout.lines  # what perf-core ab looks for
+    assert (barrier / "head-matmul-compiled-16").exists() and contract.pair_done(barrier, "head").exists()
+    (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
+    (bench,) = json.loads(saved.read_text())["benchmarks"]
+    assert bench["options"]["timer"] == "thread_time"  # pytest-benchmark records the function's name
+    result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:middle", *ONE_COMPILED)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--pair-barrier" in result.stderr.str() and "expected FOLDER:base or FOLDER:head" in result.stderr.str()

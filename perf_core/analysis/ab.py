@@ -23,6 +23,7 @@ shifts both sides of that pair alike and never decides a verdict.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import json
 import re
@@ -39,12 +40,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from perf_core import contract
 from perf_core.analysis import gate, launch, output, records, select, sequential, stats, view
-from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, spread
+from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, side_by_side, spread
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
+# Pairs timed together are read by the signed-rank test, whose smallest p with n pairs is 2 / 2^n:
+# 6 pairs at least at alpha 0.05 (one look there; --pairs 8 adds a look at 6 and one at 8).
+DEFAULT_PAIRED_PAIRS = 6
 # Short timing per run: the gate's power comes from many independent runs, not long ones. 0.2 s of
 # rounds (was 0.3): on the 2-core machine a run's median was within about 1.3% (its standard error,
 # from the rounds' IQR) either way, against 12-15% between runs, and CPU A/A gates took 104-121 s
@@ -167,6 +173,7 @@ class Checked:
     device: str | None
     threads: int | None
     files: tuple[str, ...]
+    together: bool = False  # knows --pair-barrier (contract.PAIRS_TOGETHER_LINE)
 
 
 def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> Checked:
@@ -182,6 +189,7 @@ def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str
         device.group(1) if device else None,
         int(threads.group(1)) if threads else None,
         tuple(shlex.split(files.group(1))) if files else (),
+        contract.PAIRS_TOGETHER_LINE in result.stdout.splitlines(),
     )
 
 
@@ -294,10 +302,17 @@ def run_pairs(
     more: Callable[[dict[str, list[Path]]], bool] = lambda files: True,
     gpus: int | None = None,
     cpus: int | None = None,
+    together: bool = True,
+    start: Callable[[bool], int] | None = None,
 ) -> dict[str, list[Path]]:
     """Both sides' suites in their own worktrees, A B B A ..., at most `maximum` runs a side, each run's
     JSON kept under `out` (base-NN.json, head-NN.json, in pair order); one progress line per run on
     stderr. After each round (one pair per lane) `more(files so far)` says whether to add pairs.
+    Off CUDA, where both sides' suites know --pair-barrier and `together`, a pair's two runs start at
+    once on the lane's cores and time each benchmark together (thread CPU time, one fork server a
+    side: perf_core/measure/pairing.py); else one after the other. `start(paired)`, once that is
+    known and before any timed run, gives the maximum pairs instead of `maximum` (and may refuse:
+    UsageError).
     Everything checkable is checked before the first timed run: the options by a collection-only pass
     of each side, `metric`, `gpus` and `cpus` against the device that pass reports (UsageError)."""
     done: dict[str, dict[int, Path]] = {"base": {}, "head": {}}
@@ -316,29 +331,64 @@ def run_pairs(
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
         threads = max((c.threads or 1 for c in checked.values()), default=1)
-        lanes = choose_lanes(gpus, cpus, device, threads, maximum)
-        # One server a lane, the parent of its runs: both sides of a pair fork from the same one.
-        server = {lane: first if i == 0 else servers.enter_context(launch.ForkServer()) for i, lane in enumerate(lanes)}
+        paired = together and device != "cuda" and all(c.together for c in checked.values())
+        maximum = start(paired) if start else maximum
+        lanes = choose_lanes(gpus, cpus, device, threads, maximum, pinned=paired)
+        print(f"ab: {pairing_line(together, device, checked)}", file=sys.stderr)
+        # The parents of a lane's runs: one server, both sides of a pair forked from it in turn; or, a
+        # pair's runs timed together, two, which swap sides from pair to pair.
+        server = {
+            lane: [first if i == j == 0 else servers.enter_context(launch.ForkServer()) for j in range(1 + paired)]
+            for i, lane in enumerate(lanes)
+        }
         for each in server.values():
-            each.wait_ready()
+            for one in each:
+                one.wait_ready()
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         total = 2 * maximum
         counter = iter(range(1, total + 1))
 
-        def run_lane(lane: Lane, jobs: list[tuple[str, int]]) -> None:
-            for side, pair in jobs:
-                path = out / f"{side}-{pair:02d}.json"
-                files = checked[side].files
-                run_side(server[lane], trees[side], path, [*run_args(metric, pair), *extra, *files], side, lane)
-                done[side][pair] = path
-                count, elapsed = next(counter), time.monotonic() - started
-                where = f", {lane.label()}" if len(lanes) > 1 else ""
-                print(
-                    f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s of timed runs,"
-                    f" ~{elapsed / count * (total - count):.0f} s of runs left at most{where}",
-                    file=sys.stderr,
+        def run_one(lane: Lane, side: str, pair: int, parent: launch.ForkServer, barrier: Path | None) -> None:
+            path = out / f"{side}-{pair:02d}.json"
+            args = [*run_args(metric, pair), *extra, *checked[side].files]
+            try:
+                run_side(
+                    parent,
+                    trees[side],
+                    path,
+                    args + ([f"--pair-barrier={barrier}:{side}"] if barrier else []),
+                    side,
+                    lane,
                 )
+            finally:
+                if barrier:  # the other run stops waiting for this one, however it ended
+                    contract.pair_done(barrier, side).touch()
+            done[side][pair] = path
+            count, elapsed = next(counter), time.monotonic() - started
+            where = f", {lane.label()}" if len(lanes) > 1 else ""
+            print(
+                f"[{count}/{total}] {side} pair {pair}: {elapsed:.0f} s of timed runs,"
+                f" ~{elapsed / count * (total - count):.0f} s of runs left at most{where}",
+                file=sys.stderr,
+            )
+
+        def run_lane(lane: Lane, jobs: list[tuple[str, int]]) -> None:
+            if not paired:
+                for side, pair in jobs:
+                    run_one(lane, side, pair, server[lane][0], None)
+                return
+            for pair in dict.fromkeys(pair for _, pair in jobs):
+                # The side started first, on the lane's first server, swaps from one of the lane's pairs
+                # to its next (A B, B A), so neither side keeps a server or the head start.
+                sides = ("base", "head") if (pair - 1) // len(lanes) % 2 == 0 else ("head", "base")
+                with tempfile.TemporaryDirectory(prefix="perf-core-pair-") as barrier:
+                    side_by_side(
+                        [
+                            functools.partial(run_one, lane, side, pair, parent, Path(barrier))
+                            for side, parent in zip(sides, server[lane])
+                        ]
+                    )
 
         pairs = 0
         while pairs < maximum and (pairs == 0 or more(files())):
@@ -346,6 +396,18 @@ def run_pairs(
             run_lanes(run_lane, spread(pairs + 1, last, lanes))
             pairs = last
     return files()
+
+
+def pairing_line(together: bool, device: str | None, checked: Mapping[str, Checked]) -> str:
+    """How a pair's two runs are timed, and why (run_pairs)."""
+    if device == "cuda":
+        return "each pair's runs one after the other on its GPU"
+    unable = [side for side, c in checked.items() if not c.together]
+    if not together:
+        return "each pair's runs one after the other (--apart)"
+    if unable:
+        return f"each pair's runs one after the other: {' and '.join(unable)}'s suite cannot time them together (no --pair-barrier)"
+    return "each pair's runs together on one core, each benchmark timed by both at once on thread CPU time"
 
 
 def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -370,7 +432,7 @@ def save_settings(out: Path, rule: sequential.Plan, threshold: float, metric: st
     """Write how this gate decides into its --out folder, so that `report --ab` decides as it did: the
     looks' levels too, which a later perf-core may choose otherwise for the same alpha and pairs."""
     settings = {"alpha": rule.alpha, "pairs": rule.maximum, "threshold": threshold, "metric": metric}
-    settings |= {"minimum": rule.minimum, "levels": list(rule.levels), "family": rule.family}
+    settings |= {"minimum": rule.minimum, "levels": list(rule.levels), "family": rule.family, "paired": rule.paired}
     out.mkdir(parents=True, exist_ok=True)
     output.write_text(out / SETTINGS_FILE, json.dumps(settings) + "\n")
 
@@ -409,11 +471,11 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
     """The plan a gate decided by, from its settings file `path` (read as `settings`): its saved looks'
     levels, or, for a folder saved before they were (2026-12-02), today's plan for its alpha and pairs.
     Raises HistoryError for levels `perf-core ab` does not write."""
-    family = settings.get("family", False)
-    if not isinstance(family, bool):
+    family, paired = settings.get("family", False), settings.get("paired", False)
+    if not isinstance(family, bool) or not isinstance(paired, bool):
         raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
     try:  # a folder saved before the family-wise guard is read without it, as that gate decided
-        rule = sequential.plan(settings["alpha"], settings["pairs"], family)
+        rule = sequential.plan(settings["alpha"], settings["pairs"], family, paired)
     except UsageError as error:
         raise HistoryError(f"{path}: {error}") from None
     levels, minimum = settings.get("levels"), settings.get("minimum")
@@ -426,7 +488,7 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
         and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
     ):
         raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
-    return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family)
+    return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family, paired)
 
 
 def sequential_verdicts(
@@ -441,6 +503,8 @@ def sequential_verdicts(
     (regression and improvement are the same tests at the same levels), and an open one at the maximum
     gets the fixed-count reading there."""
     names = select.names_of(runs["base"])
+    if rule.paired:
+        return [paired_verdict(runs, name, looks[name], rule, metric) for name in names]
     decided: dict[str, gate.Decided] = {}
     for pairs in sorted({looks[name].pairs for name in names}):
         group = [name for name in names if looks[name].pairs == pairs]
@@ -448,6 +512,30 @@ def sequential_verdicts(
         for d in gate.decide_all(runs["base"][:pairs], runs["head"][:pairs], group, metric, threshold, level):
             decided[d.verdict.name] = family_guarded(d, looks[d.verdict.name], rule)
     return [decided[name] for name in names if name in decided]
+
+
+def paired_verdict(
+    runs: dict[str, list[records.Run]], name: str, seen: sequential.Look, rule: sequential.Plan, metric: str
+) -> gate.Decided:
+    """A benchmark's verdict from the look that settled it, for pairs timed together (the look's own
+    ratio of each pair's runs, signed-rank p, interval and family p); open at the last look: unchanged,
+    the fixed-count reading (neither test rejected there)."""
+    base, head = (select.run_values(runs[side][: seen.pairs], name, metric) for side in ("base", "head"))
+    verdict = sequential.UNCHANGED if seen.verdict == sequential.OPEN else seen.verdict
+    n_tokens = next(run.results[name].n_tokens for run in runs["base"] if name in run.results)
+    row = stats.Verdict(
+        name,
+        *(float(np.median(side)) for side in (base, head)),
+        seen.ratio,
+        seen.low,
+        seen.high,
+        seen.p,
+        len(base),
+        len(head),
+        verdict,
+        seen.family_p if rule.family else None,
+    )
+    return gate.Decided(row, n_tokens, "pairs")
 
 
 def family_guarded(d: gate.Decided, seen: sequential.Look, rule: sequential.Plan) -> gate.Decided:

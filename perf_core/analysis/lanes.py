@@ -6,6 +6,7 @@ own speed shifts both sides of a pair alike and never decides a verdict (docs/ga
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -69,16 +70,19 @@ def choose_gpus(requested: int | None, device: str | None, visible: Sequence[str
     return list(visible[: requested or len(visible)])
 
 
-def cpu_lanes(requested: int | None, cores: Sequence[int], threads: int) -> list[Lane]:
+def cpu_lanes(requested: int | None, cores: Sequence[int], threads: int, pinned: bool = False) -> list[Lane]:
     """CPU lanes: `requested` sets (default 1) of `threads` cores each from `cores`, each lane's runs
-    pinned to its set; one lane, unpinned, when one is asked for or fits. Raises UsageError when more
-    are asked for than fit. One by default: on the 2-core machine two lanes side by side made the A/A
-    ratios 3-14x wider (docs/gate.md), each run's neighbour being the other lane's compile or timing."""
+    pinned to its set; one lane, unpinned, when one is asked for or fits, unless `pinned`. Raises
+    UsageError when more are asked for than fit. By default one lane for runs timed one after the
+    other (on the 2-core machine two lanes side by side made the A/A ratios 3-14x wider, each run's
+    neighbour being the other lane's compile or timing), and every lane that fits for a pair's runs
+    timed together (`pinned`: the pair shares its cores, so what a neighbour lane does reaches both
+    of its runs alike; two lanes kept the pairs' ratios within 1.9% between pairs, docs/gate.md)."""
     fit = len(cores) // max(threads, 1)
     if requested is not None and not 1 <= requested <= max(fit, 1):
         raise UsageError(f"--cpus: {requested} asked for; {len(cores)} core(s) here hold {fit} of {threads} thread(s)")
-    count = requested or 1
-    if count <= 1:
+    count = requested or (max(fit, 1) if pinned else 1)
+    if count <= 1 and not pinned:
         return [Lane()]
     ordered = sorted(cores)
     return [Lane(cores=tuple(ordered[i * threads : (i + 1) * threads])) for i in range(count)]
@@ -99,9 +103,12 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
 
 
-def choose_lanes(gpus: int | None, cpus: int | None, device: str | None, threads: int, maximum: int) -> list[Lane]:
+def choose_lanes(
+    gpus: int | None, cpus: int | None, device: str | None, threads: int, maximum: int, pinned: bool = False
+) -> list[Lane]:
     """Where the runs go: on CUDA one lane a GPU (choose_gpus); elsewhere one lane a set of the suite's
-    --threads cores (cpu_lanes, over the cores this process may use); never more lanes than pairs.
+    --threads cores (cpu_lanes, over the cores this process may use; `pinned` even for one lane); never
+    more lanes than pairs.
     Raises UsageError for --cpus on CUDA and --gpus off it."""
     if device == "cuda":
         if cpus is not None:
@@ -109,23 +116,32 @@ def choose_lanes(gpus: int | None, cpus: int | None, device: str | None, threads
         lanes = [Lane(gpu=gpu) for gpu in choose_gpus(gpus, device, visible_gpus())]
     else:
         choose_gpus(gpus, device, [])
-        lanes = cpu_lanes(cpus, sorted(os.sched_getaffinity(0)), threads)
+        lanes = cpu_lanes(cpus, sorted(os.sched_getaffinity(0)), threads, pinned)
     return lanes[:maximum]
 
 
 def run_lanes(
     run_lane: Callable[[Lane, list[tuple[str, int]]], None], lanes: list[tuple[Lane, list[tuple[str, int]]]]
 ) -> None:
-    """Each lane's runs in order, the lanes side by side (one thread each; one lane: right here, so
-    Ctrl-C and the signals reach the running suite directly). An interruption or a failing run ends
-    every suite still running before it propagates: the first lane to fail, not the first in order."""
-    if len(lanes) == 1:
-        run_lane(*lanes[0])
-        return
+    """Each lane's runs in order, the lanes side by side (side_by_side)."""
     launch.allow_runs()
-    pool = ThreadPoolExecutor(len(lanes))
     try:
-        futures = [pool.submit(run_lane, lane, jobs) for lane, jobs in lanes]
+        side_by_side([functools.partial(run_lane, lane, jobs) for lane, jobs in lanes])
+    finally:
+        launch.allow_runs()
+
+
+def side_by_side(calls: Sequence[Callable[[], None]]) -> None:
+    """Every call at once, one thread each (one call: right here, so Ctrl-C and the signals reach the
+    running suite directly): the lanes, or a pair's two runs timed together. An interruption or a
+    failing call ends every suite still running before it propagates: the first to fail, not the first
+    in order."""
+    if len(calls) == 1:
+        calls[0]()
+        return
+    pool = ThreadPoolExecutor(len(calls))
+    try:
+        futures = [pool.submit(call) for call in calls]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in futures if f in done and f.exception() is not None), None)
         if failed:
@@ -135,4 +151,3 @@ def run_lanes(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        launch.allow_runs()

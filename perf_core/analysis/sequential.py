@@ -87,9 +87,10 @@ def _median(values: np.ndarray) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def smallest_p(n: int) -> float:
-    """The smallest two-sided p-value of the gate's test with n runs a side (stats.smallest_p)."""
-    return stats.smallest_p(n, n)
+def smallest_p(n: int, paired: bool = False) -> float:
+    """The smallest two-sided p-value of the gate's test with n runs a side (stats.smallest_p), or with
+    n pairs timed together (`paired`: stats.paired_smallest_p)."""
+    return stats.paired_smallest_p(n) if paired else stats.smallest_p(n, n)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Plan:
     maximum: int
     levels: tuple[float, ...]
     family: bool = True  # whether a rejection also needs the family-wise p (False: gates saved before it)
+    paired: bool = False  # pairs timed together: the signed-rank test of each pair's ratio (stats.paired_p)
 
     @property
     def looks(self) -> dict[int, float]:
@@ -129,9 +131,11 @@ class Plan:
         return self.alpha - sum(self.levels[:-1])
 
 
-def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
+def plan(alpha: float, maximum: int, family: bool = True, paired: bool = False) -> Plan:
     """The looks for `maximum` pairs at most; raises UsageError when no look can reach alpha.
     `family`: with the family-wise guard (False: a gate saved before it, read as it decided).
+    `paired`: each pair's runs timed together, read by the signed-rank test (its smallest p 2 / 2^n
+    needs 6 pairs at alpha 0.05; the last level is the union bound's, alpha less the interim levels).
 
     Interim looks come first to last from stats.MIN_RUNS, each kept only if the test and the
     family-wise test can reach its level at that size and the final look can still reach their
@@ -140,23 +144,25 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
-    least = min(_reachable(n) for n in range(stats.MIN_RUNS, 10))  # the family test's drawn labelings go no lower
+    least = min(
+        _reachable(n, True, paired) for n in range(stats.MIN_RUNS, 10)
+    )  # the family test's drawn labelings go no lower
     if family and not stats.can_reach(least, alpha):
         raise UsageError(
             f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
             f" than p {least:.5g}, at 9 pairs); use --alpha {_rounded_up(least)} or more"
         )
-    needed = stats.samples_needed(alpha)
+    needed = stats.samples_needed(alpha, paired)
     if maximum < stats.MIN_RUNS:
         raise UsageError(
             f"--pairs {maximum}: the gate's test takes at least {stats.MIN_RUNS} runs a side; use at least {needed}"
         )
     if maximum < needed:
         raise UsageError(
-            f"--pairs {maximum}: with {maximum} runs a side no difference can be significant at --alpha {alpha:g}"
-            f" (smallest p {smallest_p(maximum):.3g}); use at least {needed}"
+            f"--pairs {maximum}: with {maximum} {'pairs timed together' if paired else 'runs a side'} no difference"
+            f" can be significant at --alpha {alpha:g} (smallest p {smallest_p(maximum, paired):.3g}); use at least {needed}"
         )
-    last = _reachable(maximum, family)
+    last = _reachable(maximum, family, paired)
     if not stats.can_reach(last, alpha):  # up to 9 pairs the checks above refuse it: drawn labelings only
         raise UsageError(
             f"--alpha {alpha:g}: at {maximum} pairs the family-wise test over the benchmarks cannot go below"
@@ -165,15 +171,15 @@ def plan(alpha: float, maximum: int, family: bool = True) -> Plan:
     levels: dict[int, float] = {}
     spent = 0.0
     for n in range(stats.MIN_RUNS, maximum):  # fewer runs are not the test's samples (gate.decide_all)
-        size = stats.interim_level(n)
-        attainable = stats.can_reach(_reachable(n, family), size)
+        size = stats.paired_smallest_p(n) if paired else stats.interim_level(n)
+        attainable = stats.can_reach(_reachable(n, family, paired), size)
         if attainable and stats.can_reach(size, alpha) and alpha - spent - size >= last * (1 - _SLACK):
             levels[n] = size
             spent += size
     minimum = min(levels, default=maximum)
-    levels[maximum] = stats.last_level(levels, maximum, alpha)
+    levels[maximum] = alpha - sum(levels.values()) if paired else stats.last_level(levels, maximum, alpha)
     looks = tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1))
-    return Plan(alpha, minimum, maximum, looks, family)
+    return Plan(alpha, minimum, maximum, looks, family, paired)
 
 
 def _rounded_up(value: float) -> str:
@@ -185,10 +191,12 @@ def _rounded_up(value: float) -> str:
     return f"{float(shown):g}"
 
 
-def _reachable(n: int, family: bool = True) -> float:
-    """The smallest p-value at n runs a side that the rank test (and, with `family`, the family-wise
-    test) reaches."""
-    return max(smallest_p(n), stats.family_smallest_p(n, n) if family else 0.0)
+def _reachable(n: int, family: bool = True, paired: bool = False) -> float:
+    """The smallest p-value at n runs a side (n pairs timed together: `paired`) that the test (and, with
+    `family`, the family-wise test) reaches."""
+    if not family:
+        return smallest_p(n, paired)
+    return max(smallest_p(n, paired), stats.paired_family_smallest_p(n) if paired else stats.family_smallest_p(n, n))
 
 
 @dataclass(frozen=True)
@@ -225,10 +233,15 @@ def look(
     both = np.concatenate((b, h))
     if pairs == 0 or not bool(np.all((both > 0) & np.isfinite(both))):
         raise ValueError("samples must be positive finite seconds, at least one a side")
-    ratio = _median(h) / _median(b)
-    p = stats.two_sample_p(b, h)
     level = rule.level(pairs)
-    low, high = stats.ratio_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
+    if rule.paired:  # the median of the pairs' own ratios, and the signed-rank test of them
+        ratio = math.exp(_median(np.log(h) - np.log(b)))
+        p = stats.paired_p(b, h)
+        low, high = stats.paired_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
+    else:
+        ratio = _median(h) / _median(b)
+        p = stats.two_sample_p(b, h)
+        low, high = stats.ratio_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     band = 1 + threshold
     family_wise = family_p is None or stats.significant(family_p, rule.family_level(pairs))
     rejected = level > 0 and stats.significant(p, level) and family_wise
@@ -253,7 +266,8 @@ def step(
     never revised, so no look is taken twice), the others are looked at, each with its family-wise
     p-value over *all* the benchmarks, settled ones included (`family`). `samples`: name -> (base,
     head) seconds, one per run."""
-    family = family_ps(samples, FUDGE * math.log1p(threshold)) if rule.family else dict.fromkeys(samples)
+    s0 = FUDGE * math.log1p(threshold)
+    family = family_ps(samples, s0, rule.paired) if rule.family else dict.fromkeys(samples)
     return {
         name: settled[name]
         if name in settled and settled[name].settled
@@ -271,9 +285,10 @@ FUDGE = 0.5
 
 
 def family_ps(
-    samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], s0: float = 0.0
+    samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], s0: float = 0.0, paired: bool = False
 ) -> dict[str, float | None]:
-    """name -> stats.family_p (fudge `s0`) of the benchmarks' first min(len) pairs, runs as rows; 1.0
+    """name -> stats.family_p (stats.paired_family_p for pairs timed together: `paired`; fudge `s0`) of
+    the benchmarks' first min(len) pairs, runs as rows; 1.0
     for every benchmark when a side has fewer than two runs. A lone benchmark is its own family: None,
     the rank test at its counted levels decides alone (its rate is already at most alpha over the
     looks). Raises ValueError on a sample that is not a positive finite number."""
@@ -283,7 +298,8 @@ def family_ps(
         return dict.fromkeys(names)
     base = np.array([samples[name][0][:pairs] for name in names], dtype=float).T
     head = np.array([samples[name][1][:pairs] for name in names], dtype=float).T
-    return dict(zip(names, stats.family_p(base, head, s0).tolist(), strict=True))
+    test = stats.paired_family_p if paired else stats.family_p
+    return dict(zip(names, test(base, head, s0).tolist(), strict=True))
 
 
 def should_continue(looks: Mapping[str, Look], rule: Plan) -> bool:

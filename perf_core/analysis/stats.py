@@ -334,6 +334,12 @@ def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
     labels = _labelings(n, k, observed_labels)
     statistic = _moderated_t(runs, labels, k, s0)  # (labelings, benchmarks)
     observed = _moderated_t(runs, observed_labels[None, :], k, s0)[0]
+    return _step_down(statistic, observed)
+
+
+def _step_down(statistic: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Westfall & Young's step-down adjusted p-values from each labeling's statistics (labelings,
+    benchmarks) and the observed ones (benchmarks,)."""
     order = np.argsort(-observed, kind="stable")  # most extreme first
     # Step-down: the j-th most extreme benchmark is compared with the largest statistic, in each
     # labeling, of itself and the benchmarks less extreme than it (the more extreme ones are taken as
@@ -375,12 +381,124 @@ def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int, s0: float) -> np.
     return np.abs(head_sum / k - base_sum / n) / scale
 
 
-def samples_needed(alpha: float) -> int:
+# The paired test: a pair's two runs timed together on one core (perf-core ab on the CPU,
+# perf_core/measure/pairing.py), so each pair gives one figure, d = log(head / base), free of the
+# moment's machine speed that both runs shared. With no change the pair's two runs are
+# exchangeable (both suites alike, each side first in half the pairs, the two fork servers swapped
+# from pair to pair), so each d is as likely to be +x as -x: the sign-flip tests below are exact.
+PAIRED_TEST_NAME = "Wilcoxon signed-rank"
+
+
+@functools.cache
+def _w_counts(n: int) -> tuple[int, ...]:
+    """How many of the 2^n sign patterns of n pairs give each W = 0..n(n+1)/2 (W: the sum of the ranks
+    of |d| over the pairs with head slower): the coefficients of prod_{i=1..n} (1 + q^i), exact integers."""
+    poly = [1]
+    for i in range(1, n + 1):
+        grown = poly + [0] * i
+        for k, c in enumerate(poly):
+            grown[k + i] += c
+        poly = grown
+    return tuple(poly)
+
+
+@functools.cache
+def signed_rank_cdf(n: int) -> np.ndarray:
+    """P(W <= w) for w = 0..n(n+1)/2 with n pairs and no change (read-only, shared)."""
+    counts = np.asarray(_w_counts(n), dtype=float)
+    cdf = np.cumsum(counts) / counts.sum()
+    cdf.flags.writeable = False
+    return cdf
+
+
+def _p_of_w(w: int, n: int) -> float:
+    cumulative = signed_rank_cdf(n)
+    low, high = cumulative[w], 1.0 - (cumulative[w - 1] if w >= 1 else 0.0)
+    return min(1.0, 2 * float(min(low, high)))
+
+
+def paired_p(base: np.ndarray, head: np.ndarray) -> float:
+    """The exact two-sided Wilcoxon signed-rank p-value (Wilcoxon 1945) of the pairs' log ratios
+    d = log(head_i / base_i), base and head in pair order; 1.0 with fewer than two pairs. A pair whose
+    runs agree exactly (d = 0) is counted on whichever side gives the larger p, so a tie never makes a
+    rejection easier (as `mann_whitney`); |d| tied across pairs (thread CPU time reads nanoseconds)
+    are ranked in pair order."""
+    d = np.log(np.asarray(head, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    n = len(d)
+    if n < 2:
+        return 1.0
+    ranks = np.empty(n, dtype=int)
+    ranks[np.argsort(np.abs(d), kind="stable")] = np.arange(1, n + 1)
+    strict, zeros = int(ranks[d > 0].sum()), int(ranks[d == 0].sum())
+    return max(_p_of_w(w, n) for w in range(strict, strict + zeros + 1))
+
+
+def paired_smallest_p(n: int) -> float:
+    """The smallest two-sided p-value `paired_p` can give with n pairs: 2 / 2^n (every pair one way)."""
+    return min(1.0, 2 / 2**n)
+
+
+def paired_bounds(base: Sequence[float], head: Sequence[float], level: float) -> tuple[float, float]:
+    """The head/base ratios `paired_p` does not reject at `level`, the interval that inverts it (coverage
+    at least 1 - level): the Hodges-Lehmann interval of the Walsh averages (d_i + d_j) / 2, i <= j
+    (Hollander & Wolfe 1999, 3.3), from the k-th smallest to the k-th largest, k the largest with
+    P(W <= k - 1) <= level / 2; (0, inf) where no interval that narrow exists with these pairs."""
+    d = np.log(np.asarray(head, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    k = int(np.searchsorted(signed_rank_cdf(len(d)), level / 2 * (1 + SLACK), side="right"))
+    if k == 0:
+        return 0.0, math.inf
+    i, j = np.triu_indices(len(d))
+    walsh = np.sort((d[i] + d[j]) / 2)
+    return float(np.exp(walsh[k - 1])), float(np.exp(walsh[-k]))
+
+
+def paired_family_smallest_p(n: int) -> float:
+    """The smallest p-value `paired_family_p` can give with n pairs: 2 / 2^n enumerated (a sign pattern
+    and its mirror tie), 1 / (FAMILY_DRAWS + 1) drawn."""
+    return 1 / (FAMILY_DRAWS + 1) if 2 ** (n - 1) > FAMILY_EXACT_UP_TO else 2 / 2**n
+
+
+def paired_family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
+    """`family_p` for pairs timed together: the step-down max-T over sign flips of whole pairs (all of
+    a pair's benchmarks flipped at once, so what the pair's runs shared is kept). Shapes: `base` and
+    `head` (n, m) seconds, row i pair i, one column per benchmark; returns (m,) p-values. The statistic
+    is a moderated one-sample t of d = log(head / base), |mean d| / ((s + s0) / sqrt(n)), s the standard
+    deviation of d; exact over the 2^(n - 1) patterns with pair 0 unflipped (a pattern and its mirror
+    have the same statistic) up to FAMILY_EXACT_UP_TO, else FAMILY_DRAWS drawn and the observed one.
+    Raises ValueError on shapes that differ or samples that are not positive finite seconds."""
+    b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
+    if b.ndim != 2 or b.shape != h.shape:
+        raise ValueError("paired_family_p takes (pairs, benchmarks) arrays of positive seconds, the same shape")
+    both = np.concatenate((b, h))
+    if not np.all((both > 0) & np.isfinite(both)):
+        raise ValueError("paired_family_p takes (pairs, benchmarks) arrays of positive finite seconds")
+    n = len(b)
+    if n < 2:
+        return np.ones(b.shape[1])
+    d = np.log(h) - np.log(b)
+    if 2 ** (n - 1) > FAMILY_EXACT_UP_TO:
+        rng = np.random.default_rng(0)
+        signs = np.vstack((np.ones(n), rng.choice((-1.0, 1.0), size=(FAMILY_DRAWS, n))))
+    else:
+        rest = np.array(list(itertools.product((1.0, -1.0), repeat=n - 1))).reshape(-1, n - 1)
+        signs = np.hstack((np.ones((len(rest), 1)), rest))
+    squares = (d**2).sum(axis=0)
+
+    def moderated_t(flips: np.ndarray) -> np.ndarray:
+        mean = flips @ d / n
+        s = np.sqrt(np.maximum(squares - n * mean**2, 0.0) / (n - 1))
+        return np.abs(mean) / (np.maximum(s + s0, FLOOR) / math.sqrt(n))
+
+    statistic, observed = moderated_t(signs), moderated_t(np.ones((1, n)))[0]
+    return _step_down(statistic, observed)
+
+
+def samples_needed(alpha: float, paired: bool = False) -> int:
     """The fewest runs a side (the same on both) with which the gate (gate.decide_all, which reads the
     runs through `decide` from MIN_RUNS on) can reach `alpha`: at least MIN_RUNS, and enough for
-    `two_sample_p`'s smallest p to reach it."""
+    `two_sample_p`'s smallest p (`paired_p`'s, for pairs timed together) to reach it."""
     n = MIN_RUNS
-    while not can_reach(smallest_p(n, n), alpha):
+    while not can_reach(paired_smallest_p(n) if paired else smallest_p(n, n), alpha):
         n += 1
     return n
 

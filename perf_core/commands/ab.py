@@ -14,6 +14,7 @@ from pathlib import Path
 
 from perf_core.analysis import ab, explain, gate, output, sequential, view
 from perf_core.commands import compare, options
+from perf_core.errors import UsageError
 
 
 def add_arguments(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +26,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=ab.DEFAULT_PAIRS,
         help=f"at most this many runs per side, interleaved; pairs are added only while some verdict is open"
-        f" (default {ab.DEFAULT_PAIRS})",
+        f" (default {ab.DEFAULT_PAIRS}; {ab.DEFAULT_PAIRED_PAIRS} for pairs timed together on the CPU)",
     )
     parser.add_argument(
         "--gpus",
@@ -38,9 +38,15 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cpus",
         type=int,
-        help="on the CPU, run this many suite processes at a time, each lane pinned to its own cores (the"
-        " suite's --threads of them), pair i on lane i mod N (default 1: one at a time, unpinned; side by side"
-        " lanes share caches and memory, and widened the A/A spread on a 2-core machine)",
+        help="on the CPU, run this many lanes at a time, each pinned to its own cores (the suite's --threads"
+        " of them), pair i on lane i mod N (default: for pairs timed together, every lane that fits; with"
+        " --apart 1, unpinned: lanes side by side widened the A/A spread of runs timed apart on a 2-core machine)",
+    )
+    parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="on the CPU, run a pair's two runs one after the other (default: together on one core, each"
+        " benchmark timed by both at once on thread CPU time, where both sides' suites can; docs/gate.md)",
     )
     options.add_filters(parser, variant="compiled", tokens_help="(default: the suite's)")
     parser.add_argument("--out", type=Path, help="folder for every run's JSON (default .benchmarks-ab/<time>)")
@@ -58,9 +64,10 @@ def run(
     base: str,
     head: str | None,
     *,
-    pairs: int,
+    pairs: int | None,
     gpus: int | None,
     cpus: int | None,
+    apart: bool,
     kernel: str | None,
     variant: str | None,
     tokens: str | None,
@@ -76,27 +83,42 @@ def run(
 ) -> int:
     """Exit 1 when a benchmark regressed, else 0; SIGTERM and SIGHUP stop it as Ctrl-C does."""
     with ab.signals_interrupt():
-        rule = sequential.plan(alpha, pairs)  # a --pairs or --alpha that can decide nothing: refused first
+        sequential.plan(alpha, pairs or ab.DEFAULT_PAIRS)  # a --pairs or --alpha that can decide nothing: refused first
         if markdown:
             output.check_writable(markdown)
         top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)
         out = out or top / ".benchmarks-ab" / datetime.now().strftime("%Y%m%d-%H%M%S")
         extra = ab.selection_args(kernel, variant, tokens) + shlex.split(pytest_args)
         print(
-            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}), at most {pairs} pairs -> {out}",
+            f"ab: base {base} ({base_sha[:10]}) vs head {head_label} ({head_sha[:10]}) -> {out}",
             file=sys.stderr,
         )
         threshold = gate.threshold_for(metric, threshold)
 
+        rules: list[sequential.Plan] = []
+
+        def start(paired: bool) -> int:
+            """The plan, once ab knows whether a pair's runs are timed together (before any timed run)."""
+            maximum = pairs or (ab.DEFAULT_PAIRED_PAIRS if paired else ab.DEFAULT_PAIRS)
+            try:
+                rules.append(sequential.plan(alpha, maximum, paired=paired))
+            except UsageError as error:
+                raise UsageError(f"{error} (or --apart: pairs one after the other)" if paired else str(error)) from None
+            print(f"ab: at most {maximum} pairs", file=sys.stderr)
+            return maximum
+
         def looks(files: dict[str, list[Path]]) -> dict[str, sequential.Look]:
-            return sequential.looks_upto(ab.samples(ab.collect(files), metric), rule, threshold)
+            return sequential.looks_upto(ab.samples(ab.collect(files), metric), rules[-1], threshold)
 
         def more(files: dict[str, list[Path]]) -> bool:
             seen = looks(files)
             return not seen or sequential.should_continue(seen, rule)
 
         started = time.monotonic()
-        files = ab.run_pairs(top, {"base": base_sha, "head": head_sha}, pairs, extra, metric, out, more, gpus, cpus)
+        files = ab.run_pairs(
+            top, {"base": base_sha, "head": head_sha}, 0, extra, metric, out, more, gpus, cpus, not apart, start
+        )
+        rule = rules[-1]
         wall_s = time.monotonic() - started
         ab.save_settings(out, rule, threshold, metric)
         runs = ab.collect(files)
@@ -107,7 +129,7 @@ def run(
         used = max((look.pairs for look in final.values()), default=0)
         title = (
             f"perf-core ab: {base} ({base_sha[:10]}) -> {head_label} ({head_sha[:10]}),"
-            f" {used} of at most {pairs} runs a side, {metric}"
+            f" {used} of at most {rule.maximum} {'pairs timed together' if rule.paired else 'runs a side'}, {metric}"
         )
         publish(view.verdict_rows(decided), runs["base"][0].machine.label, title, as_json)
         changed = [d.verdict.name for d in decided if d.verdict.verdict in explain.CHANGED]

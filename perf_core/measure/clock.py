@@ -37,11 +37,13 @@ def device_sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def timer_for(device: str, rest: float = 0.0) -> Callable[[], float]:
-    """pytest-benchmark's timer for this device: plain perf_counter on the CPU; on CUDA a synchronised
-    clock, resting the card `rest` times as long as it worked (RestingTimer) when rest > 0."""
+def timer_for(device: str, rest: float = 0.0, paired: bool = False) -> Callable[[], float]:
+    """pytest-benchmark's timer for this device: plain perf_counter on the CPU, or, for a run timed
+    together with another on its core (`paired`, perf-core ab's --pair-barrier), this thread's CPU time
+    (time.thread_time: the turns the scheduler gives the other run are not counted; pairing.py); on CUDA
+    a synchronised clock, resting the card `rest` times as long as it worked (RestingTimer) when rest > 0."""
     if device != "cuda":
-        return time.perf_counter
+        return time.thread_time if paired else time.perf_counter
     return RestingTimer(torch.cuda.synchronize, rest) if rest > 0 else synchronized_timer(torch.cuda.synchronize)
 
 

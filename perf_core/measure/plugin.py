@@ -27,7 +27,7 @@ from pytest_benchmark.utils import get_current_time, get_tag
 
 from perf_core import contract
 from perf_core.errors import PerfCoreError
-from perf_core.measure import breakdown, clock, core, storage, summary
+from perf_core.measure import breakdown, clock, core, pairing, storage, summary
 from perf_core.measure.phases import Phases, process_start
 from perf_core.measure.selection import FLAGS, OPTIONS, Case, Selection, parse_selection
 from perf_core.measure.workload import Workload
@@ -37,6 +37,7 @@ torch._inductor.config.compile_threads = int(os.environ["TORCHINDUCTOR_COMPILE_T
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
+BARRIER_KEY = pytest.StashKey["pairing.Barrier | None"]()
 PHASES = Phases(process_start())  # one process is one run
 
 
@@ -53,6 +54,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(
             f"--no-{name}", dest=f"perf_{name}", action="store_const", const="false", help=f"the opposite of --{name}"
         )
+    group.addoption(
+        "--pair-barrier",
+        dest="perf_pair_barrier",
+        metavar="FOLDER:SIDE",
+        help="time each benchmark together with the other run of a pair (set by perf-core ab on the CPU;"
+        " thread CPU time; see perf_core/measure/pairing.py)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     torch.set_num_threads(selection.threads)
     config.stash[SELECTION_KEY] = selection
+    config.stash[BARRIER_KEY] = _barrier(config.getoption("perf_pair_barrier"), selection.device)
     # The history is the point of the suite: every timed run is saved, raw rounds included, the same
     # as --benchmark-autosave --benchmark-save-data. Set here rather than in addopts so that runs
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
@@ -76,6 +85,23 @@ def pytest_configure(config: pytest.Config) -> None:
     if problem:  # refused now, not after every benchmark has been timed
         shown = name if len(name) <= 60 else name[:57] + "..."
         raise pytest.UsageError(f"cannot save the run as {shown!r}: {problem}")
+
+
+def _barrier(value: str | None, device: str) -> pairing.Barrier | None:
+    if value is None:
+        return None
+    if device == "cuda":  # thread CPU time would leave out the device's work
+        raise pytest.UsageError("--pair-barrier: CPU runs only (this one runs on cuda)")
+    try:
+        return pairing.parse(value)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    barrier = session.config.stash.get(BARRIER_KEY, None)
+    if barrier:
+        barrier.finish()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -92,13 +118,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     bench.storage.save = storage.never_lost(bench.storage.save, report)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """What this run measures, in the header (and for `perf-core ab`'s pre-flight check)."""
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """What this run measures, in the header (and for `perf-core ab`'s pre-flight check, which also
+    reads whether this suite knows --pair-barrier: contract.PAIRS_TOGETHER_LINE)."""
     s = config.stash[SELECTION_KEY]
-    return (
+    return [
         f"perf_core: device {s.device}, preset {s.preset} ({s.dtype}), {s.threads} thread(s), {s.cache} cache, rest {s.rest:g},"
-        f" kernels {','.join(s.kernels)}, variants {','.join(s.variants)}, tokens {','.join(map(str, s.tokens))}"
-    )
+        f" kernels {','.join(s.kernels)}, variants {','.join(s.variants)}, tokens {','.join(map(str, s.tokens))}",
+        contract.PAIRS_TOGETHER_LINE,
+    ]
 
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path, items: list[pytest.Item]) -> str | None:
@@ -121,7 +149,8 @@ PARAMS = (contract.KERNEL, contract.VARIANT, contract.N_TOKENS)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
         selection = metafunc.config.stash[SELECTION_KEY]
-        timer = clock.timer_for(selection.device, selection.rest)
+        paired = metafunc.config.stash[BARRIER_KEY] is not None
+        timer = clock.timer_for(selection.device, selection.rest, paired)
         # pytest-benchmark's public way to choose the timer and the group: its marker (see clock.timer_for);
         # one group per kernel and variant, so that its table and histogram hold one curve each.
         params = [
@@ -141,6 +170,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def perf_case(pytestconfig: pytest.Config, kernel: str, variant: str, n_tokens: int) -> Case:
     """This test's benchmark, from its three parameters (set by pytest_generate_tests)."""
     return pytestconfig.stash[SELECTION_KEY].case(kernel, variant, n_tokens)
+
+
+@pytest.fixture(scope="session")
+def perf_barrier(pytestconfig: pytest.Config) -> pairing.Barrier | None:
+    """This run's side of its pair's barrier (--pair-barrier), or None: run_case meets the other run there."""
+    return pytestconfig.stash[BARRIER_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -214,13 +249,15 @@ def rates(w: Workload, median_s: float | None, peaks: clock.Peaks | None) -> dic
     }
 
 
-def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
+def run_case(benchmark, case: Case, peaks: clock.Peaks | None, barrier: pairing.Barrier | None = None) -> None:
     """Prepare (compile, check, warm up), time under a recompile guard, record the contract fields.
 
     On CUDA three figures are kept apart: steady state (pytest-benchmark's rounds), isolated-call
     latency (host included) and device time (CUDA events, no host); NVML samples the clocks while
     the rounds run, so a throttled benchmark is marked rather than trusted. Only the figures in
     `case.figures` are measured; without steady, pytest-benchmark gets the one round it requires.
+    With a `barrier` (perf-core ab's pairs on the CPU), the timing starts once the pair's other run
+    is ready to time this benchmark too (pairing.py).
     """
     device = case.workload.device
     steady = "steady" in case.figures
@@ -231,6 +268,8 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
             start = time.perf_counter()
             call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
             PHASES.compile_s += time.perf_counter() - start
+        if barrier:
+            barrier.meet(case.id)
         sampler = None
         if device == "cuda":
             nvml = clock.nvml_module()
