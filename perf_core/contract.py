@@ -192,6 +192,11 @@ METRICS = {
 PAIRS_TOGETHER_LINE = "perf_core: a pair's runs can be timed together (--pair-barrier)"
 
 
+# A pair's barrier folder's list of the benchmark ids both sides have, one a line (ab writes it; a
+# run waits for the other only at those).
+PAIR_SHARED = "shared"
+
+
 def pair_done(folder: Path, side: str) -> Path:
     """The file in a pair's barrier folder saying `side`'s run has ended (written by the run, and by
     ab whichever way the run ended): the other run stops waiting for it."""

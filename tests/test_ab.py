@@ -100,7 +100,8 @@ def test_missing_benchmark_on_one_side_names_that_side(tmp_path):
 def test_the_collection_pass_gives_the_device_and_the_benchmark_files_each_run_collects(project, fork_server):
     checked = ab.check_side(fork_server, project, [], "base")
     assert fork_server.forks == (os.environ.get("PERF_CORE_NO_FORK") != "1")  # CUDA never initialised in it
-    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",), together=True)
+    assert dataclasses.replace(checked, benchmarks=()) == ab.Checked("cpu", 1, ("tests/test_latency.py",), True)
+    assert "matmul-compiled-16" in checked.benchmarks  # the ids it collected: a pair waits only at shared ones
 
 
 def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch):
@@ -109,7 +110,8 @@ def test_a_server_that_will_not_fork_spawns_each_run_fresh(project, monkeypatch)
     with launch.ForkServer() as server:
         checked = ab.check_side(server, project, [], "base")
         assert not server.forks
-    assert checked == ab.Checked("cpu", 1, ("tests/test_latency.py",), together=True)
+    assert dataclasses.replace(checked, benchmarks=()) == ab.Checked("cpu", 1, ("tests/test_latency.py",), True)
+    assert "matmul-compiled-16" in checked.benchmarks  # the ids it collected: a pair waits only at shared ones
 
 
 def test_same_commit_both_sides_runs_interleaved_and_cleans_up(
@@ -159,7 +161,8 @@ def test_on_the_cpu_a_pairs_runs_are_timed_together_and_read_as_pairs(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.chdir(project)
     out = tmp_path / "runs"
-    code, stdout, err = perf_core(capsys, "ab", "HEAD", "HEAD", *TINY, "--out", out, "--pytest-args", TINY_RUNS)
+    args = ["ab", "HEAD", "HEAD", *TINY, "--cpus", "1", "--out", out, "--pytest-args", TINY_RUNS]
+    code, stdout, err = perf_core(capsys, *args)  # one lane: the lent servers are two
     assert code in (0, 1), err
     assert "ab: each pair's runs together on one core" in err and "ab: at most 6 pairs" in err
     settings = json.loads((out / ab.SETTINGS_FILE).read_text())
@@ -385,12 +388,21 @@ def test_ab_json_gives_the_verdict_rows_naming_their_machine(tmp_path, capsys, m
             paths[side].append(write_run(tmp_path / side, i, document))
     # The suite's runs are stood in for: what is checked is what ab prints from them.
     monkeypatch.setattr(ab, "resolve", lambda repo, base, head: (tmp_path, "a" * 40, "b" * 40, "head"))
-    monkeypatch.setattr(ab, "run_pairs", lambda *args: (args[-1](False), paths)[1])  # start(paired=False)
+    looked = []
+
+    def run_pairs(top, shas, maximum, extra, metric, out, more, *rest):
+        start = rest[-1]
+        assert start(False) == 5  # apart: 5 pairs at most, the first look at 4
+        looked.append(more({side: files[:4] for side, files in paths.items()}))
+        return paths
+
+    monkeypatch.setattr(ab, "run_pairs", run_pairs)
     code, out, _ = perf_core(capsys, "ab", "base", "head", "--json", "--out", tmp_path / "out")
     rows = json.loads(out)
     machine = ab.collect(paths)["base"][0].machine.label
     assert code == 0 and len(rows) == len(ab.collect(paths)["base"][0].results)
     assert {(row["machine"], row["n_base"], row["unit"]) for row in rows} == {(machine, 4, "runs")}
+    assert looked == [False]  # the look at 4 pairs was taken (and settled every benchmark: no more pairs)
 
 
 def test_each_pair_runs_on_one_gpu_pair_i_on_gpu_i_mod_n_in_the_interleaved_order():

@@ -7,5 +7,5 @@ compiles every compiled variant and checks it against eager.
 from perf_core.measure.plugin import run_case
 
 
-def test_latency(benchmark, perf_case, perf_peaks, perf_barrier):
-    run_case(benchmark, perf_case, perf_peaks, perf_barrier)
+def test_latency(benchmark, perf_case, perf_peaks):
+    run_case(benchmark, perf_case, perf_peaks)

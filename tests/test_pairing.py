@@ -120,8 +120,20 @@ def test_the_barrier_waits_for_the_other_run_or_its_end(tmp_path):
     assert met and met[0] >= reached
     head.finish()  # head has ended: base waits for nothing more
     started = time.monotonic()
-    base.meet("mlp-compiled-512")
+    assert base.meet("mlp-compiled-512") is False
     assert time.monotonic() - started < 1 and contract.pair_done(tmp_path, "head").exists()
+
+
+def test_the_barrier_waits_only_at_shared_benchmarks_and_never_past_its_limit(tmp_path, monkeypatch):
+    base = pairing.Barrier(tmp_path, "base")
+    (tmp_path / contract.PAIR_SHARED).write_text("matmul-compiled-16\n")
+    started = time.monotonic()
+    assert base.meet("attention-compiled-16") is False  # head has no such benchmark: no wait
+    monkeypatch.setattr(pairing, "WAIT_LIMIT_S", 0.2)
+    assert base.meet("matmul-compiled-16") is False  # head never came: timed alone after the limit
+    assert 0.2 <= time.monotonic() - started < 2
+    pairing.Barrier(tmp_path, "head").arrive("matmul-compiled-16.timed")  # e.g. head's compile failed
+    assert base.meet("matmul-compiled-16", ".timed") is True
 
 
 @pytest.mark.parametrize("value", ["/nowhere:base", "x", ":head", "{}:middle"])
@@ -171,10 +183,17 @@ def test_together_a_pairs_runs_start_at_once_pinned_with_the_barrier_and_swap_se
         assert {side: args[-1].rsplit(":", 1)[1] for side, _, _, args, _, _ in runs} == {"base": "base", "head": "head"}
         assert len({args[-1].split("=", 1)[1].rsplit(":", 1)[0] for *_, args, _, _ in runs}) == 1  # one folder
         assert {lane.cores for *_, lane, _ in runs} == {((pair - 1) % 2,)}  # both on one core, a lane a core
-    server_of = {(side, pair): server for side, pair, server, *_ in ran}
-    for first, second in ((1, 3), (2, 4)):  # a lane's pairs swap its two servers between the sides
-        assert server_of[("base", first)] == server_of[("head", second)] != server_of[("head", first)]
-        assert server_of[("head", first)] == server_of[("base", second)]
+        assert len({server for _, _, server, *_ in runs}) == 2  # each run from a server of its own
+    # Which side starts first (on the lane's first server) is drawn for each pair.
+    monkeypatch.setattr(ab.ORIENTATION, "sample", lambda sides, k: ["head", "base"])
+    ran.clear()
+    ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 0, [], "steady", tmp_path / "again", start=lambda p: 2)
+    assert {(side, pair): server % 2 for side, pair, server, *_ in ran} == {
+        ("head", 1): 0,
+        ("base", 1): 1,
+        ("head", 2): 0,
+        ("base", 2): 1,
+    }
 
 
 @pytest.mark.parametrize(("together", "device"), [((True, False), "cpu"), ((True, True), "cuda")])

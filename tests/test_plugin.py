@@ -391,7 +391,8 @@ def test_a_run_with_a_pair_barrier_meets_the_other_run_and_times_thread_cpu_time
     result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:head", *ONE_COMPILED)
     result.assert_outcomes(passed=1)
     assert contract.PAIRS_TOGETHER_LINE in result.stdout.lines  # what perf-core ab looks for
-    assert (barrier / "head-matmul-compiled-16").exists() and contract.pair_done(barrier, "head").exists()
+    assert (barrier / "head-matmul-compiled-16").exists() and (barrier / "head-matmul-compiled-16.timed").exists()
+    assert contract.pair_done(barrier, "head").exists()
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     (bench,) = json.loads(saved.read_text())["benchmarks"]
     assert bench["options"]["timer"] == "thread_time"  # pytest-benchmark records the function's name

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import html
 import json
+import random
 import re
 import shlex
 import shutil
@@ -48,6 +49,7 @@ from perf_core.analysis.lanes import NO_LANE, Lane, choose_lanes, run_lanes, sid
 from perf_core.errors import HistoryError, Interrupted, UsageError
 
 DEFAULT_PAIRS = 5
+ORIENTATION = random.SystemRandom()  # which side of a pair timed together starts first (run_pairs)
 # Pairs timed together are read by the signed-rank test, whose smallest p with n pairs is 2 / 2^n:
 # 6 pairs at least at alpha 0.05 (one look there; --pairs 8 adds a look at 6 and one at 8).
 DEFAULT_PAIRED_PAIRS = 6
@@ -174,6 +176,7 @@ class Checked:
     threads: int | None
     files: tuple[str, ...]
     together: bool = False  # knows --pair-barrier (contract.PAIRS_TOGETHER_LINE)
+    benchmarks: tuple[str, ...] = ()  # the ids collected (attention-compiled-16, ...)
 
 
 def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str) -> Checked:
@@ -190,6 +193,7 @@ def check_side(server: launch.ForkServer, tree: Path, args: list[str], side: str
         int(threads.group(1)) if threads else None,
         tuple(shlex.split(files.group(1))) if files else (),
         contract.PAIRS_TOGETHER_LINE in result.stdout.splitlines(),
+        tuple(re.findall(r"^\s*<Function [^\[\s]+\[([^\]]+)\]>$", result.stdout, re.MULTILINE)),
     )
 
 
@@ -331,10 +335,11 @@ def run_pairs(
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
         threads = max((c.threads or 1 for c in checked.values()), default=1)
-        paired = together and device != "cuda" and all(c.together for c in checked.values())
+        paired = together and device != "cuda" and threads == 1 and all(c.together for c in checked.values())
+        shared = "\n".join(sorted(set(checked["base"].benchmarks) & set(checked["head"].benchmarks)))
         maximum = start(paired) if start else maximum
         lanes = choose_lanes(gpus, cpus, device, threads, maximum, pinned=paired)
-        print(f"ab: {pairing_line(together, device, checked)}", file=sys.stderr)
+        print(f"ab: {pairing_line(together, device, threads, checked)}", file=sys.stderr)
         # The parents of a lane's runs: one server, both sides of a pair forked from it in turn; or, a
         # pair's runs timed together, two, which swap sides from pair to pair.
         server = {
@@ -379,10 +384,13 @@ def run_pairs(
                     run_one(lane, side, pair, server[lane][0], None)
                 return
             for pair in dict.fromkeys(pair for _, pair in jobs):
-                # The side started first, on the lane's first server, swaps from one of the lane's pairs
-                # to its next (A B, B A), so neither side keeps a server or the head start.
-                sides = ("base", "head") if (pair - 1) // len(lanes) % 2 == 0 else ("head", "base")
+                # Which side starts first, on the lane's first server, is drawn for each pair: with no
+                # change a pair's ratio is then as likely to be r as 1 / r whatever a server or the head
+                # start does, which the sign-flip tests assume (stats.paired_p).
+                sides = tuple(ORIENTATION.sample(("base", "head"), 2))
                 with tempfile.TemporaryDirectory(prefix="perf-core-pair-") as barrier:
+                    if shared:  # else (no ids in the collection output) every benchmark is met
+                        Path(barrier, contract.PAIR_SHARED).write_text(shared + "\n")
                     side_by_side(
                         [
                             functools.partial(run_one, lane, side, pair, parent, Path(barrier))
@@ -398,13 +406,15 @@ def run_pairs(
     return files()
 
 
-def pairing_line(together: bool, device: str | None, checked: Mapping[str, Checked]) -> str:
+def pairing_line(together: bool, device: str | None, threads: int, checked: Mapping[str, Checked]) -> str:
     """How a pair's two runs are timed, and why (run_pairs)."""
     if device == "cuda":
         return "each pair's runs one after the other on its GPU"
     unable = [side for side, c in checked.items() if not c.together]
     if not together:
         return "each pair's runs one after the other (--apart)"
+    if threads != 1:  # thread CPU time counts the main thread only
+        return f"each pair's runs one after the other: the suite runs {threads} threads (pairs together: 1)"
     if unable:
         return f"each pair's runs one after the other: {' and '.join(unable)}'s suite cannot time them together (no --pair-barrier)"
     return "each pair's runs together on one core, each benchmark timed by both at once on thread CPU time"

@@ -134,8 +134,9 @@ def run_lanes(
 def side_by_side(calls: Sequence[Callable[[], None]]) -> None:
     """Every call at once, one thread each (one call: right here, so Ctrl-C and the signals reach the
     running suite directly): the lanes, or a pair's two runs timed together. An interruption or a
-    failing call ends every suite still running before it propagates: the first to fail, not the first
-    in order."""
+    failing call ends every suite still running before it propagates; a failure raises the first one
+    that ended the runs (launch.cause, which also sees a pair's failure inside a lane), not one of the
+    runs it ended nor the first in order."""
     if len(calls) == 1:
         calls[0]()
         return
@@ -145,7 +146,9 @@ def side_by_side(calls: Sequence[Callable[[], None]]) -> None:
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in futures if f in done and f.exception() is not None), None)
         if failed:
-            failed.result()
+            error = failed.exception()
+            launch.end_all(error)
+            raise launch.cause() or error
     except BaseException:
         launch.end_all()
         raise

@@ -30,6 +30,7 @@ SERVER = Path(__file__).resolve().parent.parent / "measure" / "forkserver.py"
 _LIVE: dict[int, subprocess.Popen | None] = {}  # process groups of the runs going now (their Popen if spawned)
 _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set while the runs are being ended: none may start
+_CAUSE: list[BaseException] = []  # the failure that ended them (end_all's first cause), until allow_runs
 
 
 class LaunchError(HistoryError):
@@ -186,10 +187,13 @@ def end_group(pid: int, spawned: subprocess.Popen | None = None) -> None:
             time.sleep(0.05)
 
 
-def end_all() -> None:
-    """Stop new runs from starting and end every run going now (one lane failed, or an interruption)."""
+def end_all(cause: BaseException | None = None) -> None:
+    """Stop new runs from starting and end every run going now (one lane failed, or an interruption);
+    the first `cause` given is kept (`cause`): the runs ended here fail too, and not for that reason."""
     with _LIVE_LOCK:
         _STOPPING.set()
+        if cause is not None and not _CAUSE:
+            _CAUSE.append(cause)
         running = list(_LIVE.items())
     for pid, spawned in running:
         end_group(pid, spawned)
@@ -203,3 +207,9 @@ def stopping() -> bool:
 def allow_runs() -> None:
     """After end_all: the next gate in this process may start runs again."""
     _STOPPING.clear()
+    _CAUSE.clear()
+
+
+def cause() -> BaseException | None:
+    """The failure that made end_all end the runs (None: none given, or allow_runs since)."""
+    return _CAUSE[0] if _CAUSE else None

@@ -144,13 +144,12 @@ def plan(alpha: float, maximum: int, family: bool = True, paired: bool = False) 
     """
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
-    least = min(
-        _reachable(n, True, paired) for n in range(stats.MIN_RUNS, 10)
-    )  # the family test's drawn labelings go no lower
+    # The family test's drawn labelings go no lower: past 9 runs a side, or 16 pairs timed together.
+    least = min(_reachable(n, True, paired) for n in range(stats.MIN_RUNS, 17 if paired else 10))
     if family and not stats.can_reach(least, alpha):
         raise UsageError(
             f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
-            f" than p {least:.5g}, at 9 pairs); use --alpha {_rounded_up(least)} or more"
+            f" than p {least:.5g}, at {16 if paired else 9} pairs); use --alpha {_rounded_up(least)} or more"
         )
     needed = stats.samples_needed(alpha, paired)
     if maximum < stats.MIN_RUNS:

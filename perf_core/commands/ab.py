@@ -83,7 +83,9 @@ def run(
 ) -> int:
     """Exit 1 when a benchmark regressed, else 0; SIGTERM and SIGHUP stop it as Ctrl-C does."""
     with ab.signals_interrupt():
-        sequential.plan(alpha, pairs or ab.DEFAULT_PAIRS)  # a --pairs or --alpha that can decide nothing: refused first
+        # A --pairs or --alpha that can decide nothing is refused first (the plan for pairs timed
+        # together, which needs more, once ab knows they are: `start`, before any timed run).
+        sequential.plan(alpha, ab.DEFAULT_PAIRS if pairs is None else pairs)
         if markdown:
             output.check_writable(markdown)
         top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)
@@ -99,7 +101,7 @@ def run(
 
         def start(paired: bool) -> int:
             """The plan, once ab knows whether a pair's runs are timed together (before any timed run)."""
-            maximum = pairs or (ab.DEFAULT_PAIRED_PAIRS if paired else ab.DEFAULT_PAIRS)
+            maximum = pairs if pairs is not None else ab.DEFAULT_PAIRED_PAIRS if paired else ab.DEFAULT_PAIRS
             try:
                 rules.append(sequential.plan(alpha, maximum, paired=paired))
             except UsageError as error:
@@ -112,7 +114,7 @@ def run(
 
         def more(files: dict[str, list[Path]]) -> bool:
             seen = looks(files)
-            return not seen or sequential.should_continue(seen, rule)
+            return not seen or sequential.should_continue(seen, rules[-1])
 
         started = time.monotonic()
         files = ab.run_pairs(

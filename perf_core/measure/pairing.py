@@ -7,10 +7,13 @@ one core over the same seconds see the same speed; timed on each thread's CPU cl
 the scheduler's turns to the other run are not counted), the head/base ratio of one commit spread
 1.6% between pairs where the runs' own medians spread 4-19% (scripts/concurrent_probe.py, 5 pairs).
 
-Files in the barrier folder, one per side and benchmark (`base-attention-compiled-16`), and
-`SIDE-done` at the end of a run (written by the run, and by ab whichever way the run ended): a side
-stops waiting when the other reached the same benchmark or has ended (so a benchmark only one
-commit has is timed after the other run ended, and a run that failed holds no one up). Each run stays its own process: pairs stay the gate's samples.
+Files in the barrier folder: one per side and point (`base-attention-compiled-16` before timing it,
+`base-attention-compiled-16.timed` after), `SIDE-done` at the end of a run (written by the run, and
+by ab however the run ended), and ab's list of the benchmarks both sides have (contract.PAIR_SHARED).
+A run waits at a point until the other has reached it, has ended, or WAIT_LIMIT_S have passed; not
+at a benchmark the other side lacks; and a run whose compile failed still arrives at both points
+of that benchmark, so no failure holds the other up for long. Each run stays its own process: pairs
+stay the gate's samples.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from perf_core import contract
 
 SIDES = ("base", "head")
 POLL_S = 0.0005  # the other run gets the core while this one sleeps
+# The longest a run waits for the other at one benchmark, then times it alone (a benchmark the other
+# run skipped, say): far above a benchmark's compile and timing (~1-20 s on the 2-core machine).
+WAIT_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,31 @@ class Barrier:
     def other(self) -> str:
         return SIDES[1 - SIDES.index(self.side)]
 
-    def meet(self, benchmark: str) -> None:
-        """Say this run is ready to time `benchmark` (a file-safe name), then wait until the other run is
-        too, or has ended (its done file)."""
-        (self.folder / f"{self.side}-{benchmark}").touch()
-        theirs, ended = self.folder / f"{self.other}-{benchmark}", contract.pair_done(self.folder, self.other)
-        while not theirs.exists() and not ended.exists():
+    def arrive(self, point: str) -> None:
+        """Say this run has reached `point` (a benchmark id, or one with a suffix), without waiting: also
+        for a benchmark this run cannot time (its compile failed), so that the other does not wait for it."""
+        (self.folder / f"{self.side}-{point}").touch()
+
+    def meet(self, benchmark: str, point: str = "") -> bool:
+        """Arrive at `benchmark` + `point`, then wait until the other run has too, or has ended (its done
+        file), or WAIT_LIMIT_S have passed; at once for a benchmark the other side does not have (not in
+        contract.PAIR_SHARED list, where ab wrote one). Whether the other run was met there."""
+        self.arrive(benchmark + point)
+        if not self._shared(benchmark):
+            return False
+        theirs, ended = self.folder / f"{self.other}-{benchmark}{point}", contract.pair_done(self.folder, self.other)
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while not theirs.exists():
+            if ended.exists() or time.monotonic() > deadline:
+                return False
             time.sleep(POLL_S)
+        return True
+
+    def _shared(self, benchmark: str) -> bool:
+        try:
+            return benchmark in (self.folder / contract.PAIR_SHARED).read_text().split()
+        except FileNotFoundError:
+            return True  # no list: every benchmark is taken as shared
 
     def finish(self) -> None:
         """This run has timed everything it will: the other stops waiting for it."""

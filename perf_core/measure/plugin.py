@@ -37,8 +37,9 @@ torch._inductor.config.compile_threads = int(os.environ["TORCHINDUCTOR_COMPILE_T
 
 PEAKS_KEY = pytest.StashKey["clock.Peaks | None"]()
 SELECTION_KEY = pytest.StashKey["Selection"]()
-BARRIER_KEY = pytest.StashKey["pairing.Barrier | None"]()
 PHASES = Phases(process_start())  # one process is one run
+BARRIER: list[pairing.Barrier] = []  # this run's side of its pair's barrier (--pair-barrier), set at configure
+TIMED = ".timed"  # the barrier's second point of a benchmark: both runs have timed it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     torch.set_num_threads(selection.threads)
     config.stash[SELECTION_KEY] = selection
-    config.stash[BARRIER_KEY] = _barrier(config.getoption("perf_pair_barrier"), selection.device)
+    BARRIER[:] = [b for b in [_barrier(config.getoption("perf_pair_barrier"), selection.device)] if b]
     # The history is the point of the suite: every timed run is saved, raw rounds included, the same
     # as --benchmark-autosave --benchmark-save-data. Set here rather than in addopts so that runs
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
@@ -99,8 +100,7 @@ def _barrier(value: str | None, device: str) -> pairing.Barrier | None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    barrier = session.config.stash.get(BARRIER_KEY, None)
-    if barrier:
+    for barrier in BARRIER:
         barrier.finish()
 
 
@@ -149,8 +149,7 @@ PARAMS = (contract.KERNEL, contract.VARIANT, contract.N_TOKENS)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "perf_case" in metafunc.fixturenames:
         selection = metafunc.config.stash[SELECTION_KEY]
-        paired = metafunc.config.stash[BARRIER_KEY] is not None
-        timer = clock.timer_for(selection.device, selection.rest, paired)
+        timer = clock.timer_for(selection.device, selection.rest, paired=bool(BARRIER))
         # pytest-benchmark's public way to choose the timer and the group: its marker (see clock.timer_for);
         # one group per kernel and variant, so that its table and histogram hold one curve each.
         params = [
@@ -170,12 +169,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def perf_case(pytestconfig: pytest.Config, kernel: str, variant: str, n_tokens: int) -> Case:
     """This test's benchmark, from its three parameters (set by pytest_generate_tests)."""
     return pytestconfig.stash[SELECTION_KEY].case(kernel, variant, n_tokens)
-
-
-@pytest.fixture(scope="session")
-def perf_barrier(pytestconfig: pytest.Config) -> pairing.Barrier | None:
-    """This run's side of its pair's barrier (--pair-barrier), or None: run_case meets the other run there."""
-    return pytestconfig.stash[BARRIER_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -249,15 +242,16 @@ def rates(w: Workload, median_s: float | None, peaks: clock.Peaks | None) -> dic
     }
 
 
-def run_case(benchmark, case: Case, peaks: clock.Peaks | None, barrier: pairing.Barrier | None = None) -> None:
+def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     """Prepare (compile, check, warm up), time under a recompile guard, record the contract fields.
 
     On CUDA three figures are kept apart: steady state (pytest-benchmark's rounds), isolated-call
     latency (host included) and device time (CUDA events, no host); NVML samples the clocks while
     the rounds run, so a throttled benchmark is marked rather than trusted. Only the figures in
     `case.figures` are measured; without steady, pytest-benchmark gets the one round it requires.
-    With a `barrier` (perf-core ab's pairs on the CPU), the timing starts once the pair's other run
-    is ready to time this benchmark too (pairing.py).
+    In a run with --pair-barrier (perf-core ab's pairs on the CPU, pairing.py) the timing starts once
+    the pair's other run is ready to time this benchmark too, and the next benchmark's compile once
+    both have timed it: neither run compiles while the other times.
     """
     device = case.workload.device
     steady = "steady" in case.figures
@@ -266,9 +260,15 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None, barrier: pairing.
         l2 = clock.l2_bytes(device)
         with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
             start = time.perf_counter()
-            call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+            try:
+                call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+            except BaseException:
+                for barrier in BARRIER:  # the other run must not wait for a benchmark this one cannot time
+                    barrier.arrive(case.id)
+                    barrier.arrive(case.id + TIMED)
+                raise
             PHASES.compile_s += time.perf_counter() - start
-        if barrier:
+        for barrier in BARRIER:
             barrier.meet(case.id)
         sampler = None
         if device == "cuda":
@@ -281,6 +281,8 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None, barrier: pairing.
             else:  # the clocks are sampled over the GPU figures' own loops instead
                 benchmark.pedantic(call.fn, rounds=1, iterations=1)
                 figures = gpu_figures(call.fn, case) if device == "cuda" and benchmark.stats else {}
+        for barrier in BARRIER:
+            barrier.meet(case.id, TIMED)
         median_s = benchmark.stats.stats.median if benchmark.stats else None
         benchmark.extra_info.update(extra_info(case, call, median_s, peaks, l2))
         if device == "cuda" and median_s is not None:
