@@ -142,7 +142,7 @@ def test_a_bad_pair_barrier_is_one_line(tmp_path, value):
         pairing.parse(value.format(tmp_path))
 
 
-def fake_gate(tmp_path, monkeypatch, together=(True, True), device="cpu"):
+def fake_gate(tmp_path, monkeypatch, together=(True, True), device="cpu", benchmarks=((), ())):
     """ab.run_pairs with its worktrees, servers, collection and runs stood in for; returns the runs seen
     as (side, pair, server, args, start time)."""
     ran, servers = [], []
@@ -161,10 +161,10 @@ def fake_gate(tmp_path, monkeypatch, together=(True, True), device="cpu"):
         time.sleep(0.05)
         write_run(out.parent / side, pair, run_document("a" * 40, datetime(2026, 1, 1), seed=pair)).rename(out)
 
-    checked = dict(zip(("base", "head"), together))
+    checked = dict(zip(("base", "head"), zip(together, benchmarks)))
     monkeypatch.setattr(ab, "worktrees", trees)
     monkeypatch.setattr(ab.launch, "ForkServer", Server)
-    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked(device, 1, (), checked[side]))
+    monkeypatch.setattr(ab, "check_side", lambda server, tree, args, side: ab.Checked(device, 1, (), *checked[side]))
     monkeypatch.setattr(ab, "run_side", fake_run)
     return ran
 
@@ -241,3 +241,18 @@ def test_paired_verdicts_come_from_the_looks(tmp_path):
     assert decided["matmul-compiled-16"].verdict.verdict == "unchanged"
     assert decided["attention-compiled-16"].unit == "pairs"
     assert list(itertools.islice(decided, 1))  # every benchmark of the runs decided
+
+
+def test_benchmarks_only_one_side_has_are_refused_before_any_run_and_another_order_times_apart(tmp_path, monkeypatch):
+    ran = fake_gate(tmp_path, monkeypatch, benchmarks=(("a-compiled-16", "b-compiled-16"), ("a-compiled-16",)))
+    with pytest.raises(ab.SideError, match="head: the suite lacks benchmarks the base has: b-compiled-16"):
+        ab.run_pairs(tmp_path, {"base": "b", "head": "h"}, 0, [], "steady", tmp_path / "out", start=lambda p: 6)
+    assert ran == []
+    ran = fake_gate(
+        tmp_path, monkeypatch, benchmarks=(("a-compiled-16", "b-compiled-16"), ("b-compiled-16", "a-compiled-16"))
+    )
+    asked = []
+    ab.run_pairs(
+        tmp_path, {"base": "b", "head": "h"}, 0, [], "steady", tmp_path / "out2", start=lambda p: asked.append(p) or 2
+    )
+    assert asked == [False]  # each run would wait at a benchmark the other reaches later: apart

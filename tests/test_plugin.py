@@ -387,7 +387,8 @@ def test_a_run_records_its_phases_non_negative_and_within_its_wall_time(suite, r
 def test_a_run_with_a_pair_barrier_meets_the_other_run_and_times_thread_cpu_time(suite, run_suite):
     barrier = suite.path / "barrier"
     barrier.mkdir()
-    (barrier / "base-matmul-compiled-16").touch()  # the other run is ready to time it too
+    (barrier / "base-matmul-compiled-16").touch()  # the other run is ready to time it too,
+    (barrier / "base-matmul-compiled-16.timed").touch()  # and has timed it
     result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:head", *ONE_COMPILED)
     result.assert_outcomes(passed=1)
     assert contract.PAIRS_TOGETHER_LINE in result.stdout.lines  # what perf-core ab looks for
@@ -396,6 +397,9 @@ def test_a_run_with_a_pair_barrier_meets_the_other_run_and_times_thread_cpu_time
     (saved,) = (suite.path / ".benchmarks").glob("*/*.json")
     (bench,) = json.loads(saved.read_text())["benchmarks"]
     assert bench["options"]["timer"] == "thread_time"  # pytest-benchmark records the function's name
+    assert bench["extra_info"]["timed_together"] is True
     result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:middle", *ONE_COMPILED)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--pair-barrier" in result.stderr.str() and "expected FOLDER:base or FOLDER:head" in result.stderr.str()
+    result = run_suite("--benchmark-only", f"--pair-barrier={barrier}:head", "--threads", "2", *ONE_COMPILED)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "one torch thread only" in result.stderr.str()

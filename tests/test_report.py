@@ -119,7 +119,8 @@ def test_the_gate_result_is_decided_at_the_looks_levels_ab_saved(tmp_path, capsy
     capsys.readouterr()
     assert gate_said({"minimum": 4, "levels": [0.01]})[0] == 2
     assert (
-        "gate.json: its looks' levels or family flag are not the ones `perf-core ab` writes" in capsys.readouterr().err
+        "gate.json: its looks' levels or family or paired flag are not the ones `perf-core ab` writes"
+        in capsys.readouterr().err
     )
 
 

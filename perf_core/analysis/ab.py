@@ -335,13 +335,20 @@ def run_pairs(
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
         threads = max((c.threads or 1 for c in checked.values()), default=1)
+        listed = {side: c.benchmarks for side, c in checked.items()}
+        for side, other in (("head", "base"), ("base", "head")):  # collect() would refuse it after a round
+            missing = set(listed[other]) - set(listed[side]) if listed[side] and listed[other] else set()
+            if missing:
+                raise SideError(f"{side}: the suite lacks benchmarks the {other} has: {', '.join(sorted(missing))}")
+        # Timed together only where each run meets the other at the same benchmarks in the same order.
         paired = together and device != "cuda" and threads == 1 and all(c.together for c in checked.values())
-        shared = "\n".join(sorted(set(checked["base"].benchmarks) & set(checked["head"].benchmarks)))
+        paired = paired and listed["base"] == listed["head"]
+        shared = "\n".join(listed["head"])
         maximum = start(paired) if start else maximum
         lanes = choose_lanes(gpus, cpus, device, threads, maximum, pinned=paired)
         print(f"ab: {pairing_line(together, device, threads, checked)}", file=sys.stderr)
         # The parents of a lane's runs: one server, both sides of a pair forked from it in turn; or, a
-        # pair's runs timed together, two, which swap sides from pair to pair.
+        # pair's runs timed together, two, one a side (which side gets the first is drawn per pair).
         server = {
             lane: [first if i == j == 0 else servers.enter_context(launch.ForkServer()) for j in range(1 + paired)]
             for i, lane in enumerate(lanes)
@@ -415,6 +422,8 @@ def pairing_line(together: bool, device: str | None, threads: int, checked: Mapp
         return "each pair's runs one after the other (--apart)"
     if threads != 1:  # thread CPU time counts the main thread only
         return f"each pair's runs one after the other: the suite runs {threads} threads (pairs together: 1)"
+    if checked["base"].benchmarks != checked["head"].benchmarks:
+        return "each pair's runs one after the other: the two suites run their benchmarks in different orders"
     if unable:
         return f"each pair's runs one after the other: {' and '.join(unable)}'s suite cannot time them together (no --pair-barrier)"
     return "each pair's runs together on one core, each benchmark timed by both at once on thread CPU time"
@@ -483,7 +492,7 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
     Raises HistoryError for levels `perf-core ab` does not write."""
     family, paired = settings.get("family", False), settings.get("paired", False)
     if not isinstance(family, bool) or not isinstance(paired, bool):
-        raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
+        raise HistoryError(f"{path}: its looks' levels or family or paired flag are not the ones `perf-core ab` writes")
     try:  # a folder saved before the family-wise guard is read without it, as that gate decided
         rule = sequential.plan(settings["alpha"], settings["pairs"], family, paired)
     except UsageError as error:
@@ -497,7 +506,7 @@ def saved_rule(path: Path, settings: dict) -> sequential.Plan:
         and len(levels) == rule.maximum - minimum + 1
         and all(isinstance(level, float | int) and 0 <= level < 1 for level in levels)
     ):
-        raise HistoryError(f"{path}: its looks' levels or family flag are not the ones `perf-core ab` writes")
+        raise HistoryError(f"{path}: its looks' levels or family or paired flag are not the ones `perf-core ab` writes")
     return sequential.Plan(rule.alpha, minimum, rule.maximum, tuple(float(level) for level in levels), family, paired)
 
 

@@ -165,7 +165,8 @@ def plan(alpha: float, maximum: int, family: bool = True, paired: bool = False) 
     if not stats.can_reach(last, alpha):  # up to 9 pairs the checks above refuse it: drawn labelings only
         raise UsageError(
             f"--alpha {alpha:g}: at {maximum} pairs the family-wise test over the benchmarks cannot go below"
-            f" p {last:.3g}; past 9 runs a side it draws its labelings; use a larger --alpha or --pairs 9"
+            f" p {last:.3g}; past {16 if paired else 9} {'pairs' if paired else 'runs a side'} it draws its"
+            f" labelings; use a larger --alpha or --pairs {16 if paired else 9}"
         )  # 9 alone: below 1e-4 the rank test needs 9 runs a side (2 / C(16, 8) = 1.6e-4 at 8)
     levels: dict[int, float] = {}
     spent = 0.0

@@ -384,8 +384,8 @@ def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int, s0: float) -> np.
 # The paired test: a pair's two runs timed together on one core (perf-core ab on the CPU,
 # perf_core/measure/pairing.py), so each pair gives one figure, d = log(head / base), free of the
 # moment's machine speed that both runs shared. With no change the pair's two runs are
-# exchangeable (both suites alike, each side first in half the pairs, the two fork servers swapped
-# from pair to pair), so each d is as likely to be +x as -x: the sign-flip tests below are exact.
+# exchangeable (both suites alike on one core; which side starts first, on which fork server, drawn
+# for each pair), so each d is as likely to be +x as -x: the sign-flip tests below are exact.
 PAIRED_TEST_NAME = "Wilcoxon signed-rank"
 
 

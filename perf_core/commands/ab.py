@@ -85,7 +85,15 @@ def run(
     with ab.signals_interrupt():
         # A --pairs or --alpha that can decide nothing is refused first (the plan for pairs timed
         # together, which needs more, once ab knows they are: `start`, before any timed run).
-        sequential.plan(alpha, ab.DEFAULT_PAIRS if pairs is None else pairs)
+        try:
+            sequential.plan(alpha, ab.DEFAULT_PAIRS if pairs is None else pairs)
+        except UsageError as error:
+            if apart:
+                raise
+            try:  # values only pairs timed together can use (--pairs 16 --alpha 5e-5): their plan decides
+                sequential.plan(alpha, ab.DEFAULT_PAIRED_PAIRS if pairs is None else pairs, paired=True)
+            except UsageError:
+                raise error from None
         if markdown:
             output.check_writable(markdown)
         top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)

@@ -143,5 +143,6 @@ def add_decision(parser: argparse.ArgumentParser) -> None:
         "--alpha",
         type=typed(fraction, "--alpha", 1e-9, 1.0),
         default=stats.ALPHA,
-        help=f"significance level of the {stats.TEST_NAME} test (default {stats.ALPHA})",
+        help=f"significance level of the {stats.TEST_NAME} test (of the {stats.PAIRED_TEST_NAME} test for"
+        f" `ab`'s pairs timed together on the CPU; default {stats.ALPHA})",
     )

@@ -72,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     torch.set_num_threads(selection.threads)
     config.stash[SELECTION_KEY] = selection
-    BARRIER[:] = [b for b in [_barrier(config.getoption("perf_pair_barrier"), selection.device)] if b]
+    BARRIER[:] = [b for b in [_barrier(config.getoption("perf_pair_barrier"), selection)] if b]
     # The history is the point of the suite: every timed run is saved, raw rounds included, the same
     # as --benchmark-autosave --benchmark-save-data. Set here rather than in addopts so that runs
     # with --benchmark-disable stay quiet. pytest-benchmark reads these in its (trylast) configure.
@@ -88,11 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"cannot save the run as {shown!r}: {problem}")
 
 
-def _barrier(value: str | None, device: str) -> pairing.Barrier | None:
+def _barrier(value: str | None, selection: Selection) -> pairing.Barrier | None:
     if value is None:
         return None
-    if device == "cuda":  # thread CPU time would leave out the device's work
+    if selection.device == "cuda":  # thread CPU time would leave out the device's work
         raise pytest.UsageError("--pair-barrier: CPU runs only (this one runs on cuda)")
+    if selection.threads != 1:  # thread CPU time counts this thread alone
+        raise pytest.UsageError(f"--pair-barrier: one torch thread only (--threads {selection.threads})")
     try:
         return pairing.parse(value)
     except ValueError as error:
@@ -102,6 +104,10 @@ def _barrier(value: str | None, device: str) -> pairing.Barrier | None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for barrier in BARRIER:
         barrier.finish()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    BARRIER.clear()  # a later session in this process (pytester's, in process) has its own
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -253,43 +259,47 @@ def run_case(benchmark, case: Case, peaks: clock.Peaks | None) -> None:
     the pair's other run is ready to time this benchmark too, and the next benchmark's compile once
     both have timed it: neither run compiles while the other times.
     """
-    device = case.workload.device
     steady = "steady" in case.figures
     PHASES.begin()
-    with failures_reported(case):
-        l2 = clock.l2_bytes(device)
-        with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
-            start = time.perf_counter()
-            try:
-                call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
-            except BaseException:
-                for barrier in BARRIER:  # the other run must not wait for a benchmark this one cannot time
-                    barrier.arrive(case.id)
-                    barrier.arrive(case.id + TIMED)
-                raise
-            PHASES.compile_s += time.perf_counter() - start
-        for barrier in BARRIER:
-            barrier.meet(case.id)
-        sampler = None
-        if device == "cuda":
-            nvml = clock.nvml_module()
-            sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
-        figures = {}
-        with core.no_recompiles(), sampler or contextlib.nullcontext():
-            if steady:
-                benchmark(call.fn)
-            else:  # the clocks are sampled over the GPU figures' own loops instead
-                benchmark.pedantic(call.fn, rounds=1, iterations=1)
-                figures = gpu_figures(call.fn, case) if device == "cuda" and benchmark.stats else {}
-        for barrier in BARRIER:
-            barrier.meet(case.id, TIMED)
-        median_s = benchmark.stats.stats.median if benchmark.stats else None
-        benchmark.extra_info.update(extra_info(case, call, median_s, peaks, l2))
-        if device == "cuda" and median_s is not None:
-            figures = gpu_figures(call.fn, case) if steady else figures
-            benchmark.extra_info.update({**figures, **sampler.report().as_dict()})
-        if case.breakdown and median_s is not None:  # after every timed figure: the profiler stays out of them
-            benchmark.extra_info.update(breakdown_info(call, code, device))
+    try:
+        with failures_reported(case):
+            _time_case(benchmark, case, peaks, steady)
+    except BaseException:
+        for barrier in BARRIER:  # the other run must not wait for a benchmark this one did not finish
+            barrier.arrive(case.id)
+            barrier.arrive(case.id + TIMED)
+        raise
+
+
+def _time_case(benchmark, case: Case, peaks: clock.Peaks | None, steady: bool) -> None:
+    device = case.workload.device
+    l2 = clock.l2_bytes(device)
+    with breakdown.compiled_code(kernel_profile=case.breakdown and device == "cpu") as code:
+        start = time.perf_counter()
+        call = core.prepare(case.workload, case.variant, cache=case.cache, l2_bytes=l2)
+        PHASES.compile_s += time.perf_counter() - start
+    met = [barrier.meet(case.id) for barrier in BARRIER]
+    sampler = None
+    if device == "cuda":
+        nvml = clock.nvml_module()
+        sampler = clock.ClockSampler(nvml, clock.current_gpu(nvml)[0])
+    figures = {}
+    with core.no_recompiles(), sampler or contextlib.nullcontext():
+        if steady:
+            benchmark(call.fn)
+        else:  # the clocks are sampled over the GPU figures' own loops instead
+            benchmark.pedantic(call.fn, rounds=1, iterations=1)
+            figures = gpu_figures(call.fn, case) if device == "cuda" and benchmark.stats else {}
+    met += [barrier.meet(case.id, TIMED) for barrier in BARRIER]
+    median_s = benchmark.stats.stats.median if benchmark.stats else None
+    benchmark.extra_info.update(extra_info(case, call, median_s, peaks, l2))
+    if BARRIER:  # whether the pair's other run timed it at the same time (not: it lacked it, or the wait ran out)
+        benchmark.extra_info["timed_together"] = all(met)
+    if device == "cuda" and median_s is not None:
+        figures = gpu_figures(call.fn, case) if steady else figures
+        benchmark.extra_info.update({**figures, **sampler.report().as_dict()})
+    if case.breakdown and median_s is not None:  # after every timed figure: the profiler stays out of them
+        benchmark.extra_info.update(breakdown_info(call, code, device))
 
 
 def gpu_figures(fn, case: Case) -> dict:
