@@ -335,18 +335,11 @@ def run_pairs(
             )
         device = "cuda" if devices == {"cuda"} else ", ".join(sorted(devices)) or None
         threads = max((c.threads or 1 for c in checked.values()), default=1)
-        listed = {side: c.benchmarks for side, c in checked.items()}
-        for side, other in (("head", "base"), ("base", "head")):  # collect() would refuse it after a round
-            missing = set(listed[other]) - set(listed[side]) if listed[side] and listed[other] else set()
-            if missing:
-                raise SideError(f"{side}: the suite lacks benchmarks the {other} has: {', '.join(sorted(missing))}")
-        # Timed together only where each run meets the other at the same benchmarks in the same order.
-        paired = together and device != "cuda" and threads == 1 and all(c.together for c in checked.values())
-        paired = paired and listed["base"] == listed["head"]
-        shared = "\n".join(listed["head"])
+        paired, line = pairing(together, device, threads, checked)
+        shared = "\n".join(checked["head"].benchmarks)
         maximum = start(paired) if start else maximum
         lanes = choose_lanes(gpus, cpus, device, threads, maximum, pinned=paired)
-        print(f"ab: {pairing_line(together, device, threads, checked)}", file=sys.stderr)
+        print(f"ab: {line}", file=sys.stderr)
         # The parents of a lane's runs: one server, both sides of a pair forked from it in turn; or, a
         # pair's runs timed together, two, one a side (which side gets the first is drawn per pair).
         server = {
@@ -413,20 +406,29 @@ def run_pairs(
     return files()
 
 
-def pairing_line(together: bool, device: str | None, threads: int, checked: Mapping[str, Checked]) -> str:
-    """How a pair's two runs are timed, and why (run_pairs)."""
-    if device == "cuda":
-        return "each pair's runs one after the other on its GPU"
+def pairing(together: bool, device: str | None, threads: int, checked: Mapping[str, Checked]) -> tuple[bool, str]:
+    """Whether a pair's runs are timed together (run_pairs), and the line that says how and why: off
+    CUDA, with one torch thread, where both suites know --pair-barrier and collected the same
+    benchmarks in the same order (each run meets the other at each of them). Raises SideError for a
+    benchmark only one side collected (collect() would refuse it after a round of runs)."""
+    listed = {side: c.benchmarks for side, c in checked.items()}
+    for side, other in (("head", "base"), ("base", "head")):
+        missing = set(listed[other]) - set(listed[side]) if listed[side] and listed[other] else set()
+        if missing:
+            raise SideError(f"{side}: the suite lacks benchmarks the {other} has: {', '.join(sorted(missing))}")
+    apart = "each pair's runs one after the other"
     unable = [side for side, c in checked.items() if not c.together]
+    if device == "cuda":
+        return False, f"{apart} on its GPU"
     if not together:
-        return "each pair's runs one after the other (--apart)"
-    if threads != 1:  # thread CPU time counts the main thread only
-        return f"each pair's runs one after the other: the suite runs {threads} threads (pairs together: 1)"
-    if checked["base"].benchmarks != checked["head"].benchmarks:
-        return "each pair's runs one after the other: the two suites run their benchmarks in different orders"
+        return False, f"{apart} (--apart)"
     if unable:
-        return f"each pair's runs one after the other: {' and '.join(unable)}'s suite cannot time them together (no --pair-barrier)"
-    return "each pair's runs together on one core, each benchmark timed by both at once on thread CPU time"
+        return False, f"{apart}: {' and '.join(unable)}'s suite cannot time them together (no --pair-barrier)"
+    if threads != 1:  # thread CPU time counts the main thread only
+        return False, f"{apart}: the suite runs {threads} threads (pairs together: 1)"
+    if listed["base"] != listed["head"]:
+        return False, f"{apart}: the two suites run their benchmarks in different orders"
+    return True, "each pair's runs together on one core, each benchmark timed by both at once on thread CPU time"
 
 
 def samples(runs: dict[str, list[records.Run]], metric: str) -> dict[str, tuple[list[float], list[float]]]:

@@ -142,15 +142,7 @@ def plan(alpha: float, maximum: int, family: bool = True, paired: bool = False) 
     smallest p-values with what is left (so a small alpha gives fewer interim looks, none at worst:
     the fixed-count rule at the maximum).
     """
-    if not 0 < alpha < 1:
-        raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
-    # The family test's drawn labelings go no lower: past 9 runs a side, or 16 pairs timed together.
-    least = min(_reachable(n, True, paired) for n in range(stats.MIN_RUNS, 17 if paired else 10))
-    if family and not stats.can_reach(least, alpha):
-        raise UsageError(
-            f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
-            f" than p {least:.5g}, at {16 if paired else 9} pairs); use --alpha {_rounded_up(least)} or more"
-        )
+    _check_alpha(alpha, family, paired)
     needed = stats.samples_needed(alpha, paired)
     if maximum < stats.MIN_RUNS:
         raise UsageError(
@@ -180,6 +172,19 @@ def plan(alpha: float, maximum: int, family: bool = True, paired: bool = False) 
     levels[maximum] = alpha - sum(levels.values()) if paired else stats.last_level(levels, maximum, alpha)
     looks = tuple(levels.get(n, 0.0) for n in range(minimum, maximum + 1))
     return Plan(alpha, minimum, maximum, looks, family, paired)
+
+
+def _check_alpha(alpha: float, family: bool, paired: bool) -> None:
+    """UsageError for an alpha outside (0, 1), or one that no --pairs reaches with the family guard."""
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha: {alpha!r} is not between 0 and 1")
+    # The family test's drawn labelings go no lower: past 9 runs a side, or 16 pairs timed together.
+    least = min(_reachable(n, True, paired) for n in range(stats.MIN_RUNS, 17 if paired else 10))
+    if family and not stats.can_reach(least, alpha):
+        raise UsageError(
+            f"--alpha {alpha:g}: no --pairs reaches it (the family-wise test over the benchmarks goes no lower"
+            f" than p {least:.5g}, at {16 if paired else 9} pairs); use --alpha {_rounded_up(least)} or more"
+        )
 
 
 def _rounded_up(value: float) -> str:
