@@ -182,15 +182,26 @@ def test_on_the_cpu_a_pairs_runs_are_timed_together_and_read_as_pairs(
         (["ab", "nosuchref"], "base: 'nosuchref' is not a commit"),
         (["ab", "HEAD", "nosuchref"], "head: 'nosuchref' is not a commit"),
         (
-            ["ab", "HEAD", "--pairs", "3"],
+            ["ab", "HEAD", "--apart", "--pairs", "3"],
             "--pairs 3: with 3 runs a side no difference can be significant at --alpha 0.05",
         ),
-        (["ab", "HEAD", "--pairs", "2"], "--pairs 2: the gate's test takes at least 3 runs a side; use at least 4"),
-        (["ab", "HEAD", "--pairs", "6", "--alpha", "0.001"], "use at least 7"),
+        (
+            ["ab", "HEAD", "--apart", "--pairs", "2"],
+            "--pairs 2: the gate's test takes at least 3 runs a side; use at least 4",
+        ),
+        (["ab", "HEAD", "--apart", "--pairs", "6", "--alpha", "0.001"], "use at least 7"),
+        # No GPU listed here: the gate will time pairs together, and its plan answers at once.
+        (
+            ["ab", "HEAD", "--pairs", "5"],
+            "--pairs 5: with 5 pairs timed together no difference can be significant at --alpha 0.05"
+            " (smallest p 0.0625); use at least 6 (or --apart: pairs one after the other)",
+        ),
+        (["ab", "HEAD", "--alpha", "0.001"], "with 6 pairs timed together no difference can be significant"),
     ],
 )
 def test_bad_sides_are_one_line_and_exit_2(project, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(project)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU listed: the CPU's mode, wherever the test runs
     code, _, err = perf_core(capsys, *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
 

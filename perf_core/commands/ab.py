@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from perf_core.analysis import ab, explain, gate, output, sequential, view
+from perf_core.analysis import ab, explain, gate, lanes, output, sequential, view
 from perf_core.commands import compare, options
 from perf_core.errors import UsageError
 
@@ -83,17 +83,10 @@ def run(
 ) -> int:
     """Exit 1 when a benchmark regressed, else 0; SIGTERM and SIGHUP stop it as Ctrl-C does."""
     with ab.signals_interrupt():
-        # A --pairs or --alpha that can decide nothing is refused first (the plan for pairs timed
-        # together, which needs more, once ab knows they are: `start`, before any timed run).
-        try:
-            sequential.plan(alpha, ab.DEFAULT_PAIRS if pairs is None else pairs)
-        except UsageError as error:
-            if apart:
-                raise
-            try:  # values only pairs timed together can use (--pairs 16 --alpha 5e-5): their plan decides
-                sequential.plan(alpha, ab.DEFAULT_PAIRED_PAIRS if pairs is None else pairs, paired=True)
-            except UsageError:
-                raise error from None
+        # A --pairs or --alpha that can decide nothing is refused first, by the plan of the mode the gate
+        # will likely take (pairs timed together where no GPU is listed), and again by `start` once ab
+        # knows the mode (after the collection passes, before any timed run).
+        plan_for(alpha, pairs, paired=not apart and not lanes.visible_gpus())
         if markdown:
             output.check_writable(markdown)
         top, base_sha, head_sha, head_label = ab.resolve(repo, base, head)
@@ -109,13 +102,9 @@ def run(
 
         def start(paired: bool) -> int:
             """The plan, once ab knows whether a pair's runs are timed together (before any timed run)."""
-            maximum = pairs if pairs is not None else ab.DEFAULT_PAIRED_PAIRS if paired else ab.DEFAULT_PAIRS
-            try:
-                rules.append(sequential.plan(alpha, maximum, paired=paired))
-            except UsageError as error:
-                raise UsageError(f"{error} (or --apart: pairs one after the other)" if paired else str(error)) from None
-            print(f"ab: at most {maximum} pairs", file=sys.stderr)
-            return maximum
+            rules.append(plan_for(alpha, pairs, paired))
+            print(f"ab: at most {rules[-1].maximum} pairs", file=sys.stderr)
+            return rules[-1].maximum
 
         def looks(files: dict[str, list[Path]]) -> dict[str, sequential.Look]:
             return sequential.looks_upto(ab.samples(ab.collect(files), metric), rules[-1], threshold)
@@ -155,6 +144,16 @@ def run(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(report)
         return gate.exit_code(decided)
+
+
+def plan_for(alpha: float, pairs: int | None, paired: bool) -> sequential.Plan:
+    """The gate's plan for --pairs (None: the mode's default) and --alpha; UsageError, with a hint at
+    --apart for pairs timed together, when it can decide nothing."""
+    maximum = pairs if pairs is not None else ab.DEFAULT_PAIRED_PAIRS if paired else ab.DEFAULT_PAIRS
+    try:
+        return sequential.plan(alpha, maximum, paired=paired)
+    except UsageError as error:
+        raise UsageError(f"{error} (or --apart: pairs one after the other)" if paired else str(error)) from None
 
 
 def publish(rows: list[view.VerdictRow], machine: str, title: str, as_json: bool) -> None:

@@ -5,7 +5,8 @@ Why (docs/gate.md, ninth pass): the 2-core machine's cores change speed by 1.4-1
 time, independently, so runs of one commit timed one after the other spread 10-15%. Two runs sharing
 one core over the same seconds see the same speed; timed on each thread's CPU clock (time.thread_time:
 the scheduler's turns to the other run are not counted), the head/base ratio of one commit spread
-1.6% between pairs where the runs' own medians spread 4-19% (scripts/concurrent_probe.py, 5 pairs).
+1.6% between pairs where the runs' own medians spread 8-15% (scripts/concurrent_probe.py, 5 pairs;
+in the gate itself 2.0-3.3% against 8.1-15.4%, docs/gate.md ninth pass).
 
 Files in the barrier folder: one per side and point (`base-attention-compiled-16` before timing it,
 `base-attention-compiled-16.timed` after), `SIDE-done` at the end of a run (written by the run, and
