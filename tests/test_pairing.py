@@ -125,8 +125,9 @@ def test_the_barrier_waits_for_the_other_run_or_its_end(tmp_path):
 
 
 def test_the_barrier_waits_only_at_shared_benchmarks_and_never_past_its_limit(tmp_path, monkeypatch):
-    base = pairing.Barrier(tmp_path, "base")
     (tmp_path / contract.PAIR_SHARED).write_text("matmul-compiled-16\n")
+    base = pairing.parse(f"{tmp_path}:base")
+    assert base.shared == {"matmul-compiled-16"}
     started = time.monotonic()
     assert base.meet("attention-compiled-16") is False  # head has no such benchmark: no wait
     monkeypatch.setattr(pairing, "WAIT_LIMIT_S", 0.2)

@@ -554,7 +554,7 @@ def paired_verdict(
         len(base),
         len(head),
         verdict,
-        seen.family_p if rule.family else None,
+        seen.family_p,  # None without the guard (sequential.step takes none then)
     )
     return gate.Decided(row, n_tokens, "pairs")
 

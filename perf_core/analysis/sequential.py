@@ -240,7 +240,7 @@ def look(
         raise ValueError("samples must be positive finite seconds, at least one a side")
     level = rule.level(pairs)
     if rule.paired:  # the median of the pairs' own ratios, and the signed-rank test of them
-        ratio = math.exp(_median(np.log(h) - np.log(b)))
+        ratio = math.exp(_median(stats.log_ratios(b, h)))
         p = stats.paired_p(b, h)
         low, high = stats.paired_bounds(b, h, rule.alpha) if level > 0 else (0.0, math.inf)
     else:

@@ -323,8 +323,7 @@ def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
     if b.ndim != 2 or h.ndim != 2 or b.shape[1] != h.shape[1]:
         raise ValueError("family_p takes (runs, benchmarks) arrays of positive seconds with the same benchmarks")
     both = np.concatenate((b, h))
-    if not np.all((both > 0) & np.isfinite(both)):
-        raise ValueError("family_p takes (runs, benchmarks) arrays of positive finite seconds")
+    _check_seconds(both, "family_p takes (runs, benchmarks)")
     if len(b) < 2 or len(h) < 2:
         return np.ones(b.shape[1])
     runs = np.log(both)
@@ -335,6 +334,12 @@ def family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
     statistic = _moderated_t(runs, labels, k, s0)  # (labelings, benchmarks)
     observed = _moderated_t(runs, observed_labels[None, :], k, s0)[0]
     return _step_down(statistic, observed)
+
+
+def _check_seconds(values: np.ndarray, what: str) -> None:
+    """ValueError "`what` arrays of positive finite seconds" unless every value is one."""
+    if not np.all((values > 0) & np.isfinite(values)):
+        raise ValueError(f"{what} arrays of positive finite seconds")
 
 
 def _step_down(statistic: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -389,6 +394,16 @@ def _moderated_t(runs: np.ndarray, labels: np.ndarray, k: int, s0: float) -> np.
 PAIRED_TEST_NAME = "Wilcoxon signed-rank"
 
 
+def log_ratios(base: Sequence[float] | np.ndarray, head: Sequence[float] | np.ndarray) -> np.ndarray:
+    """d = log(head_i / base_i) pair by pair (base and head in pair order): what the paired tests read."""
+    return np.log(np.asarray(head, dtype=float)) - np.log(np.asarray(base, dtype=float))
+
+
+def _flips_drawn(n: int) -> bool:
+    """Whether paired_family_p draws its sign patterns of n pairs rather than enumerating them."""
+    return 2 ** (n - 1) > FAMILY_EXACT_UP_TO
+
+
 @functools.cache
 def _w_counts(n: int) -> tuple[int, ...]:
     """How many of the 2^n sign patterns of n pairs give each W = 0..n(n+1)/2 (W: the sum of the ranks
@@ -423,7 +438,7 @@ def paired_p(base: np.ndarray, head: np.ndarray) -> float:
     runs agree exactly (d = 0) is counted on whichever side gives the larger p, so a tie never makes a
     rejection easier (as `mann_whitney`); |d| tied across pairs (thread CPU time reads nanoseconds)
     are ranked in pair order."""
-    d = np.log(np.asarray(head, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    d = log_ratios(base, head)
     n = len(d)
     if n < 2:
         return 1.0
@@ -443,7 +458,7 @@ def paired_bounds(base: Sequence[float], head: Sequence[float], level: float) ->
     at least 1 - level): the Hodges-Lehmann interval of the Walsh averages (d_i + d_j) / 2, i <= j
     (Hollander & Wolfe 1999, 3.3), from the k-th smallest to the k-th largest, k the largest with
     P(W <= k - 1) <= level / 2; (0, inf) where no interval that narrow exists with these pairs."""
-    d = np.log(np.asarray(head, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    d = log_ratios(base, head)
     k = int(np.searchsorted(signed_rank_cdf(len(d)), level / 2 * (1 + SLACK), side="right"))
     if k == 0:
         return 0.0, math.inf
@@ -455,7 +470,7 @@ def paired_bounds(base: Sequence[float], head: Sequence[float], level: float) ->
 def paired_family_smallest_p(n: int) -> float:
     """The smallest p-value `paired_family_p` can give with n pairs: 2 / 2^n enumerated (a sign pattern
     and its mirror tie), 1 / (FAMILY_DRAWS + 1) drawn."""
-    return 1 / (FAMILY_DRAWS + 1) if 2 ** (n - 1) > FAMILY_EXACT_UP_TO else 2 / 2**n
+    return 1 / (FAMILY_DRAWS + 1) if _flips_drawn(n) else 2 / 2**n
 
 
 def paired_family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.ndarray:
@@ -469,14 +484,12 @@ def paired_family_p(base: np.ndarray, head: np.ndarray, s0: float = 0.0) -> np.n
     b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
     if b.ndim != 2 or b.shape != h.shape:
         raise ValueError("paired_family_p takes (pairs, benchmarks) arrays of positive seconds, the same shape")
-    both = np.concatenate((b, h))
-    if not np.all((both > 0) & np.isfinite(both)):
-        raise ValueError("paired_family_p takes (pairs, benchmarks) arrays of positive finite seconds")
+    _check_seconds(np.concatenate((b, h)), "paired_family_p takes (pairs, benchmarks)")
     n = len(b)
     if n < 2:
         return np.ones(b.shape[1])
-    d = np.log(h) - np.log(b)
-    if 2 ** (n - 1) > FAMILY_EXACT_UP_TO:
+    d = log_ratios(b, h)
+    if _flips_drawn(n):
         rng = np.random.default_rng(0)
         signs = np.vstack((np.ones(n), rng.choice((-1.0, 1.0), size=(FAMILY_DRAWS, n))))
     else:

@@ -38,6 +38,7 @@ class Barrier:
 
     folder: Path
     side: str
+    shared: frozenset[str] | None = None  # the benchmarks both sides have (None: every one), from ab's list
 
     @property
     def other(self) -> str:
@@ -53,7 +54,7 @@ class Barrier:
         file), or WAIT_LIMIT_S have passed; at once for a benchmark the other side does not have (not in
         contract.PAIR_SHARED list, where ab wrote one). Whether the other run was met there."""
         self.arrive(benchmark + point)
-        if not self._shared(benchmark):
+        if self.shared is not None and benchmark not in self.shared:
             return False
         theirs, ended = self.folder / f"{self.other}-{benchmark}{point}", contract.pair_done(self.folder, self.other)
         deadline = time.monotonic() + WAIT_LIMIT_S
@@ -63,23 +64,20 @@ class Barrier:
             time.sleep(POLL_S)
         return True
 
-    def _shared(self, benchmark: str) -> bool:
-        try:
-            return benchmark in (self.folder / contract.PAIR_SHARED).read_text().split()
-        except FileNotFoundError:
-            return True  # no list: every benchmark is taken as shared
-
     def finish(self) -> None:
         """This run has timed everything it will: the other stops waiting for it."""
         contract.pair_done(self.folder, self.side).touch()
 
 
 def parse(value: str) -> Barrier:
-    """`--pair-barrier FOLDER:SIDE` -> Barrier. Raises ValueError (one line) for a side that is not base
-    or head, or a folder that does not exist."""
+    """`--pair-barrier FOLDER:SIDE` -> Barrier, with the folder's list of shared benchmarks (written by ab
+    before the run starts; none: every benchmark is met). Raises ValueError (one line) for a side that
+    is not base or head, or a folder that does not exist."""
     folder, _, side = value.rpartition(":")
     if side not in SIDES or not folder:
         raise ValueError(f"--pair-barrier {value!r}: expected FOLDER:base or FOLDER:head")
     if not Path(folder).is_dir():
         raise ValueError(f"--pair-barrier: {folder} is not a folder")
-    return Barrier(Path(folder), side)
+    listed = Path(folder, contract.PAIR_SHARED)
+    shared = frozenset(listed.read_text().split()) if listed.exists() else None
+    return Barrier(Path(folder), side, shared)
